@@ -1,0 +1,242 @@
+"""Profiles from `[tool.slimfreeze]` in pyproject.toml, resolved like Cargo's `[profile.*]`.
+
+Raw TOML never leaves this module: `load_profiles()` returns frozen `Profile` objects. Resolution is
+one pure function (`resolve_profiles`) with explicit merge rules:
+
+- a profile's own keys override the keys of the profile it `inherits` (chains allowed, cycles are
+  errors); every profile ultimately inherits from the built-in `BASE` (the backends' defaults);
+- list values replace, they do not append (as in Cargo): what a profile says is what it gets;
+- unknown keys and bad values are errors that name the TOML path and suggest the closest key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from build.errors import ConfigError
+
+TABLE = "tool.slimfreeze"
+ALL_COMMANDS: tuple[str, ...] = ("telemetry", "heartbeat", "control", "hello")
+BACKENDS = ("pyinstaller", "nuitka")
+LAYOUTS = ("onefile", "onedir")
+# What "compression" may say, per backend. PyInstaller's archive is always zlib; Nuitka's onefile
+# payload is zstd unless switched off.
+COMPRESSIONS: Mapping[str, tuple[str, ...]] = {"pyinstaller": ("zlib",), "nuitka": ("zstd", "none")}
+IMAGE_FORMATS = ("squashfs",)
+IMAGE_COMPRESSORS = ("xz", "zstd", "gzip", "lzo", "lz4")
+# Modules with a slimfreeze stand-in (build/standins/): a tiny module that replaces the real one in
+# the frozen program. `tls = false` implies the `ssl` one.
+STAND_INS = ("ssl", "urllib.request")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Profile:
+    """One fully resolved build profile."""
+
+    name: str
+    description: str = ""
+    inherits: str | None = None
+    backend: str = "pyinstaller"
+    layout: str = "onefile"
+    commands: tuple[str, ...] = ALL_COMMANDS
+    multicall: bool = True
+    strip: bool = False
+    optimize: int = 0
+    exclude: tuple[str, ...] = ()
+    exclude_unused: bool = False
+    stand_ins: tuple[str, ...] = ()
+    upx: bool = False
+    compression: str | None = None
+    tls: bool = True
+    budget: int | None = None
+    image: str | None = None
+    image_compressor: str = "xz"
+    image_block_size: int = 1 << 20
+    pyinstaller_args: tuple[str, ...] = ()
+    nuitka_args: tuple[str, ...] = ()
+
+    @property
+    def effective_stand_ins(self) -> tuple[str, ...]:
+        """Stand-ins to install, with `ssl` added when TLS is off."""
+        wanted = set(self.stand_ins) | (set() if self.tls else {"ssl"})
+        return tuple(sorted(wanted))
+
+    @property
+    def effective_compression(self) -> str:
+        return self.compression or COMPRESSIONS[self.backend][0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved profile as plain data, for manifests, reports and `--list-profiles`."""
+        data = dataclasses.asdict(self)
+        data["compression"] = self.effective_compression
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+
+KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Profile) if f.name != "name")
+BASE = Profile(name="<base>")
+
+
+def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _check_value(path: str, key: str, value: Any) -> Any:
+    """Validate one raw TOML value for `key`; return it in the form Profile stores."""
+
+    def fail(expected: str) -> ConfigError:
+        return ConfigError(f"{path}.{key} = {value!r}: expected {expected}")
+
+    def one_of(choices: tuple[str, ...]) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise ConfigError(f"{path}.{key} = {value!r}: expected one of {', '.join(choices)}"
+                              + (_suggest(value, choices) if isinstance(value, str) else ""))
+        return value
+
+    def str_list() -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise fail("a list of non-empty strings")
+        return tuple(value)
+
+    match key:
+        case "description" | "inherits":
+            if not isinstance(value, str):
+                raise fail("a string")
+            return value
+        case "backend":
+            return one_of(BACKENDS)
+        case "layout":
+            return one_of(LAYOUTS)
+        case "image":
+            return one_of(IMAGE_FORMATS)
+        case "image_compressor":
+            return one_of(IMAGE_COMPRESSORS)
+        case "compression":
+            return one_of(tuple(sorted({c for cs in COMPRESSIONS.values() for c in cs})))
+        case "commands":
+            commands = str_list()
+            for command in commands:
+                if command not in ALL_COMMANDS:
+                    raise ConfigError(f"{path}.commands: unknown command '{command}' (the app has "
+                                      f"{', '.join(ALL_COMMANDS)}){_suggest(command, ALL_COMMANDS)}")
+            if not commands:
+                raise fail("at least one command")
+            return commands
+        case "stand_ins":
+            names = str_list()
+            for name in names:
+                if name not in STAND_INS:
+                    raise ConfigError(f"{path}.stand_ins: no stand-in for '{name}' (available: "
+                                      f"{', '.join(STAND_INS)}){_suggest(name, STAND_INS)}")
+            return names
+        case "exclude" | "pyinstaller_args" | "nuitka_args":
+            return str_list()
+        case "multicall" | "strip" | "upx" | "tls" | "exclude_unused":
+            if not isinstance(value, bool):
+                raise fail("true or false")
+            return value
+        case "optimize":
+            if isinstance(value, bool) or value not in (0, 1, 2):
+                raise fail("0, 1 or 2")
+            return value
+        case "budget" | "image_block_size":
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise fail("a positive number of bytes")
+            return value
+    raise AssertionError(key)  # unreachable: keys are checked before values
+
+
+def _check_table(path: str, table: Any) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path} must be a table")
+    checked = {}
+    for key, value in table.items():
+        if key not in KEYS:
+            raise ConfigError(f"{path}: unknown key '{key}'{_suggest(key, KEYS)}")
+        checked[key] = _check_value(path, key, value)
+    return checked
+
+
+def resolve_profiles(tool_table: Mapping[str, Any]) -> dict[str, Profile]:
+    """Resolve every profile in a `[tool.slimfreeze]` table (pure: TOML data in, profiles out)."""
+    unknown = set(tool_table) - {"profiles"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(f"{TABLE}: unknown key '{key}'{_suggest(key, ['profiles'])}")
+    raw_profiles = tool_table.get("profiles", {})
+    if not isinstance(raw_profiles, dict) or not raw_profiles:
+        raise ConfigError(f"{TABLE}.profiles: no profiles defined")
+    own = {name: _check_table(f"{TABLE}.profiles.{name}", table) for name, table in raw_profiles.items()}
+
+    resolved: dict[str, Profile] = {}
+
+    def resolve(name: str, chain: tuple[str, ...]) -> Profile:
+        if name in resolved:
+            return resolved[name]
+        if name in chain:
+            cycle = " -> ".join((*chain[chain.index(name):], name))
+            raise ConfigError(f"{TABLE}.profiles: inheritance cycle {cycle}")
+        keys = own[name]
+        parent_name = keys.get("inherits")
+        if parent_name is None:
+            parent = BASE
+        elif parent_name not in own:
+            raise ConfigError(f"{TABLE}.profiles.{name}.inherits: no profile '{parent_name}'"
+                              + _suggest(parent_name, sorted(own)))
+        else:
+            parent = resolve(parent_name, (*chain, name))
+        # description is the profile's own; everything else is inherited unless overridden.
+        profile = dataclasses.replace(parent, **{**keys, "name": name, "inherits": parent_name,
+                                                 "description": keys.get("description", "")})
+        _check_combination(profile)
+        resolved[name] = profile
+        return profile
+
+    for name in own:
+        resolve(name, ())
+    return resolved
+
+
+def _check_combination(profile: Profile) -> None:
+    """Reject key combinations a backend cannot build, naming the profile."""
+    path = f"{TABLE}.profiles.{profile.name}"
+    if profile.compression and profile.compression not in COMPRESSIONS[profile.backend]:
+        raise ConfigError(f"{path}.compression = '{profile.compression}': the {profile.backend} backend "
+                          f"offers {', '.join(COMPRESSIONS[profile.backend])}")
+    if profile.backend == "nuitka" and profile.layout == "onedir" and not profile.multicall:
+        raise ConfigError(f"{path}: Nuitka cannot share one standalone folder between several "
+                          f"executables; use multicall = true (one executable, one link per command)")
+    if profile.tls is False and "ssl" in profile.exclude:
+        raise ConfigError(f"{path}: tls = false already replaces 'ssl' with a stand-in; "
+                          f"remove it from exclude (excluding it breaks paho-mqtt)")
+
+
+def load_profiles(pyproject: Path) -> dict[str, Profile]:
+    """Read pyproject.toml and resolve its profiles."""
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{pyproject} not found; run from the project folder") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{pyproject}: invalid TOML: {err}") from None
+    tool = data.get("tool", {}).get("slimfreeze")
+    if tool is None:
+        raise ConfigError(f"{pyproject}: no [{TABLE}] table")
+    return resolve_profiles(tool)
+
+
+def select(profiles: Mapping[str, Profile], names: list[str]) -> list[Profile]:
+    """The profiles named on the command line, in order, or an error suggesting the closest name."""
+    chosen = []
+    for name in names:
+        if name not in profiles:
+            raise ConfigError(f"unknown profile '{name}'{_suggest(name, sorted(profiles))} "
+                              f"(profiles: {', '.join(profiles)})")
+        chosen.append(profiles[name])
+    return chosen

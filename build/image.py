@@ -1,0 +1,42 @@
+"""Flash images: the artifact and its command links packed into a read-only squashfs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from build import proc
+from build.config import Profile
+from build.manifest import sha256_of
+
+
+def image_name(profile: Profile) -> str:
+    return f"{profile.name}.{profile.image}"
+
+
+def mksquashfs_command(source: Path, image: Path, profile: Profile) -> list[str]:
+    """Reproducible image: fixed timestamps and root ownership, no xattrs, the profile's compressor."""
+    return ["mksquashfs", str(source), str(image), "-noappend", "-comp", profile.image_compressor,
+            "-b", str(profile.image_block_size), "-all-root", "-no-xattrs", "-mkfs-time", "0",
+            "-all-time", "0", "-quiet", "-no-progress"]
+
+
+def make(profile: Profile, stage: Path, work: Path, log: Path) -> dict[str, Any]:
+    """Pack `stage` into an image placed beside the artifact in `stage`; return its manifest record."""
+    image = work / image_name(profile)
+    image.unlink(missing_ok=True)
+    proc.run(mksquashfs_command(stage, image, profile), log=log)
+    final = stage / image.name
+    image.rename(final)
+    return {"path": final.name, "size": final.stat().st_size, "sha256": sha256_of(final),
+            "format": profile.image, "compressor": profile.image_compressor,
+            "block_size": profile.image_block_size}
+
+
+def tool_versions() -> dict[str, str]:
+    out = subprocess.run([proc.require_tool("mksquashfs"), "-version"], capture_output=True, text=True,
+                         check=False).stdout
+    match = re.search(r"version\s+(\S+)", out)
+    return {"squashfs-tools": match.group(1) if match else "unknown"}

@@ -1,0 +1,117 @@
+"""dist/<profile>/manifest.json: what was built, from what, and proof that it works.
+
+Only relative paths and versions go in: nothing about the build machine's folders or secrets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from build.errors import ArtifactError
+
+SCHEMA = "slimfreeze.manifest/1"
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileEntry:
+    path: str
+    size: int
+    sha256: str
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def scan(folder: Path, *, skip: tuple[str, ...] = (MANIFEST_NAME,)) -> tuple[list[FileEntry], list[dict[str, str]]]:
+    """Every regular file (size, sha256) and every symlink under `folder`, sorted by path."""
+    files, links = [], []
+    for root, dirs, names in os.walk(folder):
+        for name in sorted(dirs + names):
+            path = Path(root) / name
+            rel = path.relative_to(folder).as_posix()
+            if path.is_symlink():
+                links.append({"path": rel, "target": os.readlink(path)})
+            elif path.is_file() and rel not in skip:
+                files.append(FileEntry(path=rel, size=path.stat().st_size, sha256=sha256_of(path)))
+    files.sort(key=lambda f: f.path)
+    links.sort(key=lambda link: link["path"])
+    return files, links
+
+
+def git_commit(project_root: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root, capture_output=True,
+                             text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=project_root,
+                           capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def build_manifest(*, folder: Path, profile: dict[str, Any], tools: dict[str, str], commands: dict[str, str],
+                   executables: list[str], smoke: dict[str, Any], build_seconds: float,
+                   commit: str | None, image: dict[str, Any] | None = None) -> dict[str, Any]:
+    files, links = scan(folder, skip=(MANIFEST_NAME, *([image["path"]] if image else [])))
+    return {
+        "schema": SCHEMA,
+        "profile": profile["name"],
+        "resolved_profile": profile,
+        "backend": profile["backend"],
+        "layout": profile["layout"],
+        "multicall": profile["multicall"],
+        "tools": tools,
+        "python": platform.python_version(),
+        "python_implementation": sys.implementation.name,
+        "platform": sys.platform,
+        "machine": platform.machine(),
+        "commands": commands,
+        "executables": executables,
+        "files": [vars(f) for f in files],
+        "links": links,
+        "total_bytes": sum(f.size for f in files),
+        "image": image,
+        "smoke": smoke,
+        "build_seconds": round(build_seconds, 2),
+        "git_commit": commit,
+        "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+    }
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
+    path = folder / MANIFEST_NAME
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{folder}: no {MANIFEST_NAME}; build the profile first") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ArtifactError(f"{path}: unknown manifest schema {data.get('schema') if isinstance(data, dict) else None!r} "
+                            f"(expected {SCHEMA})")
+    return data

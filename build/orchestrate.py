@@ -1,0 +1,169 @@
+"""Build one profile end to end, or several side by side.
+
+freeze -> links -> UPX -> budget -> smoke test -> image -> manifest -> swap into dist/ -> reports.
+Everything is assembled in the profile's work folder; dist/<profile>/ is replaced only by a
+complete, smoke-tested artifact, so a failed build never leaves a half-written one behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from build import log
+from build.backends import BACKENDS, BuildPlan, executables_for
+from build.backends.base import MULTICALL_NAME
+from build.config import Profile
+from build.entry import entry_source
+from build.errors import BuildFailed, SlimfreezeError
+from build.manifest import build_manifest, git_commit, write_manifest
+from build.project import Project
+from build.standins import DIRECTORY as STANDINS_DIRECTORY
+from build.standins import NATIVE_COMPANIONS, module_name
+
+ENTRY_NAME = "slimfreeze_entry.py"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildResult:
+    profile: str
+    ok: bool
+    seconds: float
+    log: Path
+    dist_dir: Path | None = None
+    total_bytes: int | None = None
+    image_bytes: int | None = None
+    smoke_passed: bool | None = None
+    error: str | None = None
+
+
+def plan_excludes(profile: Profile, unused: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Modules the freezer must leave out: the profile's, the ones stand-ins replace, the traced unused."""
+    replaced = []
+    for name in profile.effective_stand_ins:
+        replaced += [name, *NATIVE_COMPANIONS.get(name, ())]
+    return tuple(sorted(set(profile.exclude) | set(replaced) | set(unused)))
+
+
+def command_paths(profile: Profile) -> dict[str, str]:
+    """How each command is run from the dist folder: its link (multicall) or its own executable."""
+    return {command: command for command in profile.commands}
+
+
+def make_links(stage: Path, profile: Profile) -> None:
+    if not profile.multicall:
+        return
+    for command in profile.commands:
+        (stage / command).symlink_to(MULTICALL_NAME)
+
+
+def files_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def check_budget(profile: Profile, total: int) -> None:
+    if profile.budget is not None and total > profile.budget:
+        raise BuildFailed(f"artifact is {total:,} B, over the profile's budget of {profile.budget:,} B "
+                          f"by {total - profile.budget:,} B")
+
+
+def swap_into_place(stage: Path, target: Path) -> None:
+    """Replace `target` with `stage` by renames only (same filesystem), never a partial copy."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    incoming = target.with_name(f".{target.name}.incoming")
+    outgoing = target.with_name(f".{target.name}.outgoing")
+    for leftover in (incoming, outgoing):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    shutil.move(str(stage), incoming)
+    if target.exists():
+        os.replace(target, outgoing)
+    os.replace(incoming, target)
+    shutil.rmtree(outgoing, ignore_errors=True)
+
+
+def build_profile(profile: Profile, project: Project) -> BuildResult:
+    """Build, smoke-test and publish one profile. User-facing failures become a failed result."""
+    started = time.monotonic()
+    work = project.work_root / profile.name
+    log_path = work / "build.log"
+    try:
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        total, image_bytes, smoke_passed = _build(profile, project, work, log_path, started)
+    except SlimfreezeError as err:
+        return BuildResult(profile=profile.name, ok=False, seconds=time.monotonic() - started,
+                           log=log_path, error=str(err))
+    return BuildResult(profile=profile.name, ok=True, seconds=time.monotonic() - started, log=log_path,
+                       dist_dir=project.dist_root / profile.name, total_bytes=total,
+                       image_bytes=image_bytes, smoke_passed=smoke_passed)
+
+
+def _build(profile: Profile, project: Project, work: Path, log_path: Path,
+           started: float) -> tuple[int, int | None, bool]:
+    # Imported here so `--list-profiles` and `bloat` do not pay for the smoke/report machinery.
+    from build import image, smoke, upx
+
+    backend = BACKENDS[profile.backend]
+    stage = work / "stage"
+    stage.mkdir()
+    entry = work / ENTRY_NAME
+    entry.write_text(entry_source(profile.effective_stand_ins, profile.name), encoding="utf-8")
+    unused: tuple[str, ...] = ()
+    if profile.exclude_unused:
+        from build.trace import unused_modules
+
+        unused = unused_modules(project, profile)
+    plan = BuildPlan(
+        profile=profile, project_root=project.root, work_dir=work, stage_dir=stage, entry_script=entry,
+        executables=executables_for(profile), excludes=plan_excludes(profile, unused),
+        module_paths=(STANDINS_DIRECTORY,),
+        include_modules=tuple(module_name(name) for name in profile.effective_stand_ins), log=log_path)
+
+    with log.step(profile.name, f"freezing with {backend.name} ({profile.layout}, "
+                                f"{'multi-call' if profile.multicall else 'one executable per command'})"):
+        backend.build(plan)
+    make_links(stage, profile)
+    tools = backend.tool_versions()
+    if profile.upx:
+        with log.step(profile.name, "UPX"):
+            tools.update(upx.apply(profile, stage, log_path))
+    total = files_size(stage)
+    check_budget(profile, total)
+    with log.step(profile.name, "smoke test against a real mosquitto"):
+        result = smoke.run(stage, command_paths(profile), tls=profile.tls, log=log_path)
+    if not result.passed:
+        raise BuildFailed(f"smoke test failed; the artifact does not work:\n{result.failure_text()}")
+    image_record = None
+    if profile.image:
+        with log.step(profile.name, f"{profile.image} image ({profile.image_compressor})"):
+            image_record = image.make(profile, stage, work, log_path)
+        tools.update(image.tool_versions())
+    manifest = build_manifest(
+        folder=stage, profile=profile.to_dict(), tools=tools, commands=command_paths(profile),
+        executables=[exe.name for exe in plan.executables], smoke=result.to_dict(),
+        build_seconds=time.monotonic() - started, commit=git_commit(project.root), image=image_record)
+    write_manifest(stage, manifest)
+    dist_dir = project.dist_root / profile.name
+    swap_into_place(stage, dist_dir)
+    with log.step(profile.name, "size report"):
+        from build.report import write_index, write_profile_reports
+
+        write_profile_reports(dist_dir, project.reports_root / profile.name)
+        write_index(project.reports_root)
+    return total, (image_record or {}).get("size"), result.passed
+
+
+def build_many(profiles: list[Profile], project: Project) -> list[BuildResult]:
+    """Build each profile; one failing does not stop the others."""
+    results = []
+    for profile in profiles:
+        result = build_profile(profile, project)
+        if not result.ok:
+            log.error(f"profile '{profile.name}' failed: {result.error}")
+        results.append(result)
+    return results

@@ -1,0 +1,34 @@
+"""Where a project's inputs and outputs live. Work files never go under `build/` (our package)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from build.errors import ConfigError
+
+
+@dataclass(frozen=True, kw_only=True)
+class Project:
+    root: Path
+    dist_root: Path
+    work_root: Path
+    reports_root: Path
+
+    @property
+    def pyproject(self) -> Path:
+        return self.root / "pyproject.toml"
+
+    @classmethod
+    def at(cls, root: Path, *, dist: Path | None = None, work: Path | None = None,
+           reports: Path | None = None) -> Project:
+        root = root.resolve()
+        if not (root / "pyproject.toml").is_file():
+            raise ConfigError(f"{root} has no pyproject.toml; run from the project folder")
+        project = cls(root=root, dist_root=(dist or root / "dist").resolve(),
+                      work_root=(work or root / "work").resolve(),
+                      reports_root=(reports or root / "size_reports").resolve())
+        package = root / "build"
+        if project.work_root == package or package in project.work_root.parents:
+            raise ConfigError(f"work folder {project.work_root} is inside the build/ package; choose another")
+        return project

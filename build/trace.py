@@ -1,0 +1,197 @@
+"""What the application really loads, and what a profile bundles that it never loads.
+
+`python build.py trace [--profile P]` runs every command's smoke scenario from source (the profile's
+generated entry script, so its stand-ins are in place) and records each module imported and each
+shared library mapped. `exclude_unused = true` in a profile leaves out every module of the
+freezer's import graph that the trace never saw; the smoke test of the result decides whether
+that was right. `python build.py suggest --profile P` lists those modules with the bytes each
+would save in P's last build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from build import log, proc
+from build.config import Profile, load_profiles, select
+from build.entry import entry_source
+from build.errors import BuildFailed
+from build.project import Project
+from build.standins import DIRECTORY as STANDINS_DIRECTORY
+from build.standins import module_name
+
+PROBE = Path(__file__).with_name("trace_probe.py")
+GRAPH_PROBE = Path(__file__).with_name("import_graph_probe.py")
+
+# Never candidates for exclusion: what a frozen program needs before or beside the application.
+# PyInstaller's bootstrap imports these (PY3_BASE_MODULES and its loader's imports); the codecs
+# stay so that any locale's I/O encoding still works on the device.
+FROZEN_RUNTIME_NEEDS = frozenset({
+    "_collections_abc", "_weakrefset", "abc", "codecs", "collections", "copyreg", "encodings", "enum",
+    "functools", "genericpath", "io", "heapq", "keyword", "linecache", "locale", "ntpath", "operator",
+    "os", "posixpath", "re", "reprlib", "stat", "traceback", "types", "weakref", "warnings",
+    "struct", "_struct", "marshal", "zlib", "zipimport", "sys", "_thread", "_io",
+})
+GRAPH_KINDS_WITH_BYTES = frozenset({"SourceModule", "Package", "Extension", "CompiledModule",
+                                    "ExtensionPackage", "NamespacePackage"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Trace:
+    commands: Mapping[str, frozenset[str]]   # command -> modules it imported
+    libraries: Mapping[str, frozenset[str]]  # command -> shared libraries it mapped
+
+    @property
+    def modules(self) -> frozenset[str]:
+        return frozenset().union(*self.commands.values())
+
+    def to_dict(self) -> dict:
+        return {"commands": {c: sorted(m) for c, m in sorted(self.commands.items())},
+                "libraries": {c: sorted(m) for c, m in sorted(self.libraries.items())}}
+
+
+def _covered(name: str, keep: Iterable[str]) -> bool:
+    """True when `name` or one of its parent packages is in `keep`."""
+    parts = name.split(".")
+    return any(".".join(parts[:i]) in keep for i in range(1, len(parts) + 1))
+
+
+def unused_from(graph_nodes: Mapping[str, str], traced: frozenset[str], *, keep: Iterable[str] = ()) -> list[str]:
+    """Modules of the import graph that the trace never loaded, as few names as possible (pure).
+
+    A package nobody imported is named once (its submodules go with it); a module whose package
+    was imported is named itself. Modules that are needed by the frozen runtime, or that are
+    parents of something traced, are never named.
+    """
+    protected = set(FROZEN_RUNTIME_NEEDS) | set(keep)
+    traced_parents = {".".join(m.split(".")[:i]) for m in traced for i in range(1, m.count(".") + 1)}
+    unused = sorted(name for name, kind in graph_nodes.items()
+                    if kind in GRAPH_KINDS_WITH_BYTES and name not in traced and name not in traced_parents
+                    and not _covered(name, protected))
+    named: list[str] = []
+    for name in unused:  # sorted: a package comes before its submodules
+        if not _covered(name, named):
+            named.append(name)
+    return named
+
+
+def _source_env(project: Project, profile: Profile) -> dict[str, str]:
+    from build.orchestrate import plan_excludes
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(project.root), str(STANDINS_DIRECTORY)])
+    env["SLIMFREEZE_TRACE_BLOCK"] = ",".join(plan_excludes(profile))
+    return env
+
+
+def run_trace(project: Project, profile: Profile) -> Trace:
+    """Run the smoke scenarios of `profile`'s commands from source under the probe."""
+    from build import smoke
+
+    folder = project.work_root / profile.name / "trace"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.txt"):
+        old.unlink()
+    entry = folder / "slimfreeze_entry.py"
+    entry.write_text(entry_source(profile.effective_stand_ins, profile.name), encoding="utf-8")
+    counter = iter(range(1_000_000))
+
+    def launcher(command: str) -> list[str]:
+        out = folder / f"{command}.{next(counter)}.txt"
+        return [sys.executable, str(PROBE), str(out), str(entry), command]
+
+    result = smoke.run_scenarios(launcher, list(profile.commands), tls=profile.tls, log=folder / "trace.log",
+                                 cwd=project.root, env=_source_env(project, profile))
+    if not result.passed:
+        raise BuildFailed(f"the app's own smoke scenario failed from source, so it cannot be traced:\n"
+                          f"{result.failure_text()}")
+    commands: dict[str, set[str]] = {}
+    libraries: dict[str, set[str]] = {}
+    for record in sorted(folder.glob("*.txt")):
+        command = record.name.split(".", 1)[0]
+        for line in record.read_text(encoding="utf-8").splitlines():
+            kind, _, value = line.partition(" ")
+            (commands if kind == "module" else libraries).setdefault(command, set()).add(value)
+    trace = Trace(commands={c: frozenset(m) for c, m in commands.items()},
+                  libraries={c: frozenset(m) for c, m in libraries.items()})
+    (folder / "trace.json").write_text(json.dumps(trace.to_dict(), indent=1), encoding="utf-8")
+    return trace
+
+
+def import_graph(project: Project, profile: Profile, excludes: tuple[str, ...]) -> dict:
+    """PyInstaller's module graph of the profile's entry (computed in a subprocess)."""
+    from build.backends import executables_for
+
+    folder = project.work_root / profile.name / "graph"
+    folder.mkdir(parents=True, exist_ok=True)
+    entry = folder / "slimfreeze_entry.py"
+    entry.write_text(entry_source(profile.effective_stand_ins, profile.name), encoding="utf-8")
+    hidden = sorted({h for exe in executables_for(profile) for h in exe.hidden_imports}
+                    | {module_name(s) for s in profile.effective_stand_ins})
+    request = {"entry": str(entry), "paths": [str(project.root), str(STANDINS_DIRECTORY)], "hidden": hidden,
+               "excludes": list(excludes), "workpath": str(folder / "work")}
+    (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
+    out = folder / "graph.json"
+    proc.run([sys.executable, str(GRAPH_PROBE), str(folder / "request.json"), str(out)], log=folder / "graph.log",
+             cwd=project.root, timeout=600)
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def unused_modules(project: Project, profile: Profile) -> tuple[str, ...]:
+    """For `exclude_unused`: what the import graph holds and a traced run never loaded."""
+    from build.orchestrate import plan_excludes
+
+    with log.step(profile.name, "tracing the app's imports from source"):
+        trace = run_trace(project, profile)
+    with log.step(profile.name, "computing the freezer's import graph"):
+        graph = import_graph(project, profile, plan_excludes(profile))
+    kinds = {name: node["kind"] for name, node in graph["nodes"].items()}
+    keep = {module_name(s) for s in profile.effective_stand_ins} | {"app"}
+    unused = tuple(unused_from(kinds, trace.modules, keep=keep))
+    log.info(f"[{profile.name}] {len(unused)} modules of the import graph were never loaded: leaving them out")
+    return unused
+
+
+# ---- sub-commands ----
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    trace = subparsers.add_parser("trace", help="record what each command loads when run from source")
+    trace.add_argument("--profile", default="min", help="profile whose stand-ins and commands to trace")
+    trace.set_defaults(run=run_trace_command)
+    suggest = subparsers.add_parser("suggest", help="what a profile bundles that a traced run never loads")
+    suggest.add_argument("--profile", default="min")
+    suggest.set_defaults(run=run_suggest_command)
+
+
+def _project_and_profile(args: argparse.Namespace) -> tuple[Project, Profile]:
+    project = Project.at(args.project, dist=args.dist, work=args.work, reports=args.reports)
+    [profile] = select(load_profiles(project.pyproject), [args.profile])
+    return project, profile
+
+
+def run_trace_command(args: argparse.Namespace) -> int:
+    project, profile = _project_and_profile(args)
+    trace = run_trace(project, profile)
+    for command, modules in sorted(trace.commands.items()):
+        libraries = sorted(os.path.basename(p) for p in trace.libraries.get(command, ()))
+        print(f"{command}: {len(modules)} modules, {len(libraries)} shared libraries: {', '.join(libraries)}")
+    print(f"all commands: {len(trace.modules)} modules; written to "
+          f"{project.work_root / profile.name / 'trace' / 'trace.json'}")
+    return 0
+
+
+def run_suggest_command(args: argparse.Namespace) -> int:
+    from build.orchestrate import plan_excludes
+    from build.suggest import suggestions, render
+
+    project, profile = _project_and_profile(args)
+    trace = run_trace(project, profile)
+    graph = import_graph(project, profile, plan_excludes(profile))
+    print(render(suggestions(project, profile, trace, graph)))
+    return 0
