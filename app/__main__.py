@@ -1,0 +1,5 @@
+"""`python -m app <command> [args]`."""
+
+from app.cli import main
+
+raise SystemExit(main())
