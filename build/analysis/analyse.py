@@ -1,0 +1,209 @@
+"""`analyse(path)`: recognise an artifact (file or dist folder), run the readers, attribute the rows.
+
+This is the I/O edge of the analysis: it reads files and hands plain records to the pure parts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from build.analysis import elf
+from build.analysis.attribute import Context, flatten
+from build.analysis.distributions import PYTHON_RUNTIME, load_index
+from build.analysis.model import Link, Row, SizeReport
+from build.analysis.nuitka import file_region, onefile_regions
+from build.analysis.nuitka_constants import find_blob, looks_compiled
+from build.analysis.nuitka_payload import looks_like_starter
+from build.analysis.ops import sort_rows
+from build.analysis.pyinstaller import executable_regions, zip_file_regions
+from build.analysis.pyinstaller_archive import CArchive, looks_like_bootloader, read_carchive
+from build.analysis.regions import Region
+from build.errors import ArtifactError
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_SCHEMA = "slimfreeze.manifest/1"
+CONTENTS_OPTION = "pyi-contents-directory "
+
+NOTE_ESTIMATE = ("Stored sizes marked ~ are estimates: the bytes share one compressed stream and are "
+                 "apportioned by their position in it. Totals are exact.")
+NOTE_GUESS = "Distributions marked ? are guesses (inferred from names, not found in package metadata)."
+NOTE_NUITKA = ("Nuitka compiles modules to C: their code is in [executable] together with the Python "
+               "runtime, and only their constants and bytecode are attributed per module.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _FileResult:
+    region: Region
+    format: str | None  # the frozen format this file is, if it is a frozen executable
+    contents_dir: str | None = None
+
+
+def analyse(path: Path) -> SizeReport:
+    """Account for every byte of a frozen executable or a dist folder (see SizeReport)."""
+    path = Path(path)
+    if path.is_dir():
+        return _analyse_folder(path)
+    if not path.exists():
+        raise ArtifactError(f"{path}: no such file or folder")
+    if not path.is_file():
+        raise ArtifactError(f"{path}: not a regular file or folder")
+    data = _read(path)
+    result = _analyse_file(path, path.name, data, strict=True)
+    ctx = Context(index=load_index())
+    rows = flatten(result.region, ctx, prefix="")
+    return _report(path.name, result.format or "file", rows, files=1, links=(), manifest=None)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise ArtifactError(f"{path}: cannot read it ({err.strerror})") from None
+
+
+def _analyse_file(path: Path, label: str, data: bytes, *, strict: bool) -> _FileResult:
+    """One file as a region (name = ""). `strict`: it must be a frozen executable."""
+    whole = ((0, len(data)),)
+    if not data:
+        if strict:
+            raise ArtifactError(f"{label} is empty, not a frozen artifact")
+        return _FileResult(region=Region(name="", kind="data", spans=whole, raw=0, file=label), format=None)
+    head = data[:4]
+    if head == b"\x7fELF" or strict:
+        archive = read_carchive(path, len(data))
+        if archive is not None:
+            children = executable_regions(path, data, archive, label=label)
+            return _FileResult(region=Region(name="", kind="executable", spans=whole, raw=len(data),
+                                             children=children),
+                               format=_pyinstaller_format(archive), contents_dir=_contents_dir(archive))
+        if looks_like_bootloader(data[:1 << 20]):
+            raise ArtifactError(f"{label} is a PyInstaller executable without its archive (truncated or "
+                                f"corrupted): no archive cookie found")
+        if looks_like_starter(data):
+            children, _ = onefile_regions(data, label=label)
+            return _FileResult(region=Region(name="", kind="executable", spans=whole, raw=len(data),
+                                             children=children), format="nuitka-onefile")
+        if looks_compiled(data) and find_blob(data) is not None:
+            return _FileResult(region=file_region("", data, spans=whole, content=None, path=label),
+                               format="nuitka-standalone")
+    if strict:
+        if b"UPX!" in data[:4096]:
+            raise ArtifactError(f"{label} is packed with UPX, which hides its contents; analyse an unpacked copy "
+                                f"(upx -d -o unpacked {label})")
+        raise ArtifactError(f"{label} is not a frozen artifact: no PyInstaller archive, Nuitka onefile payload "
+                            f"or Nuitka-compiled program found in it")
+    if data[:2] == b"PK" and label.endswith(".zip"):
+        dist = PYTHON_RUNTIME if label.endswith("base_library.zip") else None
+        return _FileResult(region=zip_file_regions(data, label=label, distribution=dist), format=None)
+    if elf.is_elf(data):
+        return _FileResult(region=file_region("", data, spans=whole, content=None, path=label), format=None)
+    return _FileResult(region=Region(name="", kind="data", spans=whole, raw=len(data)), format=None)
+
+
+def _pyinstaller_format(archive: CArchive) -> str:
+    # A onedir executable's archive holds only Python code; a onefile one carries the runtime too.
+    if any(e.typecode == "b" for e in archive.entries):
+        return "pyinstaller-onefile"
+    return "pyinstaller-onedir"
+
+
+def _contents_dir(archive: CArchive) -> str | None:
+    for option in archive.options:
+        if option.startswith(CONTENTS_OPTION):
+            return option[len(CONTENTS_OPTION):].strip() or None
+    return None
+
+
+# --- folders ----------------------------------------------------------------------------------
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ArtifactError(f"{path}: not a readable manifest ({err})") from None
+    if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
+        schema = manifest.get("schema") if isinstance(manifest, dict) else None
+        raise ArtifactError(f"{path}: unknown manifest schema {schema!r} (this slimfreeze reads {MANIFEST_SCHEMA!r})")
+    if not isinstance(manifest.get("files"), list):
+        raise ArtifactError(f"{path}: manifest has no list of files")
+    return manifest
+
+
+def _listing(folder: Path, manifest: dict[str, Any] | None) -> tuple[list[tuple[str, int]], list[Link]]:
+    """(relative path, size) of every file to account for, and the symlinks."""
+    if manifest is not None:
+        files = []
+        for entry in manifest["files"]:
+            try:
+                rel, size = str(entry["path"]), int(entry["size"])
+            except (KeyError, TypeError, ValueError):
+                raise ArtifactError(f"{folder / MANIFEST_NAME}: malformed files entry {entry!r}") from None
+            target = folder / rel
+            if ".." in Path(rel).parts or Path(rel).is_absolute():
+                raise ArtifactError(f"{folder / MANIFEST_NAME}: file path {rel!r} leaves the folder")
+            if target.is_symlink() or not target.is_file():
+                raise ArtifactError(f"{folder / MANIFEST_NAME} lists {rel!r}, which is missing; rebuild the profile")
+            actual = target.stat().st_size
+            if actual != size:
+                raise ArtifactError(f"{folder / MANIFEST_NAME} lists {rel!r} with {size} bytes but it has "
+                                    f"{actual}; the folder changed after the build, rebuild the profile")
+            files.append((rel, size))
+        links = [Link(path=str(link["path"]), target=str(link["target"])) for link in manifest.get("links") or ()
+                 if isinstance(link, dict) and "path" in link and "target" in link]
+        return sorted(files), sorted(links, key=lambda link: link.path)
+    files, links = [], []
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        for name in sorted(dirs + names):
+            full = Path(root) / name
+            rel = full.relative_to(folder).as_posix()
+            if full.is_symlink():
+                links.append(Link(path=rel, target=os.readlink(full)))
+            elif full.is_file():
+                files.append((rel, full.stat().st_size))
+    return sorted(files), sorted(links, key=lambda link: link.path)
+
+
+def _analyse_folder(folder: Path) -> SizeReport:
+    manifest = read_manifest(folder)
+    files, links = _listing(folder, manifest)
+    if not files:
+        raise ArtifactError(f"{folder} is empty: no files to analyse (expected a dist folder with a frozen "
+                            f"executable)")
+    results: list[tuple[str, _FileResult]] = []
+    for rel, _size in files:
+        results.append((rel, _analyse_file(folder / rel, rel, _read(folder / rel), strict=False)))
+    formats = sorted({r.format for _, r in results if r.format})
+    if not formats:
+        raise ArtifactError(f"{folder} holds no frozen executable (no PyInstaller archive, Nuitka payload or "
+                            f"Nuitka-compiled program in any of its {len(files)} files)")
+    contents = next((r.contents_dir for _, r in results if r.contents_dir), None)
+    ctx = Context(index=load_index(), slimfreeze_build=manifest is not None,
+                  contents_prefix=f"{contents}/" if contents else "")
+    rows: list[Row] = []
+    for rel, result in results:
+        rows += flatten(result.region, ctx, prefix=rel)
+    fmt = formats[0] if len(formats) == 1 else "folder"
+    return _report(folder.name, fmt, rows, files=len(files), links=tuple(links), manifest=manifest)
+
+
+def _report(name: str, fmt: str, rows: list[Row] | tuple[Row, ...], *, files: int, links: tuple[Link, ...],
+            manifest: dict[str, Any] | None) -> SizeReport:
+    rows = sort_rows(rows)
+    notes = []
+    if any(r.estimate for r in rows):
+        notes.append(NOTE_ESTIMATE)
+    if any(r.guess for r in rows):
+        notes.append(NOTE_GUESS)
+    if fmt.startswith("nuitka"):
+        notes.append(NOTE_NUITKA)
+    return SizeReport(artifact=name, format=fmt, total_stored=sum(r.stored for r in rows),
+                      total_raw=sum(r.raw for r in rows), rows=rows, links=links, files=files,
+                      notes=tuple(notes), manifest=manifest)

@@ -1,0 +1,91 @@
+"""The size model every renderer reads: rows that add up to the artifact, byte for byte.
+
+A report is a flat tuple of leaf rows (each a labelled part of the artifact) whose `stored` sizes
+sum exactly to `total_stored`, the artifact's size on disk. Grouping (module, package,
+distribution) is a property of each row, so any grouping is a pure sum over rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA = "slimfreeze.size-report/1"
+
+# The explicit labels for bytes that belong to no file or module (Bloaty's fallback labels).
+BOOTLOADER = "[bootloader]"
+ARCHIVE_INDEX = "[archive index]"
+PADDING = "[padding]"
+UNATTRIBUTED = "[unattributed]"
+BUCKETS = (BOOTLOADER, ARCHIVE_INDEX, PADDING, UNATTRIBUTED)
+# Row.kind of the bytes each bucket labels.
+BUCKET_KINDS = {"bootloader": BOOTLOADER, "index": ARCHIVE_INDEX, "padding": PADDING, "unattributed": UNATTRIBUTED}
+
+# ELF drill-down groups, in display order.
+SECTION_GROUPS = ("text", "rodata", "data", "other")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Section:
+    """One ELF drill-down child of a row: a group of sections plus what lies between them."""
+
+    name: str  # one of SECTION_GROUPS
+    stored: int
+    raw: int
+    estimate: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Row:
+    """A labelled, disjoint part of the artifact.
+
+    name         unique path inside the artifact, e.g. "PYZ.pyz/paho.mqtt.client",
+                 "_internal/libssl.so.3", "[bootloader]"
+    kind         what the bytes are: module, extension, library, data, executable, bootloader,
+                 index, padding, unattributed, constants, code, link
+    stored       bytes as on disk (compressed where the container compresses)
+    raw          bytes uncompressed (what is extracted or loaded)
+    module       dotted module name, or the file name for non-Python files
+    package      top-level package (or library name / bucket label)
+    distribution the "crate": paho-mqtt, python-stdlib, python-runtime, app, libssl, pyinstaller, ...
+    guess        the distribution is a guess (rendered with a trailing '?')
+    estimate     `stored` is an estimate (part of one compressed stream, apportioned by position)
+    children     ELF drill-down; children's stored and raw sum to the row's
+    """
+
+    name: str
+    kind: str
+    stored: int
+    raw: int
+    module: str
+    package: str
+    distribution: str
+    guess: bool = False
+    estimate: bool = False
+    children: tuple[Section, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Link:
+    path: str
+    target: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SizeReport:
+    """What `analyse()` returns and every renderer reads."""
+
+    artifact: str  # the analysed file or folder name (never an absolute path)
+    format: str  # pyinstaller-onefile | pyinstaller-onedir | nuitka-onefile | nuitka-standalone | folder
+    total_stored: int  # size on disk: the file, or the sum of the folder's regular files
+    total_raw: int
+    rows: tuple[Row, ...]
+    links: tuple[Link, ...] = ()
+    files: int = 1  # regular files analysed
+    notes: tuple[str, ...] = ()
+    manifest: dict[str, Any] | None = field(default=None, compare=False)
+
+
+def display_distribution(distribution: str, guess: bool) -> str:
+    """cargo-bloat's convention: a guessed crate carries a '?'."""
+    return f"{distribution}?" if guess else distribution

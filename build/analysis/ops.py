@@ -1,0 +1,161 @@
+"""Pure functions over the size model: sort, filter, group, top-N and diff.
+
+Ordering is deterministic everywhere: size descending, then name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from build.analysis.model import Row, SizeReport
+from build.errors import ConfigError
+
+SortKey = Literal["stored", "raw"]
+Level = Literal["name", "module", "package", "distribution"]
+LEVELS: tuple[Level, ...] = ("name", "module", "package", "distribution")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Group:
+    """Rows summed under one key (a module, a package or a distribution)."""
+
+    name: str
+    distribution: str
+    stored: int
+    raw: int
+    rows: int
+    guess: bool
+    estimate: bool
+
+
+def sort_rows(rows: Iterable[Row], key: SortKey = "stored") -> tuple[Row, ...]:
+    return tuple(sorted(rows, key=lambda r: (-getattr(r, key), r.name)))
+
+
+def compile_filter(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as err:
+        raise ConfigError(f"--filter {pattern!r} is not a valid regular expression: {err}") from None
+
+
+def filter_rows(rows: Iterable[Row], pattern: str | re.Pattern[str] | None) -> tuple[Row, ...]:
+    """Rows whose distribution equals the pattern, or whose name, module or distribution matches it
+    (cargo-bloat's --filter CRATE|REGEX)."""
+    if pattern is None or pattern == "":
+        return tuple(rows)
+    regex = compile_filter(pattern) if isinstance(pattern, str) else pattern
+    return tuple(r for r in rows if r.distribution == regex.pattern or regex.search(r.name)
+                 or regex.search(r.module) or regex.search(r.distribution))
+
+
+def group_rows(rows: Iterable[Row], level: Level, sort: SortKey = "stored") -> tuple[Group, ...]:
+    """Sum rows by `level`. A guessed distribution is its own group ("app?" is not "app"), so that
+    certain and guessed bytes are never mixed."""
+    sums: dict[tuple[str, str, bool], list[int]] = {}
+    estimates: dict[tuple[str, str, bool], bool] = {}
+    for r in rows:
+        name = getattr(r, level)
+        key = (name, r.distribution, r.guess)
+        acc = sums.setdefault(key, [0, 0, 0])
+        acc[0] += r.stored
+        acc[1] += r.raw
+        acc[2] += 1
+        estimates[key] = estimates.get(key, False) or r.estimate
+    groups = [Group(name=name, distribution=dist, stored=s, raw=w, rows=n, guess=guess,
+                    estimate=estimates[(name, dist, guess)])
+              for (name, dist, guess), (s, w, n) in sums.items()]
+    return tuple(sorted(groups, key=lambda g: (-getattr(g, sort), g.name, g.distribution, g.guess)))
+
+
+def top(items: Sequence, n: int) -> tuple[tuple, tuple]:
+    """The first n items and the rest; n == 0 means all."""
+    if n <= 0:
+        return tuple(items), ()
+    return tuple(items[:n]), tuple(items[n:])
+
+
+def total_stored(rows: Iterable[Row]) -> int:
+    return sum(r.stored for r in rows)
+
+
+def check_accounting(report: SizeReport) -> None:
+    """The invariant every reader must keep; raises AssertionError naming the difference."""
+    stored = total_stored(report.rows)
+    assert stored == report.total_stored, f"rows sum to {stored}, artifact is {report.total_stored} bytes"
+    for row in report.rows:
+        if row.children:
+            assert sum(c.stored for c in row.children) == row.stored, row.name
+            assert sum(c.raw for c in row.children) == row.raw, row.name
+
+
+# --- diff -------------------------------------------------------------------------------------
+
+ChangeKind = Literal["grew", "shrank", "appeared", "vanished"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    name: str
+    distribution: str
+    kind: ChangeKind
+    old: int  # stored bytes before (0 if it appeared)
+    new: int  # stored bytes after (0 if it vanished)
+
+    @property
+    def delta(self) -> int:
+        return self.new - self.old
+
+
+@dataclass(frozen=True, kw_only=True)
+class Diff:
+    old_name: str
+    new_name: str
+    old_total: int
+    new_total: int
+    level: Level
+    changes: tuple[Change, ...]  # only what changed; biggest absolute change first
+    unchanged: int  # keys present in both with the same size
+
+    @property
+    def delta(self) -> int:
+        return self.new_total - self.old_total
+
+
+def diff_reports(old: SizeReport, new: SizeReport, level: Level = "name") -> Diff:
+    """What grew, shrank, appeared and vanished between two reports, keyed by `level`."""
+    def sizes(report: SizeReport) -> dict[str, tuple[int, str]]:
+        out: dict[str, tuple[int, str]] = {}
+        for r in report.rows:
+            key = r.distribution if level == "distribution" else getattr(r, level)
+            size, _ = out.get(key, (0, ""))
+            out[key] = (size + r.stored, r.distribution)
+        return out
+
+    before, after = sizes(old), sizes(new)
+    changes: list[Change] = []
+    unchanged = 0
+    for key in before.keys() | after.keys():
+        (o, odist), (n, ndist) = before.get(key, (0, "")), after.get(key, (0, ""))
+        if key not in after:
+            kind: ChangeKind = "vanished"
+        elif key not in before:
+            kind = "appeared"
+        elif n > o:
+            kind = "grew"
+        elif n < o:
+            kind = "shrank"
+        else:
+            unchanged += 1
+            continue
+        changes.append(Change(name=key, distribution=ndist or odist, kind=kind, old=o, new=n))
+    changes.sort(key=lambda c: (-abs(c.delta), c.name))
+    return Diff(old_name=old.artifact, new_name=new.artifact, old_total=old.total_stored,
+                new_total=new.total_stored, level=level, changes=tuple(changes), unchanged=unchanged)
+
+
+def with_rows(report: SizeReport, rows: Iterable[Row]) -> SizeReport:
+    return replace(report, rows=tuple(rows))

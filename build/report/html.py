@@ -1,0 +1,249 @@
+"""Self-contained HTML pages (pure: model in, text out).
+
+The profile page embeds its data as JSON in <script type="application/json"> with every '<', '>'
+and '&' escaped, and renders it with DOM calls and textContent only (assets/report.js). The index
+page is static HTML with every value passed through html.escape. Neither page loads anything:
+no CDN, no fonts, no network; both work opened from disk.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from build.analysis.model import Row, SizeReport, display_distribution
+from build.analysis.ops import group_rows, sort_rows
+
+ASSETS = Path(__file__).with_name("assets")
+# A typical build has ~1,000 rows (~150 KB of page); beyond this many, the smallest rows of each
+# package are summed into one row so the page stays well under 1 MB.
+MAX_PAGE_ROWS = 3000
+
+
+def _asset(name: str) -> str:
+    return (ASSETS / name).read_text(encoding="utf-8")
+
+
+def embed_json(value: Any) -> str:
+    """JSON safe inside <script>: no '</script>', '<!--' or entity can be formed from the data."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def page_rows(rows: tuple[Row, ...], limit: int = MAX_PAGE_ROWS) -> tuple[Row, ...]:
+    """At most `limit` rows: the largest, plus one "[N smaller rows]" row per package for the rest
+    (so the page's numbers still add up to the file)."""
+    ordered = sort_rows(rows)
+    if len(ordered) <= limit:
+        return ordered
+    keep, rest = ordered[:limit], ordered[limit:]
+    summed: dict[tuple[str, str, bool], list[int]] = {}
+    for r in rest:
+        acc = summed.setdefault((r.distribution, r.package, r.guess), [0, 0, 0, 0])
+        acc[0] += r.stored
+        acc[1] += r.raw
+        acc[2] += 1
+        acc[3] |= r.estimate
+    extra = [Row(name=f"[{n} smaller rows in {pkg}]", kind="aggregate", stored=s, raw=w,
+                 module=f"[{n} smaller rows]", package=pkg, distribution=dist, guess=guess, estimate=bool(est))
+             for (dist, pkg, guess), (s, w, n, est) in summed.items()]
+    return sort_rows((*keep, *extra))
+
+
+def page_data(report: SizeReport) -> dict[str, Any]:
+    rows = page_rows(report.rows)
+    notes = list(report.notes)
+    if len(rows) < len(report.rows):
+        notes.append(f"The page lists the {MAX_PAGE_ROWS} largest rows; smaller ones are summed per package "
+                     f"(report.json has all {len(report.rows)}).")
+    return {
+        "artifact": report.artifact,
+        "format": report.format,
+        "total_stored": report.total_stored,
+        "total_raw": report.total_raw,
+        "files": report.files,
+        "row_count": len(report.rows),
+        "notes": notes,
+        "links": [{"path": link.path, "target": link.target} for link in report.links],
+        "rows": [[r.name, r.kind, r.stored, r.raw, r.module, r.package, r.distribution, int(r.guess),
+                  int(r.estimate), [[c.name, c.stored, c.raw, int(c.estimate)] for c in r.children]]
+                 for r in rows],
+        "manifest": report.manifest,
+    }
+
+
+PROFILE_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<title>Size report: {title}</title>
+<style>{css}</style>
+</head>
+<body>
+<header>
+<h1 id="title">Size report: {title}</h1>
+<div class="summary" id="summary"></div>
+<ul class="notes" id="notes"></ul>
+</header>
+<main>
+<section>
+<h2>Treemap: distribution &#8594; package &#8594; module (stored bytes)</h2>
+<nav class="crumbs" id="crumbs" aria-label="Treemap level"></nav>
+<div id="treemap" role="img" aria-label="treemap of stored bytes"></div>
+</section>
+<section>
+<h2>Rows</h2>
+<div class="tools"><input id="search" type="search" placeholder="Filter rows (name, module, distribution)" aria-label="Filter rows"><span class="count" id="count"></span></div>
+<table id="rows"><thead><tr id="rows-head"></tr></thead><tbody id="rows-body"></tbody></table>
+</section>
+<section>
+<h2>Links</h2>
+<ul id="links"></ul>
+</section>
+<section>
+<h2>Profile</h2>
+<table class="kv"><tbody id="profile-body"></tbody></table>
+</section>
+<section>
+<details><summary>manifest.json</summary><pre id="manifest"></pre></details>
+</section>
+</main>
+<noscript><p>This page needs JavaScript for its treemap and table; report.json next to it has the same data.</p></noscript>
+<script type="application/json" id="report-data">{data}</script>
+<script>{js}</script>
+</body>
+</html>
+"""
+
+
+def profile_page(report: SizeReport) -> str:
+    return PROFILE_TEMPLATE.format(title=html.escape(report.artifact), css=_asset("report.css"),
+                                   data=embed_json(page_data(report)), js=_asset("report.js"))
+
+
+# --- index page comparing profiles -----------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class IndexEntry:
+    profile: str
+    report: SizeReport | None
+    error: str | None
+
+
+PALETTE = {"python-runtime": 212, "python-stdlib": 140, "paho-mqtt": 28, "app": 0, "slimfreeze": 275,
+           "pyinstaller": 50, "nuitka": 185, "libcrypto": 325, "libssl": 300, "libz": 95, "unknown": 230}
+
+
+def _hue(name: str) -> int:
+    """The same colour per distribution as the profile pages (report.js hue())."""
+    if name in PALETTE:
+        return PALETTE[name]
+    h = 0
+    for ch in name:
+        h = (h * 31 + ord(ch)) & 0xFFFFFFFF
+    return h % 360
+
+
+def _fill(distribution: str, guess: bool) -> str:
+    """The distribution's colour; hatched when the attribution is a guess."""
+    hue = _hue(distribution)
+    if guess:
+        return f"repeating-linear-gradient(45deg,hsl({hue},55%,66%) 0 5px,hsl({hue},55%,82%) 5px 10px)"
+    return f"hsl({hue},55%,66%)"
+
+
+def _fmt(n: int) -> str:
+    from build.report.table import fmt_size
+
+    return fmt_size(n)
+
+
+INDEX_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<title>slimfreeze size reports</title>
+<style>{css}
+.bars {{ display: grid; grid-template-columns: minmax(90px, max-content) 1fr minmax(80px, max-content); gap: 6px 12px; align-items: center; }}
+.bar {{ display: flex; height: 22px; background: #eef0f4; border-radius: 3px; overflow: hidden; }}
+.bar span {{ display: block; height: 100%; border-right: 1px solid rgba(255,255,255,.8); }}
+.legend {{ display: flex; flex-wrap: wrap; gap: 4px 16px; margin: 10px 0; color: var(--muted); }}
+a {{ color: var(--accent); }}
+</style>
+</head>
+<body>
+<header><h1>slimfreeze size reports</h1>
+<div class="summary"><span>profiles <b>{count}</b></span><span>smallest <b>{smallest}</b></span></div></header>
+<main>
+<section>
+<h2>Bytes per profile, split by distribution</h2>
+<div class="bars">
+{bars}
+</div>
+<div class="legend">{legend}</div>
+</section>
+<section>
+<h2>Profiles</h2>
+<table>
+<thead><tr><th>Profile</th><th>Format</th><th class="num">Bytes</th><th class="num">On-flash image bytes</th><th>Smoke</th><th>Top distributions</th></tr></thead>
+<tbody>
+{rows}
+</tbody>
+</table>
+</section>
+</main>
+</body>
+</html>
+"""
+
+
+def index_page(entries: list[IndexEntry]) -> str:
+    e = html.escape
+    good = [x for x in entries if x.report is not None]
+    widest = max((x.report.total_stored for x in good), default=1) or 1
+    seen: dict[str, None] = {}
+    bars, rows = [], []
+    for entry in sorted(entries, key=lambda x: (x.report is None, x.report.total_stored if x.report else 0, x.profile)):
+        link = f'<a href="{e(entry.profile, quote=True)}/index.html">{e(entry.profile)}</a>'
+        if entry.report is None:
+            bars.append(f'<div>{link}</div><div class="muted">{e(entry.error or "")}</div><div></div>')
+            rows.append(f"<tr><td>{link}</td><td colspan=\"5\" class=\"muted\">{e(entry.error or '')}</td></tr>")
+            continue
+        r = entry.report
+        groups = group_rows(r.rows, "distribution")
+        segments = []
+        for g in groups:
+            label = display_distribution(g.name, g.guess)
+            seen.setdefault(label, None)
+            share = 100.0 * g.stored / widest
+            title = f"{label}: {g.stored:,} bytes ({100.0 * g.stored / r.total_stored:.1f}%)" if r.total_stored else label
+            segments.append(f'<span style="width:{share:.3f}%;background:{_fill(g.name, g.guess)}" '
+                            f'title="{e(title, quote=True)}"></span>')
+        bars.append(f'<div>{link}</div><div class="bar">{"".join(segments)}</div>'
+                    f'<div class="num">{e(_fmt(r.total_stored))}</div>')
+        manifest = r.manifest or {}
+        image = manifest.get("image") if isinstance(manifest.get("image"), dict) else None
+        image_bytes = f"{image['size']:,}" if image and isinstance(image.get("size"), int) else "-"
+        smoke = manifest.get("smoke") if isinstance(manifest.get("smoke"), dict) else None
+        if smoke and isinstance(smoke.get("passed"), bool):
+            smoke_cell = ('<span class="smoke-pass">passed</span>' if smoke["passed"]
+                          else '<span class="smoke-fail">FAILED</span>')
+        else:
+            smoke_cell = '<span class="muted">-</span>'
+        top3 = ", ".join(f"{display_distribution(g.name, g.guess)} {_fmt(g.stored)}" for g in groups[:3])
+        rows.append(f"<tr><td>{link}</td><td>{e(r.format)}</td><td class=\"num\">{r.total_stored:,}</td>"
+                    f"<td class=\"num\">{e(image_bytes)}</td><td>{smoke_cell}</td><td>{e(top3)}</td></tr>")
+    legend = "".join(f'<span><span class="swatch" style="background:{_fill(name.removesuffix("?"), name.endswith("?"))}">'
+                     f"</span>{e(name)}</span>" for name in seen)
+    smallest = min(good, key=lambda x: x.report.total_stored) if good else None
+    return INDEX_TEMPLATE.format(
+        css=_asset("report.css"), count=len(entries), bars="\n".join(bars), rows="\n".join(rows), legend=legend,
+        smallest=e(f"{smallest.profile} ({smallest.report.total_stored:,} bytes)") if smallest else "-")

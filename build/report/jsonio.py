@@ -1,0 +1,102 @@
+"""report.json: the SizeReport as versioned, deterministic JSON, and back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from build.analysis.model import SCHEMA, Link, Row, Section, SizeReport
+from build.analysis.ops import Diff, sort_rows
+from build.errors import ArtifactError
+
+DIFF_SCHEMA = "slimfreeze.size-diff/1"
+
+
+def report_to_dict(report: SizeReport) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "artifact": report.artifact,
+        "format": report.format,
+        "total_stored": report.total_stored,
+        "total_raw": report.total_raw,
+        "files": report.files,
+        "notes": list(report.notes),
+        "links": [{"path": link.path, "target": link.target} for link in report.links],
+        "rows": [_row_to_dict(r) for r in sort_rows(report.rows)],
+        "manifest": report.manifest,
+    }
+
+
+def _row_to_dict(row: Row) -> dict[str, Any]:
+    return {"name": row.name, "kind": row.kind, "stored": row.stored, "raw": row.raw, "module": row.module,
+            "package": row.package, "distribution": row.distribution, "guess": row.guess,
+            "estimate": row.estimate,
+            "children": [{"name": c.name, "stored": c.stored, "raw": c.raw, "estimate": c.estimate}
+                         for c in row.children]}
+
+
+def dumps(report: SizeReport) -> str:
+    return json.dumps(report_to_dict(report), indent=1, ensure_ascii=False) + "\n"
+
+
+def report_from_dict(data: Any, *, source: str) -> SizeReport:
+    """Validate and rebuild a report; ArtifactError for anything that is not schema 1."""
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{source}: not a slimfreeze size report (expected a JSON object)")
+    schema = data.get("schema")
+    if schema != SCHEMA:
+        raise ArtifactError(f"{source}: unknown report schema {schema!r}; this slimfreeze reads {SCHEMA!r}")
+    try:
+        rows = tuple(Row(name=str(r["name"]), kind=str(r["kind"]), stored=_int(r["stored"]), raw=_int(r["raw"]),
+                         module=str(r["module"]), package=str(r["package"]), distribution=str(r["distribution"]),
+                         guess=bool(r["guess"]), estimate=bool(r["estimate"]),
+                         children=tuple(Section(name=str(c["name"]), stored=_int(c["stored"]), raw=_int(c["raw"]),
+                                                estimate=bool(c.get("estimate", False)))
+                                        for c in r.get("children") or ()))
+                     for r in data["rows"])
+        report = SizeReport(artifact=str(data["artifact"]), format=str(data["format"]),
+                            total_stored=_int(data["total_stored"]), total_raw=_int(data["total_raw"]),
+                            rows=rows, files=_int(data.get("files", 1)),
+                            notes=tuple(str(n) for n in data.get("notes") or ()),
+                            links=tuple(Link(path=str(x["path"]), target=str(x["target"]))
+                                        for x in data.get("links") or ()),
+                            manifest=data.get("manifest") if isinstance(data.get("manifest"), dict) else None)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ArtifactError(f"{source}: malformed size report ({type(err).__name__}: {err})") from None
+    if sum(r.stored for r in report.rows) != report.total_stored:
+        raise ArtifactError(f"{source}: malformed size report (its rows do not add up to its total)")
+    return report
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected a byte count, got {value!r}")
+    return value
+
+
+def load(path: Path) -> SizeReport:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"{path}: cannot read it ({err})") from None
+    except json.JSONDecodeError as err:
+        raise ArtifactError(f"{path}: not a size report (invalid JSON: {err.msg} at line {err.lineno})") from None
+    return report_from_dict(data, source=str(path))
+
+
+def diff_to_dict(diff: Diff) -> dict[str, Any]:
+    return {
+        "schema": DIFF_SCHEMA,
+        "old": {"artifact": diff.old_name, "total_stored": diff.old_total},
+        "new": {"artifact": diff.new_name, "total_stored": diff.new_total},
+        "delta": diff.delta,
+        "level": diff.level,
+        "unchanged": diff.unchanged,
+        "changes": [{"name": c.name, "distribution": c.distribution, "change": c.kind, "old": c.old, "new": c.new,
+                     "delta": c.delta} for c in diff.changes],
+    }
+
+
+def diff_dumps(diff: Diff) -> str:
+    return json.dumps(diff_to_dict(diff), indent=1, ensure_ascii=False) + "\n"

@@ -1,0 +1,63 @@
+"""The report files the orchestrator writes after each build (I/O edge of the report package)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from build.analysis import analyse
+from build.errors import SlimfreezeError
+from build.report import html, jsonio
+from build.report.html import IndexEntry
+
+REPORT_NAME = "report.json"
+PAGE_NAME = "index.html"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder and os.replace: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; reports are for everyone to read
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_profile_reports(dist_dir: Path, out_dir: Path) -> Path:
+    """Analyse dist/<profile> and write out_dir/report.json and out_dir/index.html; return the
+    report's path. Both are rendered before either is written, so a failure leaves the old ones."""
+    report = analyse(Path(dist_dir))
+    report_text = jsonio.dumps(report)
+    page_text = html.profile_page(report)
+    out_dir = Path(out_dir)
+    write_atomic(out_dir / REPORT_NAME, report_text)
+    write_atomic(out_dir / PAGE_NAME, page_text)
+    return out_dir / REPORT_NAME
+
+
+def write_index(reports_root: Path) -> Path:
+    """size_reports/index.html comparing every profile that has a report.json. A report that
+    cannot be read is listed with its error instead of failing the whole page."""
+    reports_root = Path(reports_root)
+    entries = []
+    for report_path in sorted(reports_root.glob(f"*/{REPORT_NAME}")):
+        profile = report_path.parent.name
+        try:
+            entries.append(IndexEntry(profile=profile, report=jsonio.load(report_path), error=None))
+        except SlimfreezeError as err:
+            entries.append(IndexEntry(profile=profile, report=None, error=str(err)))
+    target = reports_root / PAGE_NAME
+    write_atomic(target, html.index_page(entries))
+    return target

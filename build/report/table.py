@@ -1,0 +1,173 @@
+"""Terminal tables in cargo-bloat's spirit (rich): rows, distributions (--crates), and diffs.
+
+Renderers are pure: they build rich renderables from the model; `render()` turns one into text at
+a given width, which is what the golden tests compare.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from build.analysis.model import Row, SizeReport, display_distribution
+from build.analysis.ops import Diff, SortKey, filter_rows, group_rows, sort_rows, top
+
+KIB = 1024
+MIB = 1024 * 1024
+
+
+def fmt_size(n: int, *, signed: bool = False) -> str:
+    """cargo-bloat's sizes: 512B, 32.4KiB, 1.2MiB."""
+    sign = ("+" if n > 0 else "-" if n < 0 else "") if signed else ("-" if n < 0 else "")
+    a = abs(n)
+    if a < KIB:
+        body = f"{a}B"
+    elif a < MIB:
+        body = f"{a / KIB:.1f}KiB"
+    else:
+        body = f"{a / MIB:.1f}MiB"
+    return sign + body
+
+
+def fmt_share(part: int, whole: int) -> str:
+    return f"{100.0 * part / whole:.1f}%" if whole else "-"
+
+
+class _Table(Table):
+    """A rich Table whose string cells are plain text: names come from archives, and rich markup
+    in them ("[bold]...") must be shown, not interpreted."""
+
+    def add_row(self, *cells: object, **kwargs) -> None:  # type: ignore[override]
+        super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)
+
+
+def _table() -> Table:
+    table = _Table(box=None, show_edge=False, pad_edge=False, padding=(0, 1), header_style="bold")
+    table.add_column("File", justify="right", no_wrap=True)
+    table.add_column("Stored", justify="right", no_wrap=True)
+    table.add_column("Raw", justify="right", no_wrap=True)
+    table.add_column("Distribution", no_wrap=True)
+    table.add_column("Name", overflow="fold")
+    return table
+
+
+def _stored(n: int, estimate: bool) -> str:
+    return ("~" if estimate else "") + fmt_size(n)
+
+
+def rows_table(report: SizeReport, *, n: int = 20, sort: SortKey = "stored", pattern: str | None = None,
+               sections: bool = False) -> RenderableType:
+    """The top `n` rows (0 = all), an "And N more" line, rows outside the filter, and the total."""
+    total = report.total_stored
+    selected = sort_rows(filter_rows(report.rows, pattern), sort)
+    shown, rest = top(selected, n)
+    table = _table()
+    for row in shown:
+        table.add_row(fmt_share(row.stored, total), _stored(row.stored, row.estimate), fmt_size(row.raw),
+                      display_distribution(row.distribution, row.guess), Text(row.name))
+        if sections:
+            for child in row.children:
+                table.add_row("", _stored(child.stored, child.estimate), fmt_size(child.raw), "",
+                              Text(f"  .{child.name}", style="dim"))
+    _rest_lines(table, rest, total, noun="rows")
+    if pattern:
+        chosen = {r.name for r in selected}
+        outside = [r for r in report.rows if r.name not in chosen]
+        if outside:
+            s, w = sum(r.stored for r in outside), sum(r.raw for r in outside)
+            table.add_row(fmt_share(s, total), fmt_size(s), fmt_size(w), "",
+                          Text(f"{len(outside)} rows not matching --filter {pattern}"))
+    _total_line(table, report)
+    return Group(table, *_footer(report))
+
+
+def crates_table(report: SizeReport, *, n: int = 20, sort: SortKey = "stored",
+                 pattern: str | None = None) -> RenderableType:
+    """--crates: one line per distribution (a guessed one separately, marked '?')."""
+    total = report.total_stored
+    groups = group_rows(filter_rows(report.rows, pattern), "distribution", sort)
+    shown, rest = top(groups, n)
+    table = _table()
+    table.columns[-1].header = "Rows"
+    table.columns[-1].justify = "right"
+    for g in shown:
+        table.add_row(fmt_share(g.stored, total), _stored(g.stored, g.estimate), fmt_size(g.raw),
+                      display_distribution(g.name, g.guess), str(g.rows))
+    if rest:
+        s, w = sum(g.stored for g in rest), sum(g.raw for g in rest)
+        table.add_row(fmt_share(s, total), fmt_size(s), fmt_size(w),
+                      Text(f"And {len(rest)} more distributions. Use -n N to show more."), "")
+    if pattern:
+        matched = sum(g.stored for g in groups)
+        if matched != total:
+            table.add_row(fmt_share(total - matched, total), fmt_size(total - matched), "", "not matching --filter", "")
+    _total_line(table, report, name_column=str(len(report.rows)))
+    return Group(table, *_footer(report))
+
+
+def _rest_lines(table: Table, rest: Sequence[Row], total: int, *, noun: str) -> None:
+    if rest:
+        s, w = sum(r.stored for r in rest), sum(r.raw for r in rest)
+        table.add_row(fmt_share(s, total), fmt_size(s), fmt_size(w), "",
+                      Text(f"And {len(rest)} more {noun}. Use -n N to show more."))
+
+
+def _total_line(table: Table, report: SizeReport, name_column: str | None = None) -> None:
+    label = name_column if name_column is not None else (
+        f"Total: {report.total_stored:,} bytes ({report.artifact}, {report.format})")
+    table.add_row(fmt_share(report.total_stored, report.total_stored), fmt_size(report.total_stored),
+                  fmt_size(report.total_raw), "Total" if name_column is not None else "", Text(label),
+                  style="bold")
+
+
+def _footer(report: SizeReport) -> list[RenderableType]:
+    lines: list[RenderableType] = []
+    if report.links:
+        links = ", ".join(f"{link.path} -> {link.target}" for link in report.links)
+        lines.append(Text(f"Links (0 bytes each): {links}"))
+    for note in report.notes:
+        lines.append(Text(f"Note: {note}", style="dim"))
+    return lines
+
+
+def diff_table(diff: Diff, *, n: int = 20) -> RenderableType:
+    """What grew, shrank, appeared and vanished; then the total delta."""
+    table = _Table(box=None, show_edge=False, pad_edge=False, padding=(0, 1), header_style="bold")
+    table.add_column("Change", no_wrap=True)
+    table.add_column("Delta", justify="right", no_wrap=True)
+    table.add_column("Old", justify="right", no_wrap=True)
+    table.add_column("New", justify="right", no_wrap=True)
+    by_name = diff.level != "distribution"  # at distribution level the name is the distribution
+    if by_name:
+        table.add_column("Distribution", no_wrap=True)
+    table.add_column("Name" if by_name else "Distribution", overflow="fold")
+    shown, rest = top(diff.changes, n)
+
+    def line(*cells: object, dist: str = "", **kw: object) -> None:
+        head, name = cells[:-1], cells[-1]
+        table.add_row(*head, *((dist,) if by_name else ()), name, **kw)
+
+    for c in shown:
+        line(c.kind, fmt_size(c.delta, signed=True), fmt_size(c.old), fmt_size(c.new), Text(c.name),
+             dist=c.distribution)
+    if rest:
+        delta = sum(c.delta for c in rest)
+        line("", fmt_size(delta, signed=True), "", "", Text(f"And {len(rest)} more changes. Use -n N to show more."))
+    line("total", fmt_size(diff.delta, signed=True), fmt_size(diff.old_total), fmt_size(diff.new_total),
+         Text(f"{diff.delta:+,} bytes ({diff.old_name} -> {diff.new_name})"), style="bold")
+    counts = {kind: sum(1 for c in diff.changes if c.kind == kind) for kind in ("grew", "shrank", "appeared", "vanished")}
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items()) + f", {diff.unchanged} unchanged"
+    return Group(table, Text(summary))
+
+
+def render(renderable: RenderableType, *, width: int = 100) -> str:
+    """Plain text (no colours) at a fixed width: what the golden tests compare."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, force_terminal=False, legacy_windows=False,
+                      soft_wrap=False, emoji=False, highlight=False)
+    console.print(renderable)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"

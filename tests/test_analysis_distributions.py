@@ -1,0 +1,87 @@
+"""Distribution attribution against the real environment's package metadata and stdlib."""
+
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from build.analysis import elf
+from build.analysis.distributions import classify_file, classify_module, library_stem, load_index, module_of_path
+
+
+@pytest.fixture(scope="module")
+def index():
+    return load_index()
+
+
+@pytest.mark.parametrize(("module", "expected"), [
+    ("paho.mqtt.client", ("paho-mqtt", False)),
+    ("paho", ("paho-mqtt", False)),
+    ("json.decoder", ("python-stdlib", False)),
+    ("_ssl", ("python-stdlib", False)),
+    ("encodings.idna", ("python-stdlib", False)),
+    ("pyimod02_importers", ("pyinstaller", False)),
+    ("pyi_rth_inspect", ("pyinstaller", False)),
+    ("_slimfreeze_ssl", ("slimfreeze", False)),
+    ("slimfreeze_entry", ("slimfreeze", False)),
+    ("app.commands.telemetry", ("app", False)),
+    ("zstandard", ("zstandard", False)),
+    ("surely_not_installed_anywhere", ("app", True)),
+])
+def test_modules(index, module: str, expected: tuple[str, bool]) -> None:
+    a = classify_module(module, index)
+    assert (a.distribution, a.guess) == expected
+    assert a.package == module.split(".")[0]
+
+
+def test_main_is_slimfreeze_in_a_slimfreeze_build(index) -> None:
+    assert classify_module("__main__", index, slimfreeze_build=True).distribution == "slimfreeze"
+    assert classify_module("__main__", index).distribution == "app"
+
+
+def test_runtime_hook_from_hooks_contrib(index) -> None:
+    contrib = [name for name, dist in index.rthooks.items() if dist == "pyinstaller-hooks-contrib"]
+    assert contrib, "pyinstaller-hooks-contrib ships run-time hooks"
+    assert classify_module(contrib[0], index).distribution == "pyinstaller-hooks-contrib"
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("python3.11/lib-dynload/_ssl.cpython-311-x86_64-linux-gnu.so", ("python-stdlib", "_ssl")),
+    ("_ssl.so", ("python-stdlib", "_ssl")),  # Nuitka's naming
+    ("libssl.so.3", ("libssl", "libssl.so.3")),
+    ("libcrypto-1a2b3c4d.so.3", ("libcrypto", "libcrypto-1a2b3c4d.so.3")),
+    ("libpython3.11.so.1.0", ("python-runtime", "libpython3.11.so.1.0")),
+    ("base_library.zip", ("python-runtime", "base_library.zip")),
+    ("paho_mqtt-2.2.0.dist-info/METADATA", ("paho-mqtt", "paho_mqtt-2.2.0.dist-info/METADATA")),
+    ("paho/mqtt/client.py", ("paho-mqtt", "paho.mqtt.client")),
+    ("README.txt", ("unknown", "README.txt")),
+])
+def test_files(index, path: str, expected: tuple[str, str]) -> None:
+    a = classify_file(path, index)
+    assert (a.distribution, a.module) == expected
+
+
+def test_soname_wins_over_the_file_name(index) -> None:
+    assert classify_file("libfoo.so", index, soname="libbar.so.2").distribution == "libbar"
+
+
+def test_helpers() -> None:
+    assert module_of_path("paho/mqtt/__init__.py") == "paho.mqtt"
+    assert module_of_path("x/_speedups.cpython-311-x86_64-linux-gnu.so") == "x._speedups"
+    assert module_of_path("data.json") is None
+    assert library_stem("libbz2.so.1.0") == "libbz2"
+
+
+def test_elf_sections_cover_a_real_library() -> None:
+    lib = Path(sysconfig.get_config_var("DESTSHARED")) / "_socket.cpython-311-x86_64-linux-gnu.so"
+    data = lib.read_bytes()
+    ranges = elf.section_ranges(data)
+    assert ranges is not None
+    assert ranges[0][1] == 0 and ranges[-1][2] == len(data)
+    assert all(a[2] == b[1] for a, b in zip(ranges, ranges[1:]))  # contiguous, no overlap
+    sizes = {g: sum(e - s for gg, s, e in ranges if gg == g) for g in ("text", "rodata", "data", "other")}
+    assert sizes["text"] > 0 and sizes["rodata"] > 0 and sum(sizes.values()) == len(data)
+    assert elf.section_ranges(b"not an elf file") is None
+    assert elf.section_ranges(data[:200]) is None  # a damaged library loses its drill-down, not its bytes

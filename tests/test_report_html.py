@@ -1,0 +1,112 @@
+"""The HTML pages as text: self-contained, escaped, small; and the files written atomically."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from build.analysis.model import Row, SizeReport
+from build.errors import ArtifactError
+from build.report import html, jsonio, write_index, write_profile_reports
+from build.report.html import IndexEntry
+
+HOSTILE = "</script><script>alert(1)</script><!--"
+
+
+def report(rows: int = 5, *, name: str = "min", manifest: dict | None = None) -> SizeReport:
+    out = tuple(Row(name=f"PYZ.pyz/mod{i}", kind="module", stored=1000 + i, raw=3000 + i, module=f"pkg{i % 40}.mod{i}",
+                    package=f"pkg{i % 40}", distribution=f"dist{i % 7}") for i in range(rows))
+    out += (Row(name=HOSTILE, kind="data", stored=5, raw=5, module=HOSTILE, package=HOSTILE, distribution=HOSTILE),)
+    return SizeReport(artifact=name, format="pyinstaller-onefile", total_stored=sum(r.stored for r in out),
+                      total_raw=sum(r.raw for r in out), rows=out, manifest=manifest)
+
+
+def _embedded(page: str) -> dict:
+    match = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S)
+    assert match
+    return json.loads(match.group(1))
+
+
+def test_data_is_embedded_safely() -> None:
+    page = html.profile_page(report())
+    assert page.count("<script") == 2 and page.count("</script>") == 2  # the data cannot close its tag
+    assert HOSTILE not in page and "<!--" not in page
+    data = _embedded(page)
+    assert HOSTILE in [row[0] for row in data["rows"]]  # and the name arrives intact
+
+
+def test_page_is_self_contained() -> None:
+    page = html.profile_page(report(manifest={"resolved_profile": {"name": "min"}, "smoke": {"passed": True}}))
+    assert not re.search(r"(?i)(src|href)\s*=", page)  # nothing to load
+    assert not re.search(r"(?i)https?://|//cdn|@import|url\(", page)
+    assert "default-src 'none'" in page  # and the browser is told so
+
+
+def test_page_stays_small_for_a_big_build() -> None:
+    big = report(20_000)
+    page = html.profile_page(big)
+    assert len(page.encode()) < 1_000_000
+    rows = _embedded(page)["rows"]
+    assert len(rows) <= html.MAX_PAGE_ROWS + 40 * 7 + 1
+    assert sum(r[2] for r in rows) == big.total_stored  # aggregated, never dropped
+
+
+def test_typical_page_size() -> None:
+    assert len(html.profile_page(report(1200)).encode()) < 300_000
+
+
+def _entry(profile: str, rep: SizeReport | None, error: str | None = None) -> IndexEntry:
+    return IndexEntry(profile=profile, report=rep, error=error)
+
+
+def test_index_page_escapes_and_links() -> None:
+    manifest = {"image": {"size": 123456}, "smoke": {"passed": False}}
+    page = html.index_page([_entry("min", report(manifest=manifest)), _entry("default", report(50, name="default")),
+                            _entry("<b>bad</b>", None, "r.json: unknown report schema 'x'")])
+    assert HOSTILE not in page and "<b>bad</b>" not in page and "&lt;b&gt;bad&lt;/b&gt;" in page
+    assert 'href="min/index.html"' in page and 'href="default/index.html"' in page
+    assert "123,456" in page and "FAILED" in page and "unknown report schema" in page
+    assert "<script" not in page  # static page
+
+
+def _onefile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from test_analysis_pyinstaller import make_archive  # the synthetic-archive builder
+
+    return make_archive(tmp_path_factory.mktemp("html-of")).path
+
+
+def test_write_profile_reports_and_index(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    dist = tmp_path / "dist" / "min"
+    dist.mkdir(parents=True)
+    shutil.copy(_onefile(tmp_path_factory), dist / "slimfreeze")
+    out = tmp_path / "size_reports" / "min"
+    path = write_profile_reports(dist, out)
+    assert path == out / "report.json"
+    assert jsonio.load(path).total_stored == (dist / "slimfreeze").stat().st_size
+    assert (out / "index.html").read_text().startswith("<!DOCTYPE html>")
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "report.json"]  # no temp files left
+    assert (out / "report.json").stat().st_mode & 0o044  # readable by others (not mkstemp's 0600)
+
+    (tmp_path / "size_reports" / "junk").mkdir()
+    (tmp_path / "size_reports" / "junk" / "report.json").write_text('{"schema": "nope"}')
+    index = write_index(tmp_path / "size_reports")
+    text = index.read_text()
+    assert index == tmp_path / "size_reports" / "index.html"
+    assert 'href="min/index.html"' in text and "unknown report schema" in text
+
+
+def test_failed_analysis_leaves_previous_reports(tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / "report.json").write_text("previous")
+    (out / "index.html").write_text("previous")
+    (tmp_path / "dist").mkdir()
+    (tmp_path / "dist" / "file.txt").write_text("not frozen")
+    with pytest.raises(ArtifactError):
+        write_profile_reports(tmp_path / "dist", out)
+    assert (out / "report.json").read_text() == "previous" and (out / "index.html").read_text() == "previous"
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "report.json"]

@@ -1,0 +1,102 @@
+"""report.json: versioned, deterministic (size descending, then name), and strict when read back."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from build.analysis.model import SCHEMA, Link, Row, Section, SizeReport
+from build.analysis.ops import diff_reports
+from build.errors import ArtifactError
+from build.report import jsonio
+
+ROWS = (
+    Row(name="b.so", kind="library", stored=100, raw=300, module="b.so", package="libb", distribution="libb",
+        children=(Section(name="text", stored=60, raw=200, estimate=True), Section(name="other", stored=40, raw=100,
+                                                                                  estimate=True)), estimate=False),
+    Row(name="a", kind="module", stored=100, raw=150, module="a", package="a", distribution="app", guess=True,
+        estimate=True),
+    Row(name="[bootloader]", kind="bootloader", stored=7, raw=7, module="[bootloader]", package="[bootloader]",
+        distribution="pyinstaller"),
+)
+REPORT = SizeReport(artifact="x", format="pyinstaller-onefile", total_stored=207, total_raw=457, rows=ROWS,
+                    links=(Link(path="t", target="x"),), files=1, notes=("n",),
+                    manifest={"schema": "slimfreeze.manifest/1", "profile": "min"})
+
+GOLDEN = {
+    "schema": "slimfreeze.size-report/1",
+    "artifact": "x",
+    "format": "pyinstaller-onefile",
+    "total_stored": 207,
+    "total_raw": 457,
+    "files": 1,
+    "notes": ["n"],
+    "links": [{"path": "t", "target": "x"}],
+    "rows": [
+        {"name": "a", "kind": "module", "stored": 100, "raw": 150, "module": "a", "package": "a",
+         "distribution": "app", "guess": True, "estimate": True, "children": []},
+        {"name": "b.so", "kind": "library", "stored": 100, "raw": 300, "module": "b.so", "package": "libb",
+         "distribution": "libb", "guess": False, "estimate": False,
+         "children": [{"name": "text", "stored": 60, "raw": 200, "estimate": True},
+                      {"name": "other", "stored": 40, "raw": 100, "estimate": True}]},
+        {"name": "[bootloader]", "kind": "bootloader", "stored": 7, "raw": 7, "module": "[bootloader]",
+         "package": "[bootloader]", "distribution": "pyinstaller", "guess": False, "estimate": False, "children": []},
+    ],
+    "manifest": {"schema": "slimfreeze.manifest/1", "profile": "min"},
+}
+
+
+def test_golden_json() -> None:
+    text = jsonio.dumps(REPORT)
+    assert json.loads(text) == GOLDEN
+    assert list(json.loads(text)) == list(GOLDEN)  # key order is part of the format
+    assert text == json.dumps(GOLDEN, indent=1, ensure_ascii=False) + "\n"
+
+
+def test_deterministic_whatever_the_row_order() -> None:
+    shuffled = replace(REPORT, rows=tuple(reversed(ROWS)))
+    assert jsonio.dumps(shuffled) == jsonio.dumps(REPORT)
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "report.json"
+    path.write_text(jsonio.dumps(REPORT))
+    back = jsonio.load(path)
+    assert jsonio.dumps(back) == jsonio.dumps(REPORT)
+    assert back.manifest == REPORT.manifest and back.rows[1].children == ROWS[0].children
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda d: d.update(schema="slimfreeze.size-report/2"), "unknown report schema 'slimfreeze.size-report/2'"),
+    (lambda d: d.pop("schema"), "unknown report schema None"),
+    (lambda d: d.pop("rows"), "malformed size report"),
+    (lambda d: d["rows"][0].update(stored=-1), "malformed size report"),
+    (lambda d: d["rows"][0].update(stored="100"), "malformed size report"),
+    (lambda d: d.update(total_stored=1), "do not add up"),
+])
+def test_bad_reports(tmp_path: Path, mutate, message: str) -> None:
+    data = json.loads(jsonio.dumps(REPORT))
+    mutate(data)
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ArtifactError, match=message.replace("(", r"\(")):
+        jsonio.load(path)
+
+
+def test_not_an_object(tmp_path: Path) -> None:
+    (tmp_path / "r.json").write_text("[1, 2]")
+    with pytest.raises(ArtifactError, match="expected a JSON object"):
+        jsonio.load(tmp_path / "r.json")
+
+
+def test_diff_json() -> None:
+    smaller = replace(REPORT, artifact="y", rows=ROWS[1:], total_stored=107)
+    data = json.loads(jsonio.diff_dumps(diff_reports(REPORT, smaller)))
+    assert data["schema"] == "slimfreeze.size-diff/1"
+    assert data["delta"] == -100
+    assert data["changes"] == [{"name": "b.so", "distribution": "libb", "change": "vanished", "old": 100, "new": 0,
+                                "delta": -100}]
+    assert SCHEMA == "slimfreeze.size-report/1"
