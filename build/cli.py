@@ -106,21 +106,21 @@ def list_profiles(project: Project, as_json: bool) -> int:
 
 
 def print_summary(results: Sequence) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="slimfreeze build summary")
     for column, justify in (("profile", "left"), ("result", "left"), ("artifact bytes", "right"),
-                            ("image bytes", "right"), ("smoke", "left"), ("seconds", "right"),
-                            ("log", "left")):
+                            ("image bytes", "right"), ("smoke", "left"), ("seconds", "right")):
         table.add_column(column, justify=justify)
     for r in results:
         table.add_row(r.profile, "[green]ok[/]" if r.ok else "[red]FAILED[/]",
                       f"{r.total_bytes:,}" if r.total_bytes is not None else "-",
                       f"{r.image_bytes:,}" if r.image_bytes is not None else "-",
-                      {True: "passed", False: "failed", None: "-"}[r.smoke_passed], f"{r.seconds:.1f}",
-                      str(r.log))
-    Console(stderr=True).print(table)
+                      {True: "passed", False: "failed", None: "-"}[r.smoke_passed], f"{r.seconds:.1f}")
+    log.console.print(table)
+    for r in results:
+        if not r.ok:
+            log.info(f"{r.profile}: whole log in {r.log}")
 
 
 def build_command(args: argparse.Namespace) -> int:

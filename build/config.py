@@ -48,6 +48,8 @@ class Profile:
     multicall: bool = True
     strip: bool = False
     optimize: int = 0
+    debug_ranges: bool = True
+    archive: bool = True
     exclude: tuple[str, ...] = ()
     exclude_unused: bool = False
     stand_ins: tuple[str, ...] = ()
@@ -137,7 +139,7 @@ def _check_value(path: str, key: str, value: Any) -> Any:
             return names
         case "exclude" | "pyinstaller_args" | "nuitka_args":
             return str_list()
-        case "multicall" | "strip" | "upx" | "tls" | "exclude_unused":
+        case "multicall" | "strip" | "upx" | "tls" | "exclude_unused" | "debug_ranges" | "archive":
             if not isinstance(value, bool):
                 raise fail("true or false")
             return value
@@ -212,6 +214,8 @@ def _check_combination(profile: Profile) -> None:
     if profile.backend == "nuitka" and profile.layout == "onedir" and not profile.multicall:
         raise ConfigError(f"{path}: Nuitka cannot share one standalone folder between several "
                           f"executables; use multicall = true (one executable, one link per command)")
+    if not profile.archive and profile.backend != "pyinstaller":
+        raise ConfigError(f"{path}.archive = false: only the pyinstaller backend keeps modules in an archive")
     if profile.tls is False and "ssl" in profile.exclude:
         raise ConfigError(f"{path}: tls = false already replaces 'ssl' with a stand-in; "
                           f"remove it from exclude (excluding it breaks paho-mqtt)")

@@ -15,5 +15,20 @@ def entry_source(stand_ins: tuple[str, ...], profile_name: str) -> str:
         if "." in replaced:
             parent, _, child = replaced.rpartition(".")
             lines += [f"import {parent}", f"{parent}.{child} = {module_name(replaced)}"]
-    lines += ["", "from app.cli import main", "", "sys.exit(main())", ""]
+    lines += [
+        "",
+        "# Nuitka's onefile starter runs the program from its unpacked folder: the name it was invoked",
+        "# under (a command's link) is only in __compiled__.original_argv0.",
+        "try:",
+        "    _invoked_as = __compiled__.original_argv0  # noqa: F821 - defined by Nuitka",
+        "except (NameError, AttributeError):",
+        "    _invoked_as = None",
+        "if _invoked_as:",
+        "    sys.argv[0] = _invoked_as",
+        "",
+        "from app.cli import main",
+        "",
+        "sys.exit(main())",
+        "",
+    ]
     return "\n".join(lines)

@@ -135,7 +135,8 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path,
     total = files_size(stage)
     check_budget(profile, total)
     with log.step(profile.name, "smoke test against a real mosquitto"):
-        result = smoke.run(stage, command_paths(profile), tls=profile.tls, log=log_path)
+        result = smoke.run(stage, command_paths(profile), tls=profile.tls, log=log_path,
+                           multicall=MULTICALL_NAME if profile.multicall else None)
     if not result.passed:
         raise BuildFailed(f"smoke test failed; the artifact does not work:\n{result.failure_text()}")
     image_record = None

@@ -101,6 +101,23 @@ class Scenario:
         ok = ran.code == 0 and "slimfreeze" in ran.output
         return Check(name="version", passed=ok, detail=ran.output.strip() if ok else ran.describe())
 
+    def help(self, commands: Sequence[str], multicall: str | None) -> Check:
+        """Every command's `--help`, and the multi-call program's command list (which asks the frozen
+        importer what is bundled): the paths a user takes first must survive the trimming too."""
+        problems = []
+        for command in commands:
+            ran = _run([*self.launcher(command), "--help"], self.env, self.cwd, self.log)
+            if ran.code != 0 or "usage" not in ran.output.lower():
+                problems.append(ran.describe())
+        if multicall:
+            ran = _run([*self.launcher(multicall), "--help"], self.env, self.cwd, self.log)
+            missing = [c for c in commands if c not in ran.output]
+            if ran.code != 0 or missing:
+                problems.append(f"missing {missing}; {ran.describe()}")
+        return Check(name="help", passed=not problems,
+                     detail="\n".join(problems) or f"--help of {', '.join(commands)}"
+                                                    + (f" and {multicall}" if multicall else ""))
+
     def hello(self) -> Check:
         ran = _run(self.launcher("hello"), self.env, self.cwd, self.log)
         ok = ran.code == 0 and "hello" in ran.output.lower()
@@ -182,7 +199,7 @@ def _reply_id(payload: bytes) -> object:
 
 
 def run_scenarios(launcher: Launcher, commands: Sequence[str], *, tls: bool, log: Path, cwd: Path,
-                  env: Mapping[str, str] | None = None) -> SmokeResult:
+                  env: Mapping[str, str] | None = None, multicall: str | None = None) -> SmokeResult:
     """Run every command's checks through `launcher` against a fresh broker with a TLS listener."""
     base_env = dict(os.environ if env is None else env)
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -193,6 +210,7 @@ def run_scenarios(launcher: Launcher, commands: Sequence[str], *, tls: bool, log
                 Subscriber(broker.host, broker.port, ["devices/#"]) as seen:
             scenario = Scenario(launcher, broker=broker, seen=seen, cwd=cwd, log=log, env=base_env)
             checks.append(scenario.version(commands[0]))
+            checks.append(scenario.help(commands, multicall))
             for command in commands:
                 started = time.monotonic()
                 if command == "hello":
@@ -210,9 +228,11 @@ def run_scenarios(launcher: Launcher, commands: Sequence[str], *, tls: bool, log
     return SmokeResult(checks=tuple(checks))
 
 
-def run(folder: Path, commands: Mapping[str, str], *, tls: bool, log: Path) -> SmokeResult:
-    """Smoke-test the artifact in `folder`: each command through its link or executable."""
-    def launcher(command: str) -> list[str]:
-        return [str(folder / commands[command])]
+def run(folder: Path, commands: Mapping[str, str], *, tls: bool, log: Path,
+        multicall: str | None = None) -> SmokeResult:
+    """Smoke-test the artifact in `folder`: each command through its link or executable, and the
+    multi-call program itself when there is one."""
+    def launcher(name: str) -> list[str]:
+        return [str(folder / commands.get(name, name))]
 
-    return run_scenarios(launcher, list(commands), tls=tls, log=log, cwd=folder)
+    return run_scenarios(launcher, list(commands), tls=tls, log=log, cwd=folder, multicall=multicall)

@@ -11,6 +11,7 @@ would save in P's last build.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from build import log, proc
+from build.backends.base import MULTICALL_NAME
 from build.config import Profile, load_profiles, select
 from build.entry import entry_source
 from build.errors import BuildFailed
@@ -30,10 +32,12 @@ PROBE = Path(__file__).with_name("trace_probe.py")
 GRAPH_PROBE = Path(__file__).with_name("import_graph_probe.py")
 
 # Never candidates for exclusion: what a frozen program needs before or beside the application.
-# PyInstaller's bootstrap imports these (PY3_BASE_MODULES and its loader's imports); the codecs
-# stay so that any locale's I/O encoding still works on the device.
+# PyInstaller's bootstrap imports these (PY3_BASE_MODULES and its loader's imports). Of the codecs,
+# the ones a Linux device's locale may ask for at start-up stay even when the trace did not load
+# them (Python 3.11 coerces the C locale to UTF-8; Latin-1 and ASCII locales remain possible).
 FROZEN_RUNTIME_NEEDS = frozenset({
-    "_collections_abc", "_weakrefset", "abc", "codecs", "collections", "copyreg", "encodings", "enum",
+    "_collections_abc", "_weakrefset", "abc", "codecs", "collections", "copyreg", "encodings.aliases",
+    "encodings.ascii", "encodings.latin_1", "encodings.utf_8", "encodings.utf_8_sig", "encodings.cp437", "enum",
     "functools", "genericpath", "io", "heapq", "keyword", "linecache", "locale", "ntpath", "operator",
     "os", "posixpath", "re", "reprlib", "stat", "traceback", "types", "weakref", "warnings",
     "struct", "_struct", "marshal", "zlib", "zipimport", "sys", "_thread", "_io",
@@ -107,7 +111,8 @@ def run_trace(project: Project, profile: Profile) -> Trace:
         return [sys.executable, str(PROBE), str(out), str(entry), command]
 
     result = smoke.run_scenarios(launcher, list(profile.commands), tls=profile.tls, log=folder / "trace.log",
-                                 cwd=project.root, env=_source_env(project, profile))
+                                 cwd=project.root, env=_source_env(project, profile),
+                                 multicall=MULTICALL_NAME if profile.multicall else None)
     if not result.passed:
         raise BuildFailed(f"the app's own smoke scenario failed from source, so it cannot be traced:\n"
                           f"{result.failure_text()}")
@@ -115,6 +120,7 @@ def run_trace(project: Project, profile: Profile) -> Trace:
     libraries: dict[str, set[str]] = {}
     for record in sorted(folder.glob("*.txt")):
         command = record.name.split(".", 1)[0]
+        command = "help" if command == MULTICALL_NAME else command
         for line in record.read_text(encoding="utf-8").splitlines():
             kind, _, value = line.partition(" ")
             (commands if kind == "module" else libraries).setdefault(command, set()).add(value)
@@ -136,11 +142,29 @@ def import_graph(project: Project, profile: Profile, excludes: tuple[str, ...]) 
                     | {module_name(s) for s in profile.effective_stand_ins})
     request = {"entry": str(entry), "paths": [str(project.root), str(STANDINS_DIRECTORY)], "hidden": hidden,
                "excludes": list(excludes), "workpath": str(folder / "work")}
-    (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
-    out = folder / "graph.json"
-    proc.run([sys.executable, str(GRAPH_PROBE), str(folder / "request.json"), str(out)], log=folder / "graph.log",
-             cwd=project.root, timeout=600)
+    # The graph depends on the request, the app's and the stand-ins' sources and the installed
+    # freezer and libraries: cache it on all of those, as it takes PyInstaller about 15 s.
+    key = hashlib.sha256(json.dumps([request, sys.version, _installed_fingerprint(),
+                                     _tree_fingerprint(project.root / "app"),
+                                     _tree_fingerprint(STANDINS_DIRECTORY)]).encode()).hexdigest()[:20]
+    out = project.work_root / "cache" / f"import-graph-{key}.json"
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
+        proc.run([sys.executable, str(GRAPH_PROBE), str(folder / "request.json"), str(out)],
+                 log=folder / "graph.log", cwd=project.root, timeout=600)
     return json.loads(out.read_text(encoding="utf-8"))
+
+
+def _tree_fingerprint(folder: Path) -> list[tuple[str, str]]:
+    return sorted((p.relative_to(folder).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest())
+                  for p in folder.rglob("*.py"))
+
+
+def _installed_fingerprint() -> list[str]:
+    from importlib import metadata
+
+    return sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions())
 
 
 def unused_modules(project: Project, profile: Profile) -> tuple[str, ...]:

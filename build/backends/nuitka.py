@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from build import proc
-from build.backends.base import BuildPlan, Executable
+from build.backends.base import BuildPlan, Executable, bytecode_env
 
 
 def _flags(plan: BuildPlan, exe: Executable, output_dir: Path) -> list[str]:
@@ -53,7 +53,7 @@ class NuitkaBackend:
                  str(plan.entry_script)] for exe in plan.executables]
 
     def build(self, plan: BuildPlan) -> None:
-        env = dict(os.environ)
+        env = {**os.environ, **bytecode_env(plan.profile)}
         # The app package and the stand-ins are found through the path, as in the source tree.
         env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (plan.project_root, *plan.module_paths))
         for exe, argv in zip(plan.executables, self.command_lines(plan), strict=True):

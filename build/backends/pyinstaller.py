@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 from build import proc
-from build.backends.base import BuildPlan
+from build.backends.base import BuildPlan, bytecode_env
 
 # PyInstaller applies UPX itself only when forced on Linux, and then packs every shared library,
 # which crashes at load on this machine; slimfreeze's own UPX step (build/upx.py) decides instead.
@@ -40,7 +40,7 @@ def spec_source(plan: BuildPlan) -> str:
             f"    hiddenimports={hidden!r},",
             f"    excludes={list(plan.excludes)!r},",
             f"    optimize={profile.optimize!r},",
-            "    noarchive=False,",
+            f"    noarchive={not profile.archive!r},",
             ")",
             f"pyz{index} = PYZ(a{index}.pure)",
         ]
@@ -91,6 +91,7 @@ class PyInstallerBackend:
         if distpath.exists():
             shutil.rmtree(distpath)
         env = {k: v for k, v in os.environ.items() if k not in _ENV_DROP}
+        env.update(bytecode_env(plan.profile))
         for argv in self.command_lines(plan):
             proc.run(argv, log=plan.log, env=env, cwd=plan.project_root, timeout=1800)
         # Lay the result out flat in the stage folder: binaries (and `_internal/` for onedir).
