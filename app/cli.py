@@ -19,6 +19,7 @@ COMMANDS = {
     "control": "answer JSON commands (ping, echo, status) from devices/<id>/cmd on devices/<id>/reply",
     "heartbeat": "publish a sequence-numbered heartbeat to devices/<id>/heartbeat",
     "hello": "print a greeting and exit (no MQTT)",
+    "run": "run several commands in one process that imports once and forks a worker for each",
     "telemetry": "publish a JSON reading of the device to devices/<id>/telemetry",
 }
 MULTICALL_NAME = "slimfreeze"
