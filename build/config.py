@@ -22,7 +22,9 @@ from typing import Any
 from build.errors import ConfigError
 
 TABLE = "tool.slimfreeze"
-ALL_COMMANDS: tuple[str, ...] = ("telemetry", "heartbeat", "control", "hello")
+# `run` is the supervisor: it forks the other bundled commands as workers sharing its memory.
+ALL_COMMANDS: tuple[str, ...] = ("telemetry", "heartbeat", "control", "hello", "run")
+SUPERVISOR = "run"
 BACKENDS = ("pyinstaller", "nuitka")
 LAYOUTS = ("onefile", "onedir")
 # What "compression" may say, per backend. PyInstaller's archive is always zlib; Nuitka's onefile

@@ -85,26 +85,34 @@ def swap_into_place(stage: Path, target: Path) -> None:
     shutil.rmtree(outgoing, ignore_errors=True)
 
 
+@dataclass(kw_only=True)
+class _Known:
+    """What a build has measured so far, so that a failed build still reports it."""
+
+    total_bytes: int | None = None
+    image_bytes: int | None = None
+    smoke_passed: bool | None = None
+
+
 def build_profile(profile: Profile, project: Project) -> BuildResult:
     """Build, smoke-test and publish one profile. User-facing failures become a failed result."""
     started = time.monotonic()
     work = project.work_root / profile.name
     log_path = work / "build.log"
+    known = _Known()
     try:
         if work.exists():
             shutil.rmtree(work)
         work.mkdir(parents=True)
-        total, image_bytes, smoke_passed = _build(profile, project, work, log_path, started)
+        _build(profile, project, work, log_path, started, known)
     except SlimfreezeError as err:
-        return BuildResult(profile=profile.name, ok=False, seconds=time.monotonic() - started,
-                           log=log_path, error=str(err))
+        return BuildResult(profile=profile.name, ok=False, seconds=time.monotonic() - started, log=log_path,
+                           error=str(err), **vars(known))
     return BuildResult(profile=profile.name, ok=True, seconds=time.monotonic() - started, log=log_path,
-                       dist_dir=project.dist_root / profile.name, total_bytes=total,
-                       image_bytes=image_bytes, smoke_passed=smoke_passed)
+                       dist_dir=project.dist_root / profile.name, **vars(known))
 
 
-def _build(profile: Profile, project: Project, work: Path, log_path: Path,
-           started: float) -> tuple[int, int | None, bool]:
+def _build(profile: Profile, project: Project, work: Path, log_path: Path, started: float, known: _Known) -> None:
     # Imported here so `--list-profiles` and `bloat` do not pay for the smoke/report machinery.
     from build import image, smoke, upx
 
@@ -132,17 +140,19 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path,
     if profile.upx:
         with log.step(profile.name, "UPX"):
             tools.update(upx.apply(profile, stage, log_path))
-    total = files_size(stage)
+    total = known.total_bytes = files_size(stage)
     check_budget(profile, total)
     with log.step(profile.name, "smoke test against a real mosquitto"):
         result = smoke.run(stage, command_paths(profile), tls=profile.tls, log=log_path,
                            multicall=MULTICALL_NAME if profile.multicall else None)
+    known.smoke_passed = result.passed
     if not result.passed:
         raise BuildFailed(f"smoke test failed; the artifact does not work:\n{result.failure_text()}")
     image_record = None
     if profile.image:
         with log.step(profile.name, f"{profile.image} image ({profile.image_compressor})"):
             image_record = image.make(profile, stage, work, log_path)
+        known.image_bytes = image_record["size"]
         tools.update(image.tool_versions())
     manifest = build_manifest(
         folder=stage, profile=profile.to_dict(), tools=tools, commands=command_paths(profile),
@@ -156,7 +166,6 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path,
 
         write_profile_reports(dist_dir, project.reports_root / profile.name)
         write_index(project.reports_root)
-    return total, (image_record or {}).get("size"), result.passed
 
 
 def build_many(profiles: list[Profile], project: Project) -> list[BuildResult]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from build.broker import Broker, Subscriber
 from build.certs import make_test_certs
+from build.config import SUPERVISOR
 
 # command name -> argv that runs it (the artifact's link, or python -m app <command>)
 Launcher = Callable[[str], list[str]]
@@ -171,6 +172,38 @@ class Scenario:
             _log(self.log, ran)
         return Check(name="control", passed=passed, detail=detail if passed else f"{detail}; {ran.describe()}")
 
+    def supervisor(self, workers: Sequence[str]) -> Check:
+        """`run` forks the MQTT commands as workers: each publishes, SIGTERM stops them all cleanly."""
+        device = _names("run")
+        env = _env(self.env, self.broker, device)
+        argv = [*self.launcher("run"), *(f"{w}:--interval=0.2" if w != "control" else w for w in workers)]
+        output = tempfile.TemporaryFile()
+        child = subprocess.Popen(argv, env=env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=output,
+                                 stderr=subprocess.STDOUT)
+        try:
+            for worker in (w for w in workers if w != "control"):
+                self.seen.wait_count(2, f"devices/{device}/{worker}", timeout=20)
+            if "control" in workers:
+                request_id = secrets.token_hex(4)
+                self.seen.wait_payload(f"devices/{device}/status", "online", timeout=20)
+                self.seen.publish(f"devices/{device}/cmd", json.dumps({"id": request_id, "cmd": "ping"}))
+                self.seen.wait_for(lambda ms: any(_reply_id(m.payload) == request_id for m in ms),
+                                   topic_filter=f"devices/{device}/reply", timeout=10, what="reply to ping")
+            child.send_signal(signal.SIGTERM)
+            code = child.wait(timeout=30)
+            passed, detail = code == 0, f"workers {', '.join(workers)} ran; SIGTERM -> exit {code}"
+        except (TimeoutError, subprocess.TimeoutExpired) as err:
+            passed, detail = False, str(err)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            output.seek(0)
+            ran = Ran(argv=argv, code=child.returncode, output=output.read().decode(errors="replace"))
+            output.close()
+            _log(self.log, ran)
+        return Check(name="run", passed=passed, detail=detail if passed else f"{detail}; {ran.describe()}")
+
     def tls(self, command: str, *, expect_tls: bool, ca_cert: Path) -> Check:
         """A TLS build connects with verification; a TLS-free build refuses with its clear message."""
         device = _names(f"tls-{command}")
@@ -217,6 +250,11 @@ def run_scenarios(launcher: Launcher, commands: Sequence[str], *, tls: bool, log
                     check = scenario.hello()
                 elif command == "control":
                     check = scenario.control()
+                elif command == SUPERVISOR:
+                    workers = [c for c in commands if c not in ("hello", SUPERVISOR)]
+                    if not workers:
+                        continue  # a supervisor with nothing to supervise: --help covered it
+                    check = scenario.supervisor(workers)
                 else:
                     check = scenario.publisher(command)
                 checks.append(check)

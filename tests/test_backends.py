@@ -48,7 +48,7 @@ def test_multicall_onefile_spec_is_one_analysis_one_exe(tmp_path):
     assert set(keyword(analysis, "excludes")) == {"tkinter", "ssl", "_ssl"}
     assert set(keyword(analysis, "hiddenimports")) == {
         "app.commands.telemetry", "app.commands.heartbeat", "app.commands.control", "app.commands.hello",
-        "_slimfreeze_ssl"}
+        "app.commands.run", "_slimfreeze_ssl"}
     assert keyword(exe, "name") == "slimfreeze" and keyword(exe, "strip") is True
     assert keyword(exe, "upx") is False  # PyInstaller's own UPX packs every library; ours decides
 
@@ -62,6 +62,12 @@ def test_onedir_per_command_shares_one_collect(tmp_path):
     # each executable bundles only its own command's code
     assert [keyword(a, "hiddenimports")[0] for a in calls["Analysis"]] == ["app.commands.telemetry",
                                                                            "app.commands.hello"]
+
+
+def test_the_supervisor_executable_bundles_every_command_it_forks():
+    profile = Profile(name="p", layout="onedir", multicall=False, commands=("telemetry", "hello", "run"))
+    exes = {exe.name: exe.commands for exe in executables_for(profile)}
+    assert exes == {"telemetry": ("telemetry",), "hello": ("hello",), "run": ("telemetry", "hello", "run")}
 
 
 def test_pyinstaller_work_files_stay_out_of_the_build_package(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from build.manifest import MANIFEST_NAME, SCHEMA, sha256_of
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.integration
-COMMANDS = ["telemetry", "heartbeat", "control", "hello"]
+COMMANDS = ["telemetry", "heartbeat", "control", "hello", "run"]
 
 
 def manifest_of(result) -> dict:
@@ -128,9 +129,9 @@ commands = ["hello"]
 pyinstaller_args = ["--no-such-pyinstaller-flag"]
 
 [tool.slimfreeze.profiles.broken]
-description = "json left out: every MQTT command dies at import, so the smoke test must fail it"
+description = "select left out: paho-mqtt cannot import, so the smoke test must fail it"
 commands = ["hello", "heartbeat"]
-exclude = ["json"]
+exclude = ["select"]
 strip = true
 
 [tool.slimfreeze.profiles.good]
@@ -141,12 +142,16 @@ strip = true
                           "--profile", "broken", "--profile", "good"],
                          capture_output=True, text=True, timeout=900, env={**os.environ, "COLUMNS": "200"})
     assert out.returncode == 1, out.stderr
-    assert "Traceback" not in out.stderr
+    # the broken artifact's own traceback is shown; slimfreeze itself must not crash
+    assert not re.search(r'File ".*/build/[a-z_/]+\.py"', out.stderr), out.stderr
     assert "profile 'bad-flag' failed" in out.stderr and "--no-such-pyinstaller-flag" in out.stderr
     assert "profile 'broken' failed: smoke test failed" in out.stderr
     assert "heartbeat" in out.stderr
     summary = out.stderr[out.stderr.index("build summary"):]
     assert summary.count("FAILED") == 2 and " ok " in summary
+    broken_row = next(line for line in summary.splitlines() if " broken " in line)
+    assert "failed" in broken_row  # its smoke result is reported, as are its bytes
+    assert re.search(r"\d{1,3}(,\d{3})+", broken_row)
     assert not (project / "dist" / "bad-flag").exists()
     assert not (project / "dist" / "broken").exists()
     good = project / "dist" / "good"

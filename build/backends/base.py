@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from build.config import Profile
+from build.config import SUPERVISOR, Profile
 
 MULTICALL_NAME = "slimfreeze"
 
@@ -51,10 +51,12 @@ def bytecode_env(profile: Profile) -> dict[str, str]:
 
 
 def executables_for(profile: Profile) -> tuple[Executable, ...]:
-    """One multi-call executable, or one executable per command."""
+    """One multi-call executable, or one executable per command (the supervisor's bundles every
+    command, since it runs them all as its workers)."""
     if profile.multicall:
         return (Executable(name=MULTICALL_NAME, commands=profile.commands),)
-    return tuple(Executable(name=command, commands=(command,)) for command in profile.commands)
+    return tuple(Executable(name=command, commands=profile.commands if command == SUPERVISOR else (command,))
+                 for command in profile.commands)
 
 
 class Backend(Protocol):

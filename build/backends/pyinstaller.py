@@ -92,6 +92,9 @@ class PyInstallerBackend:
             shutil.rmtree(distpath)
         env = {k: v for k, v in os.environ.items() if k not in _ENV_DROP}
         env.update(bytecode_env(plan.profile))
+        # PyInstaller's binary cache is global (~/.cache/pyinstaller) and `--clean` empties it, so
+        # two builds at once would pull files from under each other: give each build its own.
+        env["PYINSTALLER_CONFIG_DIR"] = str(plan.work_dir / "pyinstaller" / "config")
         for argv in self.command_lines(plan):
             proc.run(argv, log=plan.log, env=env, cwd=plan.project_root, timeout=1800)
         # Lay the result out flat in the stage folder: binaries (and `_internal/` for onedir).

@@ -169,7 +169,7 @@ INDEX_TEMPLATE = """<!DOCTYPE html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'{script_policy}">
 <title>slimfreeze size reports</title>
 <style>{css}
 .bars {{ display: grid; grid-template-columns: minmax(90px, max-content) 1fr minmax(80px, max-content); gap: 6px 12px; align-items: center; }}
@@ -183,6 +183,7 @@ a {{ color: var(--accent); }}
 <header><h1>slimfreeze size reports</h1>
 <div class="summary"><span>profiles <b>{count}</b></span><span>smallest <b>{smallest}</b></span></div></header>
 <main>
+{sweep}
 <section>
 <h2>Bytes per profile, split by distribution</h2>
 <div class="bars">
@@ -205,7 +206,9 @@ a {{ color: var(--accent); }}
 """
 
 
-def index_page(entries: list[IndexEntry]) -> str:
+def index_page(entries: list[IndexEntry], *, sweep_section: str = "", script_source: str | None = None) -> str:
+    """The comparison page; `sweep_section` is the sweep's ranked table (HTML), whose one script is
+    allowed by its hash (`script_source`) and nothing else."""
     e = html.escape
     good = [x for x in entries if x.report is not None]
     widest = max((x.report.total_stored for x in good), default=1) or 1
@@ -245,5 +248,6 @@ def index_page(entries: list[IndexEntry]) -> str:
                      f"</span>{e(name)}</span>" for name in seen)
     smallest = min(good, key=lambda x: x.report.total_stored) if good else None
     return INDEX_TEMPLATE.format(
+        script_policy=f"; script-src {script_source}" if script_source else "", sweep=sweep_section,
         css=_asset("report.css"), count=len(entries), bars="\n".join(bars), rows="\n".join(rows), legend=legend,
         smallest=e(f"{smallest.profile} ({smallest.report.total_stored:,} bytes)") if smallest else "-")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html as _html
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -47,6 +49,9 @@ def write_profile_reports(dist_dir: Path, out_dir: Path) -> Path:
     return out_dir / REPORT_NAME
 
 
+SWEEP_NAME = "sweep.json"
+
+
 def write_index(reports_root: Path) -> Path:
     """size_reports/index.html comparing every profile that has a report.json. A report that
     cannot be read is listed with its error instead of failing the whole page."""
@@ -59,5 +64,21 @@ def write_index(reports_root: Path) -> Path:
         except SlimfreezeError as err:
             entries.append(IndexEntry(profile=profile, report=None, error=str(err)))
     target = reports_root / PAGE_NAME
-    write_atomic(target, html.index_page(entries))
+    write_atomic(target, html.index_page(entries, **_sweep_section(reports_root / SWEEP_NAME)))
     return target
+
+
+def _sweep_section(path: Path) -> dict[str, str | None]:
+    """The sweep's ranked table when `python build.py sweep` wrote one; an unreadable file is shown
+    as its error rather than failing the page."""
+    from build.report_sweep import SCRIPT_CSP_SOURCE, render_sweep_section
+    from build.sweep import check_sweep
+
+    if not path.is_file():
+        return {"sweep_section": "", "script_source": None}
+    try:
+        sweep = check_sweep(json.loads(path.read_text(encoding="utf-8")), path)
+    except (OSError, ValueError, SlimfreezeError) as err:
+        message = _html.escape(f"{path.name}: cannot be read ({err})")
+        return {"sweep_section": f'<section><p class="muted">{message}</p></section>', "script_source": None}
+    return {"sweep_section": render_sweep_section(sweep), "script_source": SCRIPT_CSP_SOURCE}
