@@ -139,24 +139,26 @@ class Scenario:
         return Check(name=command, passed=True,
                      detail=f"{len(readings)} acknowledged messages on {topic}, e.g. {messages[0].text[:120]}")
 
-    def control(self) -> Check:
-        device = _names("control")
-        env = _env(self.env, self.broker, device)
-        argv = self.launcher("control")
+    def _ping(self, device: str) -> str:
+        """Send `ping` to devices/<device>/cmd once it is online; return the reply's text."""
+        self.seen.wait_payload(f"devices/{device}/status", "online", timeout=20)
+        request_id = secrets.token_hex(4)
+        self.seen.publish(f"devices/{device}/cmd", json.dumps({"id": request_id, "cmd": "ping"}))
+        reply = self.seen.wait_for(lambda ms: any(_reply_id(m.payload) == request_id for m in ms),
+                                   topic_filter=f"devices/{device}/reply", timeout=10,
+                                   what=f"reply to ping {request_id}")
+        return reply[-1].text[:120]
+
+    def _long_running(self, name: str, argv: list[str], device: str, exercise: Callable[[], str]) -> Check:
+        """Start a program that runs until stopped, `exercise` it, then SIGTERM must end it with 0."""
         output = tempfile.TemporaryFile()
-        child = subprocess.Popen(argv, env=env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=output,
-                                 stderr=subprocess.STDOUT)
+        child = subprocess.Popen(argv, env=_env(self.env, self.broker, device), cwd=self.cwd,
+                                 stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
         detail = ""
         try:
-            self.seen.wait_payload(f"devices/{device}/status", "online", timeout=20)
-            request_id = secrets.token_hex(4)
-            self.seen.publish(f"devices/{device}/cmd", json.dumps({"id": request_id, "cmd": "ping"}))
-            reply = self.seen.wait_for(
-                lambda ms: any(_reply_id(m.payload) == request_id for m in ms),
-                topic_filter=f"devices/{device}/reply", timeout=10, what=f"reply to ping {request_id}")
-            detail = f"answered ping: {reply[-1].text[:120]}"
+            detail = exercise()
             child.send_signal(signal.SIGTERM)
-            code = child.wait(timeout=15)
+            code = child.wait(timeout=30)
             self.seen.wait_payload(f"devices/{device}/status", "offline", timeout=10)
             passed = code == 0
             detail += f"; SIGTERM -> exit {code}, status offline"
@@ -170,39 +172,27 @@ class Scenario:
             ran = Ran(argv=argv, code=child.returncode, output=output.read().decode(errors="replace"))
             output.close()
             _log(self.log, ran)
-        return Check(name="control", passed=passed, detail=detail if passed else f"{detail}; {ran.describe()}")
+        return Check(name=name, passed=passed, detail=detail if passed else f"{detail}; {ran.describe()}")
+
+    def control(self) -> Check:
+        device = _names("control")
+        return self._long_running("control", self.launcher("control"), device,
+                                  lambda: f"answered ping: {self._ping(device)}")
 
     def supervisor(self, workers: Sequence[str]) -> Check:
-        """`run` forks the MQTT commands as workers: each publishes, SIGTERM stops them all cleanly."""
+        """`run` forks the MQTT commands as workers: each does its work, SIGTERM stops them all cleanly."""
         device = _names("run")
-        env = _env(self.env, self.broker, device)
-        argv = [*self.launcher("run"), *(f"{w}:--interval=0.2" if w != "control" else w for w in workers)]
-        output = tempfile.TemporaryFile()
-        child = subprocess.Popen(argv, env=env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=output,
-                                 stderr=subprocess.STDOUT)
-        try:
-            for worker in (w for w in workers if w != "control"):
+        publishers = [w for w in workers if w != "control"]
+
+        def exercise() -> str:
+            for worker in publishers:
                 self.seen.wait_count(2, f"devices/{device}/{worker}", timeout=20)
             if "control" in workers:
-                request_id = secrets.token_hex(4)
-                self.seen.wait_payload(f"devices/{device}/status", "online", timeout=20)
-                self.seen.publish(f"devices/{device}/cmd", json.dumps({"id": request_id, "cmd": "ping"}))
-                self.seen.wait_for(lambda ms: any(_reply_id(m.payload) == request_id for m in ms),
-                                   topic_filter=f"devices/{device}/reply", timeout=10, what="reply to ping")
-            child.send_signal(signal.SIGTERM)
-            code = child.wait(timeout=30)
-            passed, detail = code == 0, f"workers {', '.join(workers)} ran; SIGTERM -> exit {code}"
-        except (TimeoutError, subprocess.TimeoutExpired) as err:
-            passed, detail = False, str(err)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-            output.seek(0)
-            ran = Ran(argv=argv, code=child.returncode, output=output.read().decode(errors="replace"))
-            output.close()
-            _log(self.log, ran)
-        return Check(name="run", passed=passed, detail=detail if passed else f"{detail}; {ran.describe()}")
+                self._ping(device)
+            return f"workers {', '.join(workers)} ran under one supervisor"
+
+        argv = [*self.launcher("run"), *(f"{w}:--interval=0.2" if w in publishers else w for w in workers)]
+        return self._long_running("run", argv, device, exercise)
 
     def tls(self, command: str, *, expect_tls: bool, ca_cert: Path) -> Check:
         """A TLS build connects with verification; a TLS-free build refuses with its clear message."""
