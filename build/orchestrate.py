@@ -126,6 +126,7 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
         from build.trace import unused_modules
 
         unused = unused_modules(project, profile)
+    graph = _build_graph(project, profile, unused)
     plan = BuildPlan(
         profile=profile, project_root=project.root, work_dir=work, stage_dir=stage, entry_script=entry,
         executables=executables_for(profile), excludes=plan_excludes(profile, unused),
@@ -164,8 +165,18 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
     with log.step(profile.name, "size report"):
         from build.report import write_index, write_profile_reports
 
-        write_profile_reports(dist_dir, project.reports_root / profile.name)
+        write_profile_reports(dist_dir, project.reports_root / profile.name, graph=graph)
         write_index(project.reports_root)
+
+
+def _build_graph(project: Project, profile: Profile, unused: tuple[str, ...]) -> dict:
+    """The freezer's import graph with this build's exclusions, for the report's retained sizes.
+    `unused_modules` has already computed (and cached) the graph without the unused ones."""
+    from build.retained import exclude_from_graph
+    from build.trace import import_graph
+
+    with log.step(profile.name, "import graph for retained sizes"):
+        return exclude_from_graph(import_graph(project, profile, plan_excludes(profile)), unused)
 
 
 def build_many(profiles: list[Profile], project: Project) -> list[BuildResult]:

@@ -212,9 +212,10 @@ def run_trace_command(args: argparse.Namespace) -> int:
 
 def run_suggest_command(args: argparse.Namespace) -> int:
     from build.orchestrate import plan_excludes
-    from build.suggest import suggestions, render
+    from build.suggest import render, require_built, suggestions
 
     project, profile = _project_and_profile(args)
+    require_built(project, profile)  # before the trace: it needs a broker and takes seconds
     trace = run_trace(project, profile)
     graph = import_graph(project, profile, plan_excludes(profile))
     print(render(suggestions(project, profile, trace, graph)))

@@ -173,7 +173,11 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Browser, Re
 
     tmp = tmp_path_factory.mktemp("browser")
     dist = _dist_with_manifest(tmp, make_archive(tmp / "src").path)
-    report = write_profile_reports(dist, tmp / "size_reports" / "min")
+    entry = "/w/slimfreeze_entry.py"  # an import graph, for the retained-size table
+    graph = {"root": entry, "nodes": {n: {"kind": k, "file": None} for n, k in {
+        entry: "Script", "app.main": "SourceModule", "paho": "Package", "paho.mqtt.client": "SourceModule"}.items()},
+        "edges": [[entry, "app.main"], ["app.main", "paho.mqtt.client"], ["paho.mqtt.client", "paho"]]}
+    report = write_profile_reports(dist, tmp / "size_reports" / "min", graph=graph)
     proxy = RecordingProxy()
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     browser = Browser(tmp / "chromium", proxy.server_address[1])
@@ -196,6 +200,13 @@ def test_page_renders_with_summary_and_profile(page: tuple[Browser, RecordingPro
     assert browser.js("document.getElementById('profile-body').textContent") == 'name"min"'
     assert '"schema": "slimfreeze.manifest/1"' in browser.js("document.getElementById('manifest').textContent")
     assert browser.js("document.getElementById('links').textContent") == "telemetry \u2192 slimfreeze (0 bytes)"
+
+
+def test_retained_table_shows(page: tuple[Browser, RecordingProxy, Path]) -> None:
+    browser, _, _ = page
+    names = browser.js("Array.from(document.querySelectorAll('#retained tbody tr')).map(tr => tr.cells[0].textContent)")
+    assert names == ["paho", "paho.mqtt.client"]  # same bytes: by name
+    assert browser.js("document.getElementById('retained').getBoundingClientRect().height") > 50
 
 
 def test_treemap_has_nodes_and_zooms(page: tuple[Browser, RecordingProxy, Path]) -> None:

@@ -110,3 +110,72 @@ def test_failed_analysis_leaves_previous_reports(tmp_path: Path) -> None:
         write_profile_reports(tmp_path / "dist", out)
     assert (out / "report.json").read_text() == "previous" and (out / "index.html").read_text() == "previous"
     assert sorted(p.name for p in out.iterdir()) == ["index.html", "report.json"]
+
+
+# ---- retained sizes ------------------------------------------------------------------------------
+
+def test_retained_table_is_static_escaped_html() -> None:
+    from dataclasses import replace
+    from html import escape
+
+    from build.analysis.model import Retained
+
+    base = report()
+    many = tuple(f"m{i}" for i in range(html.RETAINED_TIP_NAMES + 5))
+    rep = replace(base, retained=(Retained(name="small", stored=10, raw=20, modules=("small",)),
+                                  Retained(name=HOSTILE, stored=2000, raw=4000, modules=many)))
+    page = html.profile_page(rep)
+    section = page[page.index('<section id="retained">'):]
+    section = section[:section.index("</section>")]
+    assert html.RETAINED_TITLE in section and HOSTILE not in page
+    assert escape(HOSTILE) in section
+    cells = re.findall(r"<tr><td[^>]*>(.*?)</td><td[^>]*>(.*?)</td>", section)
+    assert cells == [(escape(HOSTILE), "2,000"), ("small", "10")]  # largest first
+    assert f'title="{", ".join(many[:html.RETAINED_TIP_NAMES])}, ..."' in section
+    assert page.count("<script") == 2
+    assert 'id="retained"' not in html.profile_page(base)  # no graph, no table
+    assert "no top-level import retains any bytes" in html.profile_page(replace(base, retained=()))
+
+
+def test_write_profile_reports_with_the_import_graph(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    dist = tmp_path / "dist" / "min"
+    dist.mkdir(parents=True)
+    shutil.copy(_onefile(tmp_path_factory), dist / "slimfreeze")
+    root = "/w/slimfreeze_entry.py"
+    graph = {"root": root, "nodes": {n: {"kind": k, "file": None} for n, k in {
+        root: "Script", "app.main": "SourceModule", "paho": "Package", "paho.mqtt.client": "SourceModule",
+        "json": "Package", "_bisect": "Extension", "codecs": "SourceModule"}.items()},
+        "edges": [[root, "app.main"], ["app.main", "paho.mqtt.client"], ["paho.mqtt.client", "paho"],
+                  ["app.main", "json"], ["json", "codecs"], ["paho.mqtt.client", "codecs"], ["json", "_bisect"]]}
+    out = tmp_path / "size_reports" / "min"
+    back = jsonio.load(write_profile_reports(dist, out, graph=graph))
+    stored = {r.module: r.stored for r in back.rows}
+    assert [(r.name, r.stored, r.modules) for r in back.retained] == sorted([
+        ("paho", stored["paho"] + stored["paho.mqtt.client"], ("paho", "paho.mqtt.client")),
+        ("paho.mqtt.client", stored["paho"] + stored["paho.mqtt.client"], ("paho", "paho.mqtt.client")),
+        ("json", stored["json"] + stored["_bisect"], ("_bisect", "json")),  # not codecs: paho imports it too
+    ], key=lambda x: (-x[1], x[0]))
+    assert html.RETAINED_TITLE in (out / "index.html").read_text()
+
+
+def test_current_report_is_the_one_of_that_build(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from dataclasses import replace
+
+    from build.report import current_report
+
+    dist, out = tmp_path / "dist" / "min", tmp_path / "size_reports" / "min"
+    assert current_report(dist, out) is None
+    dist.mkdir(parents=True)
+    shutil.copy(_onefile(tmp_path_factory), dist / "slimfreeze")
+    size = (dist / "slimfreeze").stat().st_size
+    manifest = {"schema": "slimfreeze.manifest/1", "profile": "min", "files": [{"path": "slimfreeze", "size": size,
+                                                                                  "sha256": "0" * 64}]}
+    (dist / "manifest.json").write_text(json.dumps(manifest))
+    write_profile_reports(dist, out)
+    stored = jsonio.load(out / "report.json")
+    marked = replace(stored, artifact="from-report.json")  # to tell which one comes back
+    (out / "report.json").write_text(jsonio.dumps(marked))
+    assert current_report(dist, out).artifact == "from-report.json"
+    (dist / "manifest.json").write_text(json.dumps({**manifest, "created": "later"}))  # a newer build
+    fresh = current_report(dist, out)
+    assert fresh.artifact == "min" and fresh.manifest["created"] == "later"

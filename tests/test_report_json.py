@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from build.analysis.model import SCHEMA, Link, Row, Section, SizeReport
+from build.analysis.model import SCHEMA, Link, Retained, Row, Section, SizeReport
 from build.analysis.ops import diff_reports
 from build.errors import ArtifactError
 from build.report import jsonio
@@ -100,3 +100,45 @@ def test_diff_json() -> None:
     assert data["changes"] == [{"name": "b.so", "distribution": "libb", "change": "vanished", "old": 100, "new": 0,
                                 "delta": -100}]
     assert SCHEMA == "slimfreeze.size-report/1"
+
+
+# ---- retained sizes: an optional field, absent from reports made without an import graph ----------
+
+RETAINED = (Retained(name="b", stored=5, raw=9, modules=("b", "b.x")),
+            Retained(name="a", stored=100, raw=150, modules=("a",)),
+            Retained(name="c", stored=5, raw=6, modules=()))
+
+
+def test_retained_golden_and_sorted() -> None:
+    data = json.loads(jsonio.dumps(replace(REPORT, retained=RETAINED)))
+    assert list(data) == [*GOLDEN, "retained"]
+    assert {k: v for k, v in data.items() if k != "retained"} == GOLDEN
+    assert data["retained"] == [{"name": "a", "stored": 100, "raw": 150, "modules": ["a"]},
+                                {"name": "b", "stored": 5, "raw": 9, "modules": ["b", "b.x"]},
+                                {"name": "c", "stored": 5, "raw": 6, "modules": []}]
+    assert "retained" not in json.loads(jsonio.dumps(REPORT))
+    assert "retained" in json.loads(jsonio.dumps(replace(REPORT, retained=())))  # computed, and empty
+
+
+def test_retained_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "report.json"
+    path.write_text(jsonio.dumps(replace(REPORT, retained=RETAINED)))
+    back = jsonio.load(path)
+    assert back.retained is not None and sorted(back.retained, key=lambda r: r.name) == sorted(RETAINED,
+                                                                                              key=lambda r: r.name)
+    assert jsonio.dumps(back) == path.read_text()
+    path.write_text(jsonio.dumps(REPORT))
+    assert jsonio.load(path).retained is None
+
+
+@pytest.mark.parametrize("bad", [
+    "nope", [{"name": "a", "stored": -1, "raw": 1, "modules": []}], [{"name": "a", "stored": 1, "raw": 1}],
+    [{"name": "a", "stored": 1, "raw": 1, "modules": "a"}], [{"name": "a", "stored": 1, "raw": 1, "modules": [1]}],
+    ["a"],
+])
+def test_bad_retained(tmp_path: Path, bad) -> None:
+    data = json.loads(jsonio.dumps(REPORT))
+    data["retained"] = bad
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    with pytest.raises(ArtifactError, match="malformed size report"):
+        jsonio.load(tmp_path / "r.json")

@@ -72,6 +72,19 @@ class Link:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Retained:
+    """What would go if one top-level import went: the modules the entry reaches only through it.
+
+    stored/raw sum the report rows of `modules` (build.retained computes it from the import graph).
+    """
+
+    name: str
+    stored: int
+    raw: int
+    modules: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class SizeReport:
     """What `analyse()` returns and every renderer reads."""
 
@@ -84,6 +97,7 @@ class SizeReport:
     files: int = 1  # regular files analysed
     notes: tuple[str, ...] = ()
     manifest: dict[str, Any] | None = field(default=None, compare=False)
+    retained: tuple[Retained, ...] | None = None  # None: no import graph was given (sorted by stored desc)
 
 
 def display_distribution(distribution: str, guess: bool) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from build.analysis.model import Row, SizeReport, display_distribution
+from build.analysis.model import Retained, Row, SizeReport, display_distribution
 from build.analysis.ops import group_rows, sort_rows
 
 ASSETS = Path(__file__).with_name("assets")
@@ -97,7 +97,7 @@ PROFILE_TEMPLATE = """<!DOCTYPE html>
 <nav class="crumbs" id="crumbs" aria-label="Treemap level"></nav>
 <div id="treemap" role="img" aria-label="treemap of stored bytes"></div>
 </section>
-<section>
+{retained}<section>
 <h2>Rows</h2>
 <div class="tools"><input id="search" type="search" placeholder="Filter rows (name, module, distribution)" aria-label="Filter rows"><span class="count" id="count"></span></div>
 <table id="rows"><thead><tr id="rows-head"></tr></thead><tbody id="rows-body"></tbody></table>
@@ -124,7 +124,43 @@ PROFILE_TEMPLATE = """<!DOCTYPE html>
 
 def profile_page(report: SizeReport) -> str:
     return PROFILE_TEMPLATE.format(title=html.escape(report.artifact), css=_asset("report.css"),
-                                   data=embed_json(page_data(report)), js=_asset("report.js"))
+                                   data=embed_json(page_data(report)), js=_asset("report.js"),
+                                   retained=retained_section(report))
+
+
+RETAINED_TITLE = "Retained size of each top-level import (what would go if it went)"
+RETAINED_TIP_NAMES = 40  # module names in a row's tooltip; report.json lists them all
+RETAINED_NOTE = ("For each module the application imports directly, and each top-level package: the bytes of "
+                 "the modules that the entry script reaches only through it, itself and its submodules included "
+                 "(twiggy's dominators, on the freezer's import graph). Shared libraries that only a removed "
+                 "extension module needs are not counted: the Python import graph does not show them. "
+                 "Entries overlap: a package retains what its submodules retain. A sum that includes an "
+                 "estimated row (~ under Rows) is an estimate too.")
+RETAINED_NUITKA_NOTE = (" Nuitka compiles modules into [executable]: only their constants and bytecode are "
+                        "counted here.")
+
+
+def retained_section(report: SizeReport) -> str:
+    """The retained-size table as static, escaped HTML; nothing when the report has no retained sizes."""
+    if report.retained is None:
+        return ""
+    e = html.escape
+    body = [_retained_row(r, report.total_stored) for r in sorted(report.retained, key=lambda r: (-r.stored, r.name))]
+    if not body:
+        body = ['<tr><td colspan="5" class="muted">no top-level import retains any bytes</td></tr>']
+    note = RETAINED_NOTE + (RETAINED_NUITKA_NOTE if report.format.startswith("nuitka") else "")
+    return (f'<section id="retained">\n<h2>{e(RETAINED_TITLE)}</h2>\n<p class="muted">{e(note)}</p>\n'
+            '<table><thead><tr><th>Import</th><th class="num">Stored</th><th class="num">File %</th>'
+            '<th class="num">Raw</th><th class="num">Modules</th></tr></thead>\n<tbody>\n'
+            + "\n".join(body) + "\n</tbody></table>\n</section>\n")
+
+
+def _retained_row(r: Retained, total: int) -> str:
+    e = html.escape
+    names = ", ".join(r.modules[:RETAINED_TIP_NAMES]) + (", ..." if len(r.modules) > RETAINED_TIP_NAMES else "")
+    share = f"{100.0 * r.stored / total:.1f}%" if total else "-"
+    return (f'<tr><td class="name">{e(r.name)}</td><td class="num">{r.stored:,}</td><td class="num">{share}</td>'
+            f'<td class="num">{r.raw:,}</td><td class="num" title="{e(names, quote=True)}">{len(r.modules)}</td></tr>')
 
 
 # --- index page comparing profiles -----------------------------------------------------------

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from build.analysis.model import SCHEMA, Link, Row, Section, SizeReport
+from build.analysis.model import SCHEMA, Link, Retained, Row, Section, SizeReport
 from build.analysis.ops import Diff, sort_rows
 from build.errors import ArtifactError
 
@@ -14,7 +14,9 @@ DIFF_SCHEMA = "slimfreeze.size-diff/1"
 
 
 def report_to_dict(report: SizeReport) -> dict[str, Any]:
-    return {
+    # "retained" is optional (schema 1 readers ignore keys they do not know): absent when the
+    # report was made without an import graph, so such reports stay byte for byte as before.
+    data = {
         "schema": SCHEMA,
         "artifact": report.artifact,
         "format": report.format,
@@ -26,6 +28,10 @@ def report_to_dict(report: SizeReport) -> dict[str, Any]:
         "rows": [_row_to_dict(r) for r in sort_rows(report.rows)],
         "manifest": report.manifest,
     }
+    if report.retained is not None:
+        data["retained"] = [{"name": r.name, "stored": r.stored, "raw": r.raw, "modules": list(r.modules)}
+                            for r in sorted(report.retained, key=lambda r: (-r.stored, r.name))]
+    return data
 
 
 def _row_to_dict(row: Row) -> dict[str, Any]:
@@ -61,12 +67,27 @@ def report_from_dict(data: Any, *, source: str) -> SizeReport:
                             notes=tuple(str(n) for n in data.get("notes") or ()),
                             links=tuple(Link(path=str(x["path"]), target=str(x["target"]))
                                         for x in data.get("links") or ()),
-                            manifest=data.get("manifest") if isinstance(data.get("manifest"), dict) else None)
+                            manifest=data.get("manifest") if isinstance(data.get("manifest"), dict) else None,
+                            retained=_retained(data.get("retained")))
     except (KeyError, TypeError, ValueError) as err:
         raise ArtifactError(f"{source}: malformed size report ({type(err).__name__}: {err})") from None
     if sum(r.stored for r in report.rows) != report.total_stored:
         raise ArtifactError(f"{source}: malformed size report (its rows do not add up to its total)")
     return report
+
+
+def _retained(value: Any) -> tuple[Retained, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise TypeError(f"retained: expected a list, got {type(value).__name__}")
+    out = []
+    for r in value:
+        modules = r["modules"]
+        if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+            raise TypeError("retained: modules must be a list of names")
+        out.append(Retained(name=str(r["name"]), stored=_int(r["stored"]), raw=_int(r["raw"]), modules=tuple(modules)))
+    return tuple(out)
 
 
 def _int(value: Any) -> int:

@@ -6,9 +6,12 @@ import html as _html
 import json
 import os
 import tempfile
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from build.analysis import analyse
+from build.analysis import SizeReport, analyse
 from build.errors import SlimfreezeError
 from build.report import html, jsonio
 from build.report.html import IndexEntry
@@ -37,16 +40,40 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def write_profile_reports(dist_dir: Path, out_dir: Path) -> Path:
+def write_profile_reports(dist_dir: Path, out_dir: Path, graph: Mapping[str, Any] | None = None) -> Path:
     """Analyse dist/<profile> and write out_dir/report.json and out_dir/index.html; return the
-    report's path. Both are rendered before either is written, so a failure leaves the old ones."""
+    report's path. Both are rendered before either is written, so a failure leaves the old ones.
+    With the build's import graph (build.trace.import_graph), the report carries retained sizes."""
+    from build.retained import retained_sizes
+
     report = analyse(Path(dist_dir))
+    if graph is not None:
+        report = replace(report, retained=retained_sizes(graph, report.rows))
     report_text = jsonio.dumps(report)
     page_text = html.profile_page(report)
     out_dir = Path(out_dir)
     write_atomic(out_dir / REPORT_NAME, report_text)
     write_atomic(out_dir / PAGE_NAME, page_text)
     return out_dir / REPORT_NAME
+
+
+def current_report(dist_dir: Path, out_dir: Path) -> SizeReport | None:
+    """The size report of the build in dist_dir (None when there is none): out_dir/report.json
+    when it was written for that very build (same manifest), else dist_dir analysed afresh."""
+    dist_dir, report_path = Path(dist_dir), Path(out_dir) / REPORT_NAME
+    if not dist_dir.is_dir():
+        return None
+    manifest_path = dist_dir / "manifest.json"
+    if report_path.is_file() and manifest_path.is_file():
+        try:
+            report = jsonio.load(report_path)
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (SlimfreezeError, OSError, ValueError):
+            pass  # analysed below, which says what is wrong if the folder is not an artifact
+        else:
+            if report.manifest is not None and report.manifest == manifest:
+                return report
+    return analyse(dist_dir)
 
 
 SWEEP_NAME = "sweep.json"
