@@ -28,13 +28,14 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("Start-up ms (hello)", "startup_ms", "ms"),
     ("Start to 1st ack ms", "first_ack_ms", "ms"),
     ("PSS kB total", "pss_kb_total", "int"),
+    ("PSS kB, one supervisor", "pss_kb_supervisor", "int"),
     ("RSS kB total", "rss_kb_total", "int"),
     ("Unpacked at start, bytes", "unpack_bytes", "bytes"),
     ("Strategy / reason", "strategy", "text"),
 )
 NUM_CLASS = ' class="sf-num"'
 # Figures shown with their ratio to the source baseline of the same run.
-VERSUS_SOURCE = ("startup_ms", "first_ack_ms", "pss_kb_total")
+VERSUS_SOURCE = ("startup_ms", "first_ack_ms", "pss_kb_total", "pss_kb_supervisor")
 
 STYLE = """
 .sf-sweep { margin: 24px 0; }
@@ -168,7 +169,7 @@ def _baseline_row(source: Mapping[str, Any]) -> str:
                          else '<td><span class="sf-badge-failed">FAILED</span></td>')
         elif key == "strategy":
             cells.append("<td>python -m app (baseline)</td>" if source.get("ok") else _reason_cell(source.get("error")))
-        elif key in ("startup_ms", "first_ack_ms", "pss_kb_total", "rss_kb_total"):
+        elif key in ("startup_ms", "first_ack_ms", "pss_kb_total", "pss_kb_supervisor", "rss_kb_total"):
             cells.append(_number_cell(source.get(key), kind))
         else:
             cells.append('<td class="sf-num">-</td>')
