@@ -140,7 +140,7 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
     tools = backend.tool_versions()
     if profile.upx:
         with log.step(profile.name, "UPX"):
-            tools.update(upx.apply(profile, stage, log_path))
+            tools.update(upx.apply(profile, stage, [exe.name for exe in plan.executables], log_path))
     total = known.total_bytes = files_size(stage)
     check_budget(profile, total)
     with log.step(profile.name, "smoke test against a real mosquitto"):

@@ -24,6 +24,7 @@ TOOL_PACKAGES: dict[str, str] = {
     "patchelf": "patchelf",
     "strip": "binutils",
     "objdump": "binutils",
+    "objcopy": "binutils",
     "openssl": "openssl",
     "chromium": "chromium",
     "gcc": "gcc",

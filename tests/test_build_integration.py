@@ -157,3 +157,21 @@ strip = true
     good = project / "dist" / "good"
     assert (good / MANIFEST_NAME).is_file()
     assert run(good / "hello").returncode == 0
+
+
+def test_min_bootloader_is_upx_packed_and_still_works(built):
+    """UPX applied where it works here: the onefile's bootloader (its libraries stay unpacked)."""
+    result = built("min")
+    head = (result.dist_dir / "slimfreeze").read_bytes()[:4096]
+    assert b"UPX!" in head
+    assert manifest_of(result)["tools"]["upx"][0].isdigit()
+
+
+def test_upx_packs_the_shared_runtime_of_onedir_and_it_still_works(built):
+    packed, plain = built("onedir-min-upx"), built("onedir-min")
+    manifest = check_manifest(packed, machine_paths=(str(ROOT),))
+    assert manifest["smoke"]["passed"]
+    libpython = next(f for f in manifest["files"] if f["path"].startswith("_internal/libpython3"))
+    plain_libpython = next(f for f in manifest_of(plain)["files"] if f["path"] == libpython["path"])
+    assert libpython["size"] < plain_libpython["size"] * 0.8
+    assert packed.total_bytes < plain.total_bytes
