@@ -50,6 +50,7 @@ unset); the flag wins."""
 
 RESTART_DELAY_MAX = 60.0   # cap of the doubling restart delay (unless --restart-delay is larger)
 STABLE_AFTER = 10.0        # a worker that ran this long before failing starts its backoff afresh
+REAP_POLL = 0.5            # longest sleep between looks for exited workers (see _wait_signal)
 STOP_TIMEOUT = 20.0        # longer than the workers' default --ack-timeout (10 s) for their last messages
 # What the MQTT commands import inside main(); loaded here, before the fork, so that every worker
 # shares it instead of importing its own copy. A test checks that the workers import nothing else.
@@ -222,13 +223,16 @@ class Supervisor:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
     def _wait_signal(self) -> "signal.struct_siginfo | None":
-        """The next SIGCHLD/SIGTERM/SIGINT, or None at the next restart or stop deadline."""
+        """The next SIGCHLD/SIGTERM/SIGINT, or None at the next restart or stop deadline, or after
+        REAP_POLL at the latest: a frozen program may run native threads Python does not know of
+        (seen with Nuitka's onefile), and the kernel may hand a SIGCHLD to one of those, where
+        sigtimedwait() here never sees it; the caller reaps after every wake-up regardless."""
         if self.stop_signal is not None:
             due = None if self.killed else self.stop_deadline
         else:
             due = min((w.restart_at for w in self.workers if w.restart_at is not None), default=None)
-        if due is None:
-            return signal.sigwaitinfo(_WAITED)
+        poll_at = time.monotonic() + REAP_POLL
+        due = poll_at if due is None else min(due, poll_at)
         return signal.sigtimedwait(_WAITED, max(due - time.monotonic(), 0.0))
 
     def _start(self, worker: Worker, old_mask: set[int]) -> None:
