@@ -40,6 +40,19 @@ class BuildResult:
     error: str | None = None
 
 
+def describe(profile: Profile) -> str:
+    """The resolved profile on one line, for the start of its build (pure)."""
+    parts = []
+    for key, value in profile.to_dict().items():
+        if key in ("name", "description"):
+            continue
+        if isinstance(value, list):
+            value = " ".join(value) if key == "commands" else f"[{len(value)}]"
+        parts.append(f"{key}={value:,}" if isinstance(value, int) and not isinstance(value, bool) and value > 9999
+                     else f"{key}={value}")
+    return " ".join(parts)
+
+
 def plan_excludes(profile: Profile, unused: tuple[str, ...] = ()) -> tuple[str, ...]:
     """Modules the freezer must leave out: the profile's, the ones stand-ins replace, the traced unused."""
     replaced = []
@@ -116,6 +129,7 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
     # Imported here so `--list-profiles` and `bloat` do not pay for the smoke/report machinery.
     from build import image, smoke, upx
 
+    log.info(f"[{profile.name}] resolved profile: {describe(profile)}")
     backend = BACKENDS[profile.backend]
     stage = work / "stage"
     stage.mkdir()
