@@ -85,3 +85,15 @@ def test_elf_sections_cover_a_real_library() -> None:
     assert sizes["text"] > 0 and sizes["rodata"] > 0 and sum(sizes.values()) == len(data)
     assert elf.section_ranges(b"not an elf file") is None
     assert elf.section_ranges(data[:200]) is None  # a damaged library loses its drill-down, not its bytes
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("typing.pyc", ("python-stdlib", "typing", False)),
+    ("encodings/utf_8.pyc", ("python-stdlib", "encodings.utf_8", False)),
+    ("paho/mqtt/client.pyc", ("paho-mqtt", "paho.mqtt.client", False)),
+    ("app/commands/run.pyc", ("app", "app.commands.run", False)),
+])
+def test_loose_bytecode_is_named_by_its_module(index, path: str, expected: tuple[str, str, bool]) -> None:
+    """archive = false leaves PyInstaller's modules as .pyc files in the runtime folder."""
+    a = classify_file(path, index, slimfreeze_build=True)
+    assert (a.distribution, a.module, a.guess) == expected

@@ -191,6 +191,12 @@ def classify_file(path: str, index: DistIndex, *, soname: str | None = None, sli
         if stem.startswith("libpython"):
             return result(PYTHON_RUNTIME, package=stem)
         return result(stem, package=stem)
+    if p.suffix in (".pyc", ".py"):
+        # Loose bytecode (PyInstaller's noarchive, `archive = false`): named by its module.
+        module = module_of_path(path)
+        if module:
+            a = classify_module(module, index, slimfreeze_build=slimfreeze_build)
+            return result(a.distribution, module=module, package=a.package, guess=a.guess)
     top = p.parts[0] if len(p.parts) > 1 else None
     if top and top in index.top_level:
         return result(index.top_level[top], package=top, guess=True)
