@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from build.errors import ArtifactError, ConfigError
+from build.manifest import MANIFEST_NAME
+from build.manifest import SCHEMA as MANIFEST_SCHEMA
 
-MANIFEST_SCHEMA = "slimfreeze.manifest/1"
-MANIFEST_NAME = "manifest.json"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PROFILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _READ_CHUNK = 1 << 20
