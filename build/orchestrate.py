@@ -118,7 +118,8 @@ def build_profile(profile: Profile, project: Project) -> BuildResult:
             shutil.rmtree(work)
         work.mkdir(parents=True)
         _build(profile, project, work, log_path, started, known)
-    except SlimfreezeError as err:
+    except (SlimfreezeError, OSError) as err:
+        # OSError: a full disk or a permission problem in this profile must not stop the others.
         return BuildResult(profile=profile.name, ok=False, seconds=time.monotonic() - started, log=log_path,
                            error=str(err), **vars(known))
     return BuildResult(profile=profile.name, ok=True, seconds=time.monotonic() - started, log=log_path,
@@ -131,8 +132,9 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
 
     log.info(f"[{profile.name}] resolved profile: {describe(profile)}")
     backend = BACKENDS[profile.backend]
-    stage = work / "stage"
-    stage.mkdir()
+    # Named like the profile: the report analysed from it (before it is published) carries that name.
+    stage = work / "stage" / profile.name
+    stage.mkdir(parents=True)
     entry = work / ENTRY_NAME
     entry.write_text(entry_source(profile.effective_stand_ins, profile.name), encoding="utf-8")
     unused: tuple[str, ...] = ()
@@ -174,13 +176,16 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
         executables=[exe.name for exe in plan.executables], smoke=result.to_dict(),
         build_seconds=time.monotonic() - started, commit=git_commit(project.root), image=image_record)
     write_manifest(stage, manifest)
-    dist_dir = project.dist_root / profile.name
-    swap_into_place(stage, dist_dir)
     with log.step(profile.name, "size report"):
         from build.report import write_index, write_profile_reports
 
-        write_profile_reports(dist_dir, project.reports_root / profile.name, graph=graph)
-        write_index(project.reports_root)
+        # Written before anything is published, so a report that fails leaves the old artifact and
+        # its old report together; then both are swapped in by renames.
+        reports = work / "reports" / profile.name
+        write_profile_reports(stage, reports, graph=graph)
+    swap_into_place(stage, project.dist_root / profile.name)
+    swap_into_place(reports, project.reports_root / profile.name)
+    write_index(project.reports_root)
 
 
 def _build_graph(project: Project, profile: Profile, unused: tuple[str, ...]) -> dict:
