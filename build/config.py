@@ -149,9 +149,14 @@ def _check_value(path: str, key: str, value: Any) -> Any:
             if isinstance(value, bool) or value not in (0, 1, 2):
                 raise fail("0, 1 or 2")
             return value
-        case "budget" | "image_block_size":
+        case "budget":
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise fail("a positive number of bytes")
+            return value
+        case "image_block_size":
+            # mksquashfs takes powers of two from 4 KiB to 1 MiB; say so now, not after the build.
+            if isinstance(value, bool) or not isinstance(value, int) or value not in [1 << n for n in range(12, 21)]:
+                raise fail("a power of two from 4096 (4 KiB) to 1048576 (1 MiB)")
             return value
     raise AssertionError(key)  # unreachable: keys are checked before values
 
@@ -229,6 +234,8 @@ def load_profiles(pyproject: Path) -> dict[str, Profile]:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{pyproject} not found; run from the project folder") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{pyproject}: cannot be read ({err})") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{pyproject}: invalid TOML: {err}") from None
     tool = data.get("tool", {}).get("slimfreeze")

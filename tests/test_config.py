@@ -102,6 +102,7 @@ def test_unknown_top_level_key_suggests_profiles():
     ("commands = []", r"expected at least one command"),
     ('stand_ins = ["json"]', r"no stand-in for 'json'"),
     ('image = "ext4"', r"image = 'ext4': expected one of squashfs"),
+    ("image_block_size = 1000", r"expected a power of two from 4096"),
 ])
 def test_bad_values_name_the_key_and_what_is_expected(snippet, message):
     with pytest.raises(ConfigError, match=message):
@@ -142,6 +143,12 @@ def test_select_suggests_the_closest_profile():
     assert [p.name for p in select(profiles, ["default", "min"])] == ["default", "min"]
     with pytest.raises(ConfigError, match="unknown profile 'mn'; did you mean 'min'"):
         select(profiles, ["mn"])
+
+
+def test_a_pyproject_that_is_not_utf8_is_one_clear_error(tmp_path):
+    (tmp_path / "pyproject.toml").write_bytes(b"[tool.slimfreeze]\n# \xff\xfe\n")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_profiles(tmp_path / "pyproject.toml")
 
 
 def test_invalid_toml_is_one_clear_error(tmp_path):
