@@ -39,6 +39,11 @@ class Settings(NamedTuple):
         """`devices/<device id>/<leaf>`."""
         return f"devices/{self.device_id}/{leaf}"
 
+    def __repr__(self) -> str:
+        # Never show the password, should settings ever reach a log line or a traceback.
+        shown = self._replace(password="***") if self.password is not None else self
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in zip(self._fields, tuple(shown))) + ")"
+
 
 # ---- converters: str -> value, or ValueError whose text completes "<where>: ..." ----
 

@@ -216,10 +216,13 @@ class Broker:
         path = self.folder / "passwords"
         tmp = path.with_name("passwords.tmp")
         tmp.unlink(missing_ok=True)
-        log = self.folder / "mosquitto_passwd.log"
-        for i, (user, password) in enumerate(self.users.items()):
-            create = ["-c"] if i == 0 else []
-            proc.run([proc.require_tool("mosquitto_passwd"), *create, "-b", tmp, user, password], log=log, timeout=30)
+        # Plain `user:password` lines, hashed in place by `mosquitto_passwd -U`: the passwords never
+        # appear on a command line (ps) or in the log, which records the command.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            stream.writelines(f"{user}:{password}\n" for user, password in self.users.items())
+        proc.run([proc.require_tool("mosquitto_passwd"), "-U", tmp], log=self.folder / "mosquitto_passwd.log",
+                 timeout=30)
         os.replace(tmp, path)
         return path
 

@@ -18,6 +18,7 @@ TOOL_PACKAGES: dict[str, str] = {
     "mosquitto": "mosquitto",
     "mosquitto_sub": "mosquitto-clients",
     "mosquitto_pub": "mosquitto-clients",
+    "mosquitto_passwd": "mosquitto",
     "upx": "upx-ucl (from bookworm-backports)",
     "mksquashfs": "squashfs-tools",
     "unsquashfs": "squashfs-tools",

@@ -116,3 +116,13 @@ def test_bad_environment_value_in_a_real_run(command: str) -> None:
     assert result.returncode == 2
     assert result.stderr == (f"python -m app {command}: error: environment variable MQTT_KEEPALIVE: "
                              "expected a whole number, got 'soon'\n")
+
+
+def test_the_password_never_shows_in_the_settings_repr():
+    import argparse
+
+    from app.settings import resolve
+
+    s = resolve(argparse.Namespace(username="u", password="hunter2"), command="x", environ={})
+    assert s.password == "hunter2"
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s) and "password='***'" in repr(s)
