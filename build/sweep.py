@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import os
 import platform
 import secrets
@@ -146,6 +147,10 @@ def check_sweep(data: Any, where: Path) -> dict[str, Any]:
         raise ArtifactError(f"{where}: 'profiles' is not a list of sweep records")
     if not isinstance(runs, list) or not all(isinstance(r, dict) and {"run_id", "created"} <= set(r) for r in runs):
         raise ArtifactError(f"{where}: 'runs' is not a list of runs")
+    for record in records:
+        # profile names become folder names when runners' results are merged: nothing like "../x"
+        if not isinstance(record["profile"], str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", record["profile"]):
+            raise ArtifactError(f"{where}: {record['profile']!r} is not a profile name")
     return data
 
 
@@ -236,15 +241,10 @@ def measure_source(project_root: Path, *, settings: MeasureSettings = MeasureSet
 # ---- writing ----
 
 def write_json_atomic(path: Path, data: Any) -> None:
+    from build.report.pages import write_atomic  # one atomic writer, honouring the umask
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def copy_folder_atomic(source: Path, target: Path) -> None:
