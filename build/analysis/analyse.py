@@ -92,8 +92,11 @@ def _analyse_file(path: Path, label: str, data: bytes, *, strict: bool) -> _File
                                format="nuitka-standalone")
     if strict:
         if b"UPX!" in data[:4096]:
-            raise ArtifactError(f"{label} is packed with UPX, which hides its contents; analyse an unpacked copy "
-                                f"(upx -d -o unpacked {label})")
+            # slimfreeze's own UPX step packs only the bootloader and keeps the archive at the end,
+            # so a packed file without one is cut short, or was packed whole by hand.
+            raise ArtifactError(f"{label} is UPX-packed and has no frozen archive at its end: it is truncated, "
+                                f"or was packed whole by hand (then analyse an unpacked copy: "
+                                f"upx -d -o unpacked {label})")
         raise ArtifactError(f"{label} is not a frozen artifact: no PyInstaller archive, Nuitka onefile payload "
                             f"or Nuitka-compiled program found in it")
     if data[:2] == b"PK" and label.endswith(".zip"):
