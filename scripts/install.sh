@@ -40,9 +40,17 @@ enable_backports() {
            }
            done=1 }' "$src" > "$BACKPORTS_FILE.tmp"
   elif [ -f /etc/apt/sources.list ]; then
-    awk '$1=="deb" && $3=="bookworm" {$3="bookworm-backports"; print; exit}' \
+    # One-line format: deb [options] URI SUITE COMPONENTS...; the options field is optional.
+    awk '$1=="deb" { i=2; if ($2 ~ /^\[/) { while (i < NF && $i !~ /\]$/) i++; i++ }
+                     if ($(i+1)=="bookworm") { $(i+1)="bookworm-backports"; print; exit } }' \
       /etc/apt/sources.list > "$BACKPORTS_FILE.list.tmp"
+    if [ ! -s "$BACKPORTS_FILE.list.tmp" ]; then
+      rm -f "$BACKPORTS_FILE.list.tmp"
+      log "error: no Debian bookworm entry found in /etc/apt/sources.list to derive bookworm-backports from"
+      exit 1
+    fi
     mv "$BACKPORTS_FILE.list.tmp" "${BACKPORTS_FILE%.sources}.list"
+    log "enabled bookworm-backports in ${BACKPORTS_FILE%.sources}.list"
     return 0
   fi
   if [ ! -s "$BACKPORTS_FILE.tmp" ]; then

@@ -95,9 +95,10 @@ def test_reconnect_resumes_and_loses_no_qos1_message(broker: Broker, app: AppRun
         broker.stop()
         down_since = time.time()
         worker.wait_for_stderr("lost")  # "connection to ... lost (...); reconnecting"
-        # Stay down a little longer while the worker keeps publishing (every 10 ms) into its queue.
+        # Stay down a while longer (a whole second, so that even a starved worker gets to run) while
+        # it keeps publishing (every 10 ms) into its queue.
         noticed = time.time()
-        while time.time() < noticed + 0.3:
+        while time.time() < noticed + 1.0:
             time.sleep(0.05)
         up_again = time.time()
         broker.start()
