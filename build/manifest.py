@@ -109,8 +109,8 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ArtifactError(f"{folder}: no {MANIFEST_NAME}; build the profile first") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ArtifactError(f"{path}: not valid JSON ({err})") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"{path}: not a readable manifest ({err})") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ArtifactError(f"{path}: unknown manifest schema {data.get('schema') if isinstance(data, dict) else None!r} "
                             f"(expected {SCHEMA})")

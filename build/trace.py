@@ -25,6 +25,7 @@ from build.config import Profile, load_profiles, select
 from build.entry import entry_source
 from build.errors import BuildFailed
 from build.project import Project
+from build.retained import covered
 from build.standins import DIRECTORY as STANDINS_DIRECTORY
 from build.standins import module_name
 
@@ -60,12 +61,6 @@ class Trace:
                 "libraries": {c: sorted(m) for c, m in sorted(self.libraries.items())}}
 
 
-def _covered(name: str, keep: Iterable[str]) -> bool:
-    """True when `name` or one of its parent packages is in `keep`."""
-    parts = name.split(".")
-    return any(".".join(parts[:i]) in keep for i in range(1, len(parts) + 1))
-
-
 def unused_from(graph_nodes: Mapping[str, str], traced: frozenset[str], *, keep: Iterable[str] = ()) -> list[str]:
     """Modules of the import graph that the trace never loaded, as few names as possible (pure).
 
@@ -77,10 +72,10 @@ def unused_from(graph_nodes: Mapping[str, str], traced: frozenset[str], *, keep:
     traced_parents = {".".join(m.split(".")[:i]) for m in traced for i in range(1, m.count(".") + 1)}
     unused = sorted(name for name, kind in graph_nodes.items()
                     if kind in GRAPH_KINDS_WITH_BYTES and name not in traced and name not in traced_parents
-                    and not _covered(name, protected))
+                    and not covered(name, protected))
     named: list[str] = []
     for name in unused:  # sorted: a package comes before its submodules
-        if not _covered(name, named):
+        if not covered(name, named):
             named.append(name)
     return named
 

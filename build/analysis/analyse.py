@@ -5,7 +5,6 @@ This is the I/O edge of the analysis: it reads files and hands plain records to 
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +22,9 @@ from build.analysis.pyinstaller import executable_regions, zip_file_regions
 from build.analysis.pyinstaller_archive import CArchive, looks_like_bootloader, read_carchive
 from build.analysis.regions import Region
 from build.errors import ArtifactError
+from build.manifest import MANIFEST_NAME
+from build.manifest import read_manifest as read_checked_manifest
 
-MANIFEST_NAME = "manifest.json"
-MANIFEST_SCHEMA = "slimfreeze.manifest/1"
 CONTENTS_OPTION = "pyi-contents-directory "
 
 NOTE_ESTIMATE = ("Stored sizes marked ~ are estimates: the bytes share one compressed stream and are "
@@ -124,16 +123,11 @@ def _contents_dir(archive: CArchive) -> str | None:
 # --- folders ----------------------------------------------------------------------------------
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The dist folder's manifest (build.manifest reads and checks it), or None for a plain folder."""
     path = folder / MANIFEST_NAME
     if not path.is_file():
         return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ArtifactError(f"{path}: not a readable manifest ({err})") from None
-    if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
-        schema = manifest.get("schema") if isinstance(manifest, dict) else None
-        raise ArtifactError(f"{path}: unknown manifest schema {schema!r} (this slimfreeze reads {MANIFEST_SCHEMA!r})")
+    manifest = read_checked_manifest(folder)
     if not isinstance(manifest.get("files"), list):
         raise ArtifactError(f"{path}: manifest has no list of files")
     return manifest
