@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import platform
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -51,6 +52,21 @@ def scan(folder: Path, *, skip: tuple[str, ...] = (MANIFEST_NAME,)) -> tuple[lis
     files.sort(key=lambda f: f.path)
     links.sort(key=lambda link: link["path"])
     return files, links
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the regular files under `folder` (symlinks not followed; files that vanish while
+    it walks, as in a onefile's unpack folder, and a folder that is gone count 0)."""
+    total = 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    return total
 
 
 def git_commit(project_root: Path) -> str | None:

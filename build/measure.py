@@ -32,10 +32,10 @@ from types import TracebackType
 
 from build.broker import Broker, Subscriber
 from build.errors import SlimfreezeError
+from build.manifest import folder_bytes
 
 PROC = Path("/proc")
 # Variables the app reads; cleared so the caller's shell cannot change what is measured.
-APP_ENV_PREFIXES = ("MQTT_", "DEVICE_ID", "LOG_LEVEL")
 # What `heartbeat --count N` logs (INFO) once its N messages are acknowledged by the broker.
 ACK_MARKER = "and acknowledged"
 RUN_TIMEOUT = 60.0
@@ -135,20 +135,6 @@ def tree_memory(root: int, proc: Path = PROC) -> tuple[ProcessMemory, ...]:
     return tuple(found)
 
 
-def folder_bytes(folder: Path) -> int:
-    """Bytes of the regular files under `folder` (symlinks not followed); 0 if it is gone."""
-    total = 0
-    for root, _, names in os.walk(folder):
-        for name in names:
-            try:
-                st = os.lstat(os.path.join(root, name))
-            except FileNotFoundError:
-                continue
-            if not os.path.islink(os.path.join(root, name)):
-                total += st.st_size
-    return total
-
-
 def median_ms(samples: Sequence[float]) -> float:
     return round(statistics.median(samples), 2)
 
@@ -193,12 +179,10 @@ class Bench:
 
     def env(self, device: str, *, tmpdir: Path | None = None) -> dict[str, str]:
         """Environment for one app process: pointed at the bench's broker, its own TMPDIR."""
+        from build.smoke import app_env
+
         assert self.broker is not None, "use Bench as a context manager"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(APP_ENV_PREFIXES)}
-        env.update(MQTT_HOST=self.broker.host, MQTT_PORT=str(self.broker.port), DEVICE_ID=device,
-                   LOG_LEVEL="info", MQTT_CONNECT_TIMEOUT="15", MQTT_RECONNECT_MIN="0.2",
-                   MQTT_RECONNECT_MAX="2", TMPDIR=str(tmpdir or self.tmpdir()))
-        return env
+        return app_env(os.environ, self.broker, device, TMPDIR=str(tmpdir or self.tmpdir()))
 
 
 def _tail(text: str) -> str:
@@ -207,8 +191,9 @@ def _tail(text: str) -> str:
 
 
 def _describe(argv: Sequence[str], code: int | None, output: str) -> str:
-    status = "timed out" if code is None else f"exit {code}"
-    return f"`{' '.join(argv)}`: {status}; output: {_tail(output) or '(none)'}"
+    from build.smoke import Ran
+
+    return Ran(argv=list(argv), code=code, output=output).describe()
 
 
 # ---- start-up ----

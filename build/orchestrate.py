@@ -19,7 +19,7 @@ from build.backends.base import MULTICALL_NAME
 from build.config import Profile
 from build.entry import entry_source
 from build.errors import BuildFailed, SlimfreezeError
-from build.manifest import build_manifest, git_commit, write_manifest
+from build.manifest import build_manifest, folder_bytes, git_commit, write_manifest
 from build.project import Project
 from build.standins import DIRECTORY as STANDINS_DIRECTORY
 from build.standins import NATIVE_COMPANIONS, module_name
@@ -71,10 +71,6 @@ def make_links(stage: Path, profile: Profile) -> None:
         return
     for command in profile.commands:
         (stage / command).symlink_to(MULTICALL_NAME)
-
-
-def files_size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def check_budget(profile: Profile, total: int) -> None:
@@ -157,7 +153,7 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
     if profile.upx:
         with log.step(profile.name, "UPX"):
             tools.update(upx.apply(profile, stage, [exe.name for exe in plan.executables], log_path))
-    total = known.total_bytes = files_size(stage)
+    total = known.total_bytes = folder_bytes(stage)
     check_budget(profile, total)
     with log.step(profile.name, "smoke test against a real mosquitto"):
         result = smoke.run(stage, command_paths(profile), tls=profile.tls, log=log_path,

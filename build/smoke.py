@@ -62,8 +62,14 @@ class Ran:
         return f"`{' '.join(self.argv)}`: {status}; output:\n{text.rstrip() or '(none)'}"
 
 
-def _env(base: Mapping[str, str], broker: Broker, device: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if not k.startswith(("MQTT_", "DEVICE_ID"))}
+# The caller's own app settings must not leak into a checked or measured process.
+APP_ENV_PREFIXES = ("MQTT_", "DEVICE_ID", "LOG_LEVEL")
+
+
+def app_env(base: Mapping[str, str], broker: Broker, device: str, **extra: str) -> dict[str, str]:
+    """Environment for one app process under test: `base` without any app setting, pointed at
+    `broker` as `device`, with quick reconnects; `extra` overrides."""
+    env = {k: v for k, v in base.items() if not k.startswith(APP_ENV_PREFIXES)}
     env.update(MQTT_HOST=broker.host, MQTT_PORT=str(broker.port), DEVICE_ID=device, LOG_LEVEL="info",
                MQTT_CONNECT_TIMEOUT="15", MQTT_RECONNECT_MIN="0.2", MQTT_RECONNECT_MAX="2")
     env.update(extra)
@@ -128,7 +134,7 @@ class Scenario:
         device = _names(command)
         topic = f"devices/{device}/{command}"
         ran = _run([*self.launcher(command), "--count", str(count), "--interval", "0.2"],
-                   _env(self.env, self.broker, device), self.cwd, self.log)
+                   app_env(self.env, self.broker, device), self.cwd, self.log)
         try:
             messages = self.seen.wait_count(count, topic, timeout=10)
             readings = [json.loads(m.payload) for m in messages]
@@ -152,7 +158,7 @@ class Scenario:
     def _long_running(self, name: str, argv: list[str], device: str, exercise: Callable[[], str]) -> Check:
         """Start a program that runs until stopped, `exercise` it, then SIGTERM must end it with 0."""
         output = tempfile.TemporaryFile()
-        child = subprocess.Popen(argv, env=_env(self.env, self.broker, device), cwd=self.cwd,
+        child = subprocess.Popen(argv, env=app_env(self.env, self.broker, device), cwd=self.cwd,
                                  stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
         detail = ""
         try:
@@ -197,7 +203,7 @@ class Scenario:
     def tls(self, command: str, *, expect_tls: bool, ca_cert: Path) -> Check:
         """A TLS build connects with verification; a TLS-free build refuses with its clear message."""
         device = _names(f"tls-{command}")
-        env = _env(self.env, self.broker, device, MQTT_PORT=str(self.broker.tls_port), MQTT_TLS_CA=str(ca_cert),
+        env = app_env(self.env, self.broker, device, MQTT_PORT=str(self.broker.tls_port), MQTT_TLS_CA=str(ca_cert),
                    MQTT_HOST="localhost")
         ran = _run([*self.launcher(command), "--count", "1", "--interval", "0.2"], env, self.cwd, self.log)
         if expect_tls:
