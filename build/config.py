@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from build.errors import ConfigError
+from build.paths import plain_name
 
 TABLE = "tool.slimfreeze"
 # `run` is the supervisor: it forks the other bundled commands as workers sharing its memory.
@@ -181,7 +182,9 @@ def resolve_profiles(tool_table: Mapping[str, Any]) -> dict[str, Profile]:
     raw_profiles = tool_table.get("profiles", {})
     if not isinstance(raw_profiles, dict) or not raw_profiles:
         raise ConfigError(f"{TABLE}.profiles: no profiles defined")
-    own = {name: _check_table(f"{TABLE}.profiles.{name}", table) for name, table in raw_profiles.items()}
+    # A profile's name becomes work/<name> and dist/<name>: checked here, where it enters.
+    own = {plain_name(name, f"{TABLE}.profiles.{name!r}"): _check_table(f"{TABLE}.profiles.{name}", table)
+           for name, table in raw_profiles.items()}
 
     resolved: dict[str, Profile] = {}
 

@@ -20,6 +20,7 @@ from build.config import Profile
 from build.entry import entry_source
 from build.errors import BuildFailed, SlimfreezeError
 from build.manifest import build_manifest, folder_bytes, git_commit, write_manifest
+from build.paths import remove_tree
 from build.project import Project
 from build.standins import DIRECTORY as STANDINS_DIRECTORY
 from build.standins import NATIVE_COMPANIONS, module_name
@@ -110,8 +111,7 @@ def build_profile(profile: Profile, project: Project) -> BuildResult:
     log_path = work / "build.log"
     known = _Known()
     try:
-        if work.exists():
-            shutil.rmtree(work)
+        remove_tree(work, project.output_roots)
         work.mkdir(parents=True)
         _build(profile, project, work, log_path, started, known)
     except (SlimfreezeError, OSError) as err:

@@ -19,6 +19,11 @@ class Project:
     def pyproject(self) -> Path:
         return self.root / "pyproject.toml"
 
+    @property
+    def output_roots(self) -> tuple[Path, ...]:
+        """The only folders slimfreeze ever deletes anything inside (see build.paths.remove_tree)."""
+        return (self.work_root, self.dist_root, self.reports_root)
+
     @classmethod
     def at(cls, root: Path, *, dist: Path | None = None, work: Path | None = None,
            reports: Path | None = None) -> Project:
@@ -28,6 +33,9 @@ class Project:
         project = cls(root=root, dist_root=(dist or root / "dist").resolve(),
                       work_root=(work or root / "work").resolve(),
                       reports_root=(reports or root / "size_reports").resolve())
+        for folder in (project.work_root, project.dist_root, project.reports_root):
+            if folder == root or folder in root.parents:
+                raise ConfigError(f"output folder {folder} would hold the project itself; choose a folder inside it")
         package = root / "build"
         if project.work_root == package or package in project.work_root.parents:
             raise ConfigError(f"work folder {project.work_root} is inside the build/ package; choose another")
