@@ -4,7 +4,7 @@ artifact's bytes, its budget, the build seconds and the smoke test's result.
     .venv/bin/python benchmarks/build_profiles.py [--profile P ...] [--markdown]
         [--dist DIR] [--work DIR] [--reports DIR]
 
-Builds with the orchestrator itself (`build.orchestrate.build_profile`: freeze, smoke test against
+Builds with the orchestrator itself (`build.freeze.orchestrate.build_profile`: freeze, smoke test against
 a real mosquitto, manifest, report), so the figures are those a user's `python build.py` gets.
 By default it writes into the project's dist/, work/ and size_reports/ like `build.py` does.
 Exits non-zero if any profile failed. A benchmark, not a test: it prints, it asserts nothing.
@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))  # `build` is the source tree's package, never an 
 
 from build.config import load_profiles, select  # noqa: E402
 from build.errors import SlimfreezeError  # noqa: E402
-from build.orchestrate import BuildResult, build_profile  # noqa: E402
+from build.freeze.orchestrate import BuildResult, build_profile  # noqa: E402
 from build.project import Project  # noqa: E402
 
 COLUMNS = ("profile", "result", "artifact bytes", "image bytes", "budget", "build s", "smoke", "reason")

@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT))  # `build` is the source tree's package, never an 
 
 from build.errors import SlimfreezeError  # noqa: E402
 from build.manifest import read_manifest  # noqa: E402
-from build.measure import (  # noqa: E402
+from build.sweep.measure import (  # noqa: E402
     Bench, MemoryResult, WorkerSpec, first_ack_medians, help_commands, measure_workers, startup_medians,
 )
-from build.sweep import dist_program, source_program  # noqa: E402
+from build.sweep.run import dist_program, source_program  # noqa: E402
 
 SOURCE_ARGV = [sys.executable, "-m", "app"]
 

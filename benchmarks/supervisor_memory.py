@@ -4,7 +4,7 @@ its workers use less memory than the same commands as separate processes?
     .venv/bin/python benchmarks/supervisor_memory.py [--launcher "dist/min/slimfreeze"]
         [--commands telemetry heartbeat control] [--rounds 3]
 
-Against a real mosquitto (build.broker.Broker, through build.measure.Bench) it starts
+Against a real mosquitto (build.testbed.broker.Broker, through build.sweep.measure.Bench) it starts
   (a) one process per command: `<launcher> telemetry`, `<launcher> heartbeat`, `<launcher> control`;
   (b) one supervisor: `<launcher> run telemetry heartbeat control`;
 one variant after the other, never side by side. Once every worker of a variant has announced
@@ -33,7 +33,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from build.errors import SlimfreezeError  # noqa: E402
-from build.measure import Bench, MemoryResult, WorkerSpec, help_commands, measure_workers  # noqa: E402
+from build.sweep.measure import Bench, MemoryResult, WorkerSpec, help_commands, measure_workers  # noqa: E402
 
 SOURCE_LAUNCHER = [sys.executable, "-m", "app"]
 DEFAULT_COMMANDS = ("telemetry", "heartbeat", "control")

@@ -33,7 +33,7 @@ LAYOUTS = ("onefile", "onedir")
 COMPRESSIONS: Mapping[str, tuple[str, ...]] = {"pyinstaller": ("zlib",), "nuitka": ("zstd", "none")}
 IMAGE_FORMATS = ("squashfs",)
 IMAGE_COMPRESSORS = ("xz", "zstd", "gzip", "lzo", "lz4")
-# Modules with a slimfreeze stand-in (build/standins/): a tiny module that replaces the real one in
+# Modules with a slimfreeze stand-in (build/freeze/standins/): a tiny module that replaces the real one in
 # the frozen program. `tls = false` implies the `ssl` one.
 STAND_INS = ("ssl", "urllib.request")
 

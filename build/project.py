@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,3 +41,23 @@ class Project:
         if project.work_root == package or package in project.work_root.parents:
             raise ConfigError(f"work folder {project.work_root} is inside the build/ package; choose another")
         return project
+
+
+# The folder options every command takes (a sub-command may define one of them itself).
+PROJECT_OPTIONS = (
+    ("--project", {"type": Path, "default": Path.cwd(), "help": "project folder (default: .)"}),
+    ("--dist", {"type": Path, "help": "artifacts folder (default: <project>/dist)"}),
+    ("--work", {"type": Path, "help": "work/cache folder (default: <project>/work)"}),
+    ("--reports", {"type": Path, "help": "reports folder (default: <project>/size_reports)"}),
+)
+
+
+def add_project_options(parser: argparse.ArgumentParser) -> None:
+    """The folder options, except those the parser already defines itself."""
+    for flag, options in PROJECT_OPTIONS:
+        if flag not in parser._option_string_actions:
+            parser.add_argument(flag, **options)
+
+
+def project_from(args: argparse.Namespace) -> Project:
+    return Project.at(args.project, dist=args.dist, work=args.work, reports=args.reports)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from build.broker import Broker
-from build.certs import CertSet, make_test_certs
+from build.testbed.broker import Broker
+from build.testbed.certs import CertSet, make_test_certs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -175,7 +175,7 @@ class Builds:
         self.results: dict = {}
 
     def __call__(self, name: str):
-        from build.orchestrate import build_profile
+        from build.freeze.orchestrate import build_profile
 
         if name not in self.results:
             self.results[name] = build_profile(self.profiles[name], self.project)

@@ -19,7 +19,11 @@ from build.analysis.nuitka_constants import find_blob, looks_compiled
 from build.analysis.nuitka_payload import looks_like_starter
 from build.analysis.ops import sort_rows
 from build.analysis.pyinstaller import executable_regions, zip_file_regions
-from build.analysis.pyinstaller_archive import CArchive, looks_like_bootloader, read_carchive
+from build.analysis.pyinstaller_archive import (
+    CArchive,
+    looks_like_bootloader,
+    read_carchive,
+)
 from build.analysis.regions import Region
 from build.errors import ArtifactError
 from build.manifest import MANIFEST_NAME

@@ -9,7 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from build.analysis.distributions import UNKNOWN, Attribution, DistIndex, classify_file, classify_module
+from build.analysis.distributions import (
+    UNKNOWN,
+    Attribution,
+    DistIndex,
+    classify_file,
+    classify_module,
+)
 from build.analysis.model import BUCKET_KINDS, SECTION_GROUPS, Row, Section
 from build.analysis.regions import Region
 

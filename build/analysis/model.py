@@ -75,7 +75,7 @@ class Link:
 class Retained:
     """What would go if one top-level import went: the modules the entry reaches only through it.
 
-    stored/raw sum the report rows of `modules` (build.retained computes it from the import graph).
+    stored/raw sum the report rows of `modules` (build.analysis.retained computes it from the import graph).
     """
 
     name: str

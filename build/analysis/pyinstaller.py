@@ -10,7 +10,14 @@ from pathlib import Path
 
 from build.analysis import elf
 from build.analysis.model import ARCHIVE_INDEX, BOOTLOADER, UNATTRIBUTED
-from build.analysis.pyinstaller_archive import COOKIE_LENGTH, PYZ_HEADER_LENGTH, CArchive, CEntry, Pyz, read_pyz
+from build.analysis.pyinstaller_archive import (
+    COOKIE_LENGTH,
+    PYZ_HEADER_LENGTH,
+    CArchive,
+    CEntry,
+    Pyz,
+    read_pyz,
+)
 from build.analysis.regions import Content, Region, bucket, fill_gaps
 from build.analysis.streams import identity, zlib_stream
 from build.analysis.zip_archive import zip_regions

@@ -16,6 +16,7 @@ from typing import Any
 
 from build.analysis.model import Retained, Row, SizeReport, display_distribution
 from build.analysis.ops import group_rows, sort_rows
+from build.report.table import fmt_size
 
 ASSETS = Path(__file__).with_name("assets")
 # A typical build has ~1,000 rows (~150 KB of page); beyond this many, the smallest rows of each
@@ -195,7 +196,6 @@ def _fill(distribution: str, guess: bool) -> str:
 
 
 def _fmt(n: int) -> str:
-    from build.report.table import fmt_size
 
     return fmt_size(n)
 

@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from build.analysis import SizeReport, analyse
+from build.analysis.retained import retained_sizes
 from build.errors import SlimfreezeError
 from build.report import html, jsonio
 from build.report.html import IndexEntry
+from build.report.sweep_section import SCRIPT_CSP_SOURCE, render_sweep_section
+from build.sweep.records import check_sweep
 
 REPORT_NAME = "report.json"
 PAGE_NAME = "index.html"
@@ -43,8 +46,7 @@ def write_atomic(path: Path, text: str) -> None:
 def write_profile_reports(dist_dir: Path, out_dir: Path, graph: Mapping[str, Any] | None = None) -> Path:
     """Analyse dist/<profile> and write out_dir/report.json and out_dir/index.html; return the
     report's path. Both are rendered before either is written, so a failure leaves the old ones.
-    With the build's import graph (build.trace.import_graph), the report carries retained sizes."""
-    from build.retained import retained_sizes
+    With the build's import graph (build.freeze.trace.import_graph), the report carries retained sizes."""
 
     report = analyse(Path(dist_dir))
     if graph is not None:
@@ -98,8 +100,6 @@ def write_index(reports_root: Path) -> Path:
 def _sweep_section(path: Path) -> dict[str, str | None]:
     """The sweep's ranked table when `python build.py sweep` wrote one; an unreadable file is shown
     as its error rather than failing the page."""
-    from build.report_sweep import SCRIPT_CSP_SOURCE, render_sweep_section
-    from build.sweep import check_sweep
 
     if not path.is_file():
         return {"sweep_section": "", "script_source": None}

@@ -1,0 +1,87 @@
+"""The `flash` sub-command: argparse wiring for build.flash.install.
+
+    python build.py flash --profile P --target DIR [--dry-run] [--no-run] [--force] [--dist DIR]
+    python build.py flash --rollback --target DIR [--no-run]
+    python build.py flash --verify --target DIR [--no-run]
+
+build/cli.py calls `add_parser(subparsers)`, adds its project options (--project, --dist, ...) and
+runs `run(args)`, which raises SlimfreezeError for the user's errors (main() prints them as one
+line). `python -m build.flash.command flash ...` runs the sub-command without loading the rest of the
+CLI, with the same options and error handling; the tests' subprocess flashes use it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from build.errors import ConfigError, SlimfreezeError
+from build.flash.install import FlashRequest, flash, rollback, verify
+from build.project import Project
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "flash",
+        help="install a built profile onto a device (or roll back, or verify it)",
+        description="Install dist/<profile> into a device root (a mounted device filesystem or a folder "
+                    "standing for one) as a new slot beside the running version, verify it, switch to it "
+                    "atomically and run its commands; the replaced version is kept for --rollback.",
+    )
+    parser.add_argument("--target", type=Path, required=True, metavar="DIR", help="the device root")
+    parser.add_argument("--profile", metavar="P", help="the profile whose build is flashed")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--rollback", action="store_true", help="make the previous version current again")
+    action.add_argument("--verify", action="store_true",
+                        help="check the current and previous versions against their sha256 and run current")
+    action.add_argument("--dry-run", action="store_true",
+                        help="print what would be written and the space it takes; write nothing")
+    parser.add_argument("--no-run", action="store_true",
+                        help="do not run the commands from the device (for a foreign architecture)")
+    parser.add_argument("--force", action="store_true",
+                        help="flash even though the current version on the device is corrupted")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    run_commands = not args.no_run
+    if args.rollback or args.verify:
+        if args.profile is not None or args.force:
+            option = "--rollback" if args.rollback else "--verify"
+            raise ConfigError(f"{option} works on what the device holds; it takes no --profile or --force")
+        if args.rollback:
+            rollback(args.target, run_commands=run_commands)
+        else:
+            verify(args.target, run_commands=run_commands)
+        return 0
+    if not args.profile:
+        raise ConfigError("flash needs --profile P (or --rollback / --verify)")
+    flash(FlashRequest(dist_root=_dist_root(args), profile=args.profile, target=args.target,
+                       run_commands=run_commands, dry_run=args.dry_run, force=args.force))
+    return 0
+
+
+def _dist_root(args: argparse.Namespace) -> Path:
+    """--dist if given (no project needed to flash a downloaded build), else <project>/dist."""
+    if args.dist is not None:
+        return args.dist
+    return Project.at(args.project).dist_root
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="slimfreeze")
+    flash_parser = add_parser(parser.add_subparsers(dest="command", required=True))
+    # build/cli.py adds its project options to every sub-command; these are the two flash reads.
+    flash_parser.add_argument("--project", type=Path, default=Path.cwd(), help="project folder (default: .)")
+    flash_parser.add_argument("--dist", type=Path, help="artifacts folder (default: <project>/dist)")
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except SlimfreezeError as exc:
+        print(f"slimfreeze: error: {exc}", file=sys.stderr)
+        return exc.return_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""What the application really loads, and what a profile bundles that it never loads.
+
+`python build.py trace [--profile P]` runs every command's smoke scenario from source (the profile's
+generated entry script, so its stand-ins are in place) and records each module imported and each
+shared library mapped. `exclude_unused = true` in a profile leaves out every module of the
+freezer's import graph that the trace never saw; the smoke test of the result decides whether
+that was right. `python build.py suggest --profile P` lists those modules with the bytes each
+would save in P's last build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from build import log, proc
+from build.analysis.retained import covered
+from build.config import Profile
+from build.errors import BuildFailed
+from build.freeze import smoke
+from build.freeze.backends import executables_for
+from build.freeze.backends.base import MULTICALL_NAME
+from build.freeze.entry import entry_source
+from build.freeze.excludes import plan_excludes
+from build.freeze.standins import DIRECTORY as STANDINS_DIRECTORY
+from build.freeze.standins import module_name
+from build.project import Project
+
+PROBE = Path(__file__).with_name("trace_probe.py")
+GRAPH_PROBE = Path(__file__).with_name("import_graph_probe.py")
+
+# Never candidates for exclusion: what a frozen program needs before or beside the application.
+# PyInstaller's bootstrap imports these (PY3_BASE_MODULES and its loader's imports). Of the codecs,
+# the ones a Linux device's locale may ask for at start-up stay even when the trace did not load
+# them (Python 3.11 coerces the C locale to UTF-8; Latin-1 and ASCII locales remain possible).
+FROZEN_RUNTIME_NEEDS = frozenset({
+    "_collections_abc", "_weakrefset", "abc", "codecs", "collections", "copyreg", "encodings.aliases",
+    "encodings.ascii", "encodings.latin_1", "encodings.utf_8", "encodings.utf_8_sig", "encodings.cp437", "enum",
+    "functools", "genericpath", "io", "heapq", "keyword", "linecache", "locale", "ntpath", "operator",
+    "os", "posixpath", "re", "reprlib", "stat", "traceback", "types", "weakref", "warnings",
+    "struct", "_struct", "marshal", "zlib", "zipimport", "sys", "_thread", "_io",
+})
+GRAPH_KINDS_WITH_BYTES = frozenset({"SourceModule", "Package", "Extension", "CompiledModule",
+                                    "ExtensionPackage", "NamespacePackage"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Trace:
+    commands: Mapping[str, frozenset[str]]   # command -> modules it imported
+    libraries: Mapping[str, frozenset[str]]  # command -> shared libraries it mapped
+
+    @property
+    def modules(self) -> frozenset[str]:
+        return frozenset().union(*self.commands.values())
+
+    def to_dict(self) -> dict:
+        return {"commands": {c: sorted(m) for c, m in sorted(self.commands.items())},
+                "libraries": {c: sorted(m) for c, m in sorted(self.libraries.items())}}
+
+
+def unused_from(graph_nodes: Mapping[str, str], traced: frozenset[str], *, keep: Iterable[str] = ()) -> list[str]:
+    """Modules of the import graph that the trace never loaded, as few names as possible (pure).
+
+    A package nobody imported is named once (its submodules go with it); a module whose package
+    was imported is named itself. Modules that are needed by the frozen runtime, or that are
+    parents of something traced, are never named.
+    """
+    protected = set(FROZEN_RUNTIME_NEEDS) | set(keep)
+    traced_parents = {".".join(m.split(".")[:i]) for m in traced for i in range(1, m.count(".") + 1)}
+    unused = sorted(name for name, kind in graph_nodes.items()
+                    if kind in GRAPH_KINDS_WITH_BYTES and name not in traced and name not in traced_parents
+                    and not covered(name, protected))
+    named: list[str] = []
+    for name in unused:  # sorted: a package comes before its submodules
+        if not covered(name, named):
+            named.append(name)
+    return named
+
+
+def _source_env(project: Project, profile: Profile) -> dict[str, str]:
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(project.root), str(STANDINS_DIRECTORY)])
+    env["SLIMFREEZE_TRACE_BLOCK"] = ",".join(plan_excludes(profile))
+    return env
+
+
+def run_trace(project: Project, profile: Profile) -> Trace:
+    """Run the smoke scenarios of `profile`'s commands from source under the probe."""
+
+    folder = project.work_root / profile.name / "trace"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.txt"):
+        old.unlink()
+    entry = folder / "slimfreeze_entry.py"
+    entry.write_text(entry_source(profile.effective_stand_ins, profile.name), encoding="utf-8")
+    counter = iter(range(1_000_000))
+
+    def launcher(command: str) -> list[str]:
+        out = folder / f"{command}.{next(counter)}.txt"
+        return [sys.executable, str(PROBE), str(out), str(entry), command]
+
+    result = smoke.run_scenarios(launcher, list(profile.commands), tls=profile.tls, log=folder / "trace.log",
+                                 cwd=project.root, env=_source_env(project, profile),
+                                 multicall=MULTICALL_NAME if profile.multicall else None)
+    if not result.passed:
+        raise BuildFailed(f"the app's own smoke scenario failed from source, so it cannot be traced:\n"
+                          f"{result.failure_text()}")
+    commands: dict[str, set[str]] = {}
+    libraries: dict[str, set[str]] = {}
+    for record in sorted(folder.glob("*.txt")):
+        command = record.name.split(".", 1)[0]
+        command = "help" if command == MULTICALL_NAME else command
+        for line in record.read_text(encoding="utf-8").splitlines():
+            kind, _, value = line.partition(" ")
+            (commands if kind == "module" else libraries).setdefault(command, set()).add(value)
+    trace = Trace(commands={c: frozenset(m) for c, m in commands.items()},
+                  libraries={c: frozenset(m) for c, m in libraries.items()})
+    (folder / "trace.json").write_text(json.dumps(trace.to_dict(), indent=1), encoding="utf-8")
+    return trace
+
+
+def import_graph(project: Project, profile: Profile, excludes: tuple[str, ...]) -> dict:
+    """PyInstaller's module graph of the profile's entry (computed in a subprocess)."""
+
+    folder = project.work_root / profile.name / "graph"
+    folder.mkdir(parents=True, exist_ok=True)
+    entry = folder / "slimfreeze_entry.py"
+    entry.write_text(entry_source(profile.effective_stand_ins, profile.name), encoding="utf-8")
+    hidden = sorted({h for exe in executables_for(profile) for h in exe.hidden_imports}
+                    | {module_name(s) for s in profile.effective_stand_ins})
+    request = {"entry": str(entry), "paths": [str(project.root), str(STANDINS_DIRECTORY)], "hidden": hidden,
+               "excludes": list(excludes), "workpath": str(folder / "work")}
+    # The graph depends on the request, the app's and the stand-ins' sources and the installed
+    # freezer and libraries: cache it on all of those, as it takes PyInstaller about 15 s.
+    key = hashlib.sha256(json.dumps([request, sys.version, _installed_fingerprint(),
+                                     _tree_fingerprint(project.root / "app"),
+                                     _tree_fingerprint(STANDINS_DIRECTORY)]).encode()).hexdigest()[:20]
+    out = project.work_root / "cache" / f"import-graph-{key}.json"
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
+        proc.run([sys.executable, str(GRAPH_PROBE), str(folder / "request.json"), str(out)],
+                 log=folder / "graph.log", cwd=project.root, timeout=600)
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def _tree_fingerprint(folder: Path) -> list[tuple[str, str]]:
+    return sorted((p.relative_to(folder).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest())
+                  for p in folder.rglob("*.py"))
+
+
+def _installed_fingerprint() -> list[str]:
+    from importlib import metadata
+
+    return sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions())
+
+
+def unused_modules(project: Project, profile: Profile) -> tuple[str, ...]:
+    """For `exclude_unused`: what the import graph holds and a traced run never loaded."""
+
+    with log.step(profile.name, "tracing the app's imports from source"):
+        trace = run_trace(project, profile)
+    with log.step(profile.name, "computing the freezer's import graph"):
+        graph = import_graph(project, profile, plan_excludes(profile))
+    kinds = {name: node["kind"] for name, node in graph["nodes"].items()}
+    keep = {module_name(s) for s in profile.effective_stand_ins} | {"app"}
+    unused = tuple(unused_from(kinds, trace.modules, keep=keep))
+    log.info(f"[{profile.name}] {len(unused)} modules of the import graph were never loaded: leaving them out")
+    return unused
+
+
+# ---- sub-commands ----
+
+
+
+
+
+
+

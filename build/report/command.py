@@ -1,0 +1,116 @@
+"""`python build.py bloat`: where the bytes of a frozen artifact go, in cargo-bloat's spirit.
+
+    bloat ARTIFACT [-n N] [--crates] [--filter REGEX] [--sort stored|raw] [--json] [--sections]
+    bloat --diff OLD NEW [-n N] [--crates] [--json]
+
+ARTIFACT, OLD and NEW are each a frozen executable, a dist folder, or a report.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from build.analysis import analyse
+from build.analysis.model import SizeReport
+from build.analysis.ops import compile_filter, diff_reports
+from build.errors import ConfigError, SlimfreezeError
+from build.report import jsonio, table
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "bloat", help="show where the bytes of a frozen artifact go (cargo-bloat style)",
+        description="Account for every byte of a frozen executable or dist folder: share of the file, stored "
+                    "(on-disk) and raw (uncompressed) size, distribution, name. Rows add up to the size on disk.")
+    parser.add_argument("artifact", nargs="?", type=Path,
+                        help="a frozen executable, a dist folder (dist/<profile>, or just the profile's name) "
+                             "or a report.json")
+    parser.add_argument("-n", type=int, default=20, metavar="N", help="rows to show (0 = all; default 20)")
+    parser.add_argument("--crates", action="store_true", help="one line per distribution")
+    parser.add_argument("--filter", metavar="REGEX", help="only rows whose distribution is REGEX or whose name, "
+                                                           "module or distribution matches it")
+    parser.add_argument("--sort", choices=("stored", "raw"), default="stored", help="order by (default: stored)")
+    parser.add_argument("--json", action="store_true", help="print the whole report (or diff) as JSON")
+    parser.add_argument("--sections", action="store_true", help="show the ELF sections of libraries under them")
+    parser.add_argument("--diff", nargs=2, type=Path, metavar=("OLD", "NEW"),
+                        help="compare two artifacts, dist folders or reports")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def load_any(path: Path) -> SizeReport:
+    """A report.json as it is, anything else analysed."""
+
+    if path.is_file():
+        with path.open("rb") as stream:
+            head = stream.read(64).lstrip()
+        if head.startswith(b"{"):
+            return jsonio.load(path)
+    return analyse(path)
+
+
+def resolve(path: Path, args: argparse.Namespace) -> Path:
+    """A bare profile name means that profile's dist folder (`bloat min` = `bloat dist/min`)."""
+    if path.exists() or len(path.parts) != 1:
+        return path
+    dist_root = getattr(args, "dist", None) or (getattr(args, "project", None) or Path.cwd()) / "dist"
+    candidate = Path(dist_root) / path
+    return candidate if candidate.is_dir() else path
+
+
+def run(args: argparse.Namespace) -> int:
+
+
+    if args.n < 0:
+        raise ConfigError("-n must be 0 (all) or a positive number of rows")
+    console = Console(highlight=False, soft_wrap=False, emoji=False,
+                      width=None if sys.stdout.isatty() else 120)
+    if args.diff:
+        if args.artifact is not None:
+            raise ConfigError("bloat --diff takes exactly two paths: OLD NEW")
+        old, new = (load_any(resolve(p, args)) for p in args.diff)
+        diff = diff_reports(old, new, "distribution" if args.crates else "name")
+        if args.json:
+            sys.stdout.write(jsonio.diff_dumps(diff))
+        else:
+            console.print(table.diff_table(diff, n=args.n))
+        return 0
+    if args.artifact is None:
+        raise ConfigError("bloat needs an artifact, a dist folder or a report.json (or --diff OLD NEW)")
+    if args.filter:
+
+        compile_filter(args.filter)
+    report = load_any(resolve(args.artifact, args))
+    if args.json:
+        sys.stdout.write(jsonio.dumps(report))
+    elif args.crates:
+        console.print(table.crates_table(report, n=args.n, sort=args.sort, pattern=args.filter))
+    else:
+        console.print(table.rows_table(report, n=args.n, sort=args.sort, pattern=args.filter,
+                                       sections=args.sections))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry (`python -m build.report.command ...`), with the same error handling as build.py."""
+    parser = argparse.ArgumentParser(prog="bloat")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    args = parser.parse_args(["bloat", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.run(args)
+    except SlimfreezeError as err:
+        print(f"slimfreeze: error: {err}", file=sys.stderr)
+        return err.return_code
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

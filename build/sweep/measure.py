@@ -1,0 +1,470 @@
+"""Measure running programs the way a device feels them: start-up time, time to the first
+acknowledged publish, memory of a process tree, bytes a onefile unpacks at start.
+
+Everything here runs real processes against a real mosquitto (`Bench`) and reads real /proc.
+Memory is the process tree's: a onefile's starter and the child it forks both count, found by
+walking /proc/*/stat for the descendants of the process we started.
+
+    with Bench() as bench:
+        artifact = Program(name="min", launch={"hello": ["dist/min/hello"], ...}, cwd=folder)
+        source = Program(name="source", launch={"hello": [python, "-m", "app", "hello"], ...}, cwd=root)
+        startup = startup_medians([artifact, source], bench=bench, runs=11)    # measured in turns
+        ack = first_ack_medians([artifact, source], bench=bench, runs=11)
+        memory = measure_workers([WorkerSpec(argv=("dist/min/control",), cwd=folder)] * 3, bench=bench)
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from build.errors import SlimfreezeError
+from build.manifest import folder_bytes
+from build.testbed.broker import Broker, Subscriber
+
+PROC = Path("/proc")
+# Variables the app reads; cleared so the caller's shell cannot change what is measured.
+# What `heartbeat --count N` logs (INFO) once its N messages are acknowledged by the broker.
+ACK_MARKER = "and acknowledged"
+RUN_TIMEOUT = 60.0
+READY_TIMEOUT = 30.0
+OUTPUT_TAIL = 2000
+
+
+class MeasureError(SlimfreezeError):
+    """A program could not be measured: it failed, timed out, or /proc could not be read."""
+
+
+# ---- /proc readers: pure parsers, thin I/O ----
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessMemory:
+    pid: int
+    ppid: int
+    name: str
+    rss_kb: int
+    pss_kb: int
+
+
+def parse_stat(text: str) -> tuple[int, str, int]:
+    """(pid, comm, ppid) from /proc/<pid>/stat. comm may hold spaces and ')' itself, so the
+    fields after it are found from the last ')'."""
+    head, _, tail = text.rpartition(")")
+    pid_text, _, comm = head.partition(" (")
+    fields = tail.split()
+    return int(pid_text), comm, int(fields[1])
+
+
+def parse_rollup(text: str) -> dict[str, int]:
+    """The `Key:  N kB` lines of /proc/<pid>/smaps_rollup as {key: kB}."""
+    values = {}
+    for line in text.splitlines():
+        key, sep, rest = line.partition(":")
+        parts = rest.split()
+        if sep and len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
+            values[key.strip()] = int(parts[0])
+    return values
+
+
+def descendants(parents: Mapping[int, int], root: int) -> list[int]:
+    """`root` and every process below it in a pid -> ppid map, root first, then by pid (pure)."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parents.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, ()))
+    return [root, *sorted(found[1:])]
+
+
+def process_parents(proc: Path = PROC) -> dict[int, int]:
+    """pid -> ppid of every process visible in /proc now."""
+    parents = {}
+    for entry in os.scandir(proc):
+        if not entry.name.isdigit():
+            continue
+        try:
+            pid, _, ppid = parse_stat((Path(entry.path) / "stat").read_text(errors="replace"))
+        except (OSError, ValueError, IndexError):
+            continue  # ended while we looked
+        parents[pid] = ppid
+    return parents
+
+
+def process_memory(pid: int, proc: Path = PROC) -> ProcessMemory:
+    """RSS and PSS of one process from its smaps_rollup. Raises ProcessLookupError if it is gone."""
+    folder = proc / str(pid)
+    try:
+        rollup = parse_rollup((folder / "smaps_rollup").read_text())
+        _, name, ppid = parse_stat((folder / "stat").read_text(errors="replace"))
+    except FileNotFoundError:
+        if not (proc / "self" / "smaps_rollup").exists():
+            raise MeasureError("/proc/<pid>/smaps_rollup is missing: memory figures need Linux 4.14 or newer") from None
+        raise ProcessLookupError(pid) from None
+    except PermissionError:
+        raise MeasureError(f"not allowed to read /proc/{pid}/smaps_rollup; run as the user who owns the process") from None
+    if "Pss" not in rollup or "Rss" not in rollup:
+        raise MeasureError(f"/proc/{pid}/smaps_rollup has no Rss/Pss lines")
+    return ProcessMemory(pid=pid, ppid=ppid, name=name, rss_kb=rollup["Rss"], pss_kb=rollup["Pss"])
+
+
+def tree_memory(root: int, proc: Path = PROC) -> tuple[ProcessMemory, ...]:
+    """Memory of `root` and all its descendants (a onefile's starter and its child, a supervisor
+    and its workers). Processes that end meanwhile are left out; `root` itself must be alive."""
+    found = []
+    for pid in descendants(process_parents(proc), root):
+        try:
+            found.append(process_memory(pid, proc))
+        except ProcessLookupError:
+            if pid == root:
+                raise MeasureError(f"process {root} ended before its memory could be read") from None
+    return tuple(found)
+
+
+def median_ms(samples: Sequence[float]) -> float:
+    return round(statistics.median(samples), 2)
+
+
+# ---- the measuring session ----
+
+class Bench:
+    """One measuring session: a mosquitto on a free loopback port, an observer subscribed to
+    devices/#, and a scratch folder for each process's TMPDIR (a onefile unpacks there)."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self._own = folder is None
+        self.folder = Path(tempfile.mkdtemp(prefix="slimfreeze-measure-") if folder is None else folder)
+        self.broker: Broker | None = None
+        self.seen: Subscriber | None = None
+
+    def __enter__(self) -> Bench:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.broker = Broker(self.folder / "broker").start()
+        try:
+            self.seen = Subscriber(self.broker.host, self.broker.port, ["devices/#"], persistent=False).start()
+        except BaseException:
+            self.broker.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.seen:
+            self.seen.close()
+        if self.broker:
+            self.broker.close()
+        if self._own:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def device(self, label: str) -> str:
+        """A device id no earlier measurement used, so topics never mix."""
+        return f"m-{label}-{secrets.token_hex(3)}"[:64]
+
+    def tmpdir(self) -> Path:
+        return Path(tempfile.mkdtemp(prefix="tmp-", dir=self.folder))
+
+    def env(self, device: str, *, tmpdir: Path | None = None) -> dict[str, str]:
+        """Environment for one app process: pointed at the bench's broker, its own TMPDIR."""
+        from build.freeze.smoke import app_env
+
+        assert self.broker is not None, "use Bench as a context manager"
+        return app_env(os.environ, self.broker, device, TMPDIR=str(tmpdir or self.tmpdir()))
+
+
+def _tail(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= OUTPUT_TAIL else "..." + text[-OUTPUT_TAIL:]
+
+
+def _describe(argv: Sequence[str], code: int | None, output: str) -> str:
+    from build.freeze.smoke import Ran
+
+    return Ran(argv=list(argv), code=code, output=output).describe()
+
+
+# ---- start-up ----
+
+def startup_ms(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, expect: str = "hello",
+               timeout: float = RUN_TIMEOUT) -> float:
+    """Wall-clock ms of one complete run of `argv` (e.g. `hello`), which must exit 0 printing `expect`."""
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as err:
+        raise MeasureError(_describe(argv, None, (err.stdout or b"").decode(errors="replace"))) from None
+    elapsed = (time.perf_counter() - started) * 1000
+    output = done.stdout.decode(errors="replace")
+    if done.returncode != 0 or expect not in output.lower():
+        raise MeasureError(_describe(argv, done.returncode, output))
+    return elapsed
+
+
+def alternate(measures: Sequence[Callable[[], float]], runs: int) -> list[list[float]]:
+    """Samples of each measure, taken in turns (A B, B A, A B, ...) after one untimed warm-up of
+    each, so that a slow spell of a shared machine hits every program alike."""
+    for once in measures:
+        once()
+    samples: list[list[float]] = [[] for _ in measures]
+    for round_ in range(runs):
+        order = range(len(measures)) if round_ % 2 == 0 else reversed(range(len(measures)))
+        for index in order:
+            samples[index].append(measures[index]())
+    return samples
+
+
+def first_ack_ms(argv: Sequence[str], *, bench: Bench, cwd: Path, label: str = "ack",
+                 timeout: float = RUN_TIMEOUT) -> float:
+    """Ms from starting `argv` (a `heartbeat --count 1 ...`) until it reports its message
+    acknowledged by the broker; the observer must have received it and the program exit 0.
+
+    The moment is the arrival of the app's "... and acknowledged" log line; if the app logs no
+    such line, its exit counts (with --count 1 it exits only after the acknowledgement).
+    """
+    assert bench.seen is not None
+    device = bench.device(label)
+    env = bench.env(device)
+    lines: queue.Queue[tuple[float, str] | None] = queue.Queue()
+    started = time.perf_counter()
+    child = subprocess.Popen(list(argv), env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def read() -> None:
+        assert child.stderr is not None
+        for raw in child.stderr:
+            lines.put((time.perf_counter(), raw.decode(errors="replace")))
+        lines.put(None)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    acked_at: float | None = None
+    output: list[str] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                item = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise MeasureError(_describe(argv, None, "".join(output))) from None
+            if item is None:
+                break
+            at, line = item
+            output.append(line)
+            if acked_at is None and ACK_MARKER in line:
+                acked_at = at
+        code = child.wait(timeout=max(1.0, deadline - time.monotonic()))
+        ended = time.perf_counter()
+    except subprocess.TimeoutExpired:
+        raise MeasureError(_describe(argv, None, "".join(output))) from None
+    finally:
+        if child.poll() is None:  # it hung: a onefile's child goes with its starter
+            _stop([child], timeout=5)
+        reader.join(timeout=5)
+        if child.stderr:
+            child.stderr.close()
+        shutil.rmtree(env["TMPDIR"], ignore_errors=True)
+    if code != 0:
+        raise MeasureError(_describe(argv, code, "".join(output)))
+    try:
+        bench.seen.wait_count(1, f"devices/{device}/#", timeout=10)
+    except TimeoutError as err:
+        raise MeasureError(f"`{' '.join(argv)}` exited 0 but the broker delivered nothing: {err}") from None
+    return ((acked_at if acked_at is not None else ended) - started) * 1000
+
+
+@dataclass(frozen=True, kw_only=True)
+class Program:
+    """A program to measure: the argv that runs each of its commands, and where to run them."""
+
+    name: str
+    launch: Mapping[str, Sequence[str]]
+    cwd: Path
+
+
+def startup_medians(programs: Sequence[Program], *, bench: Bench, runs: int,
+                    command: str = "hello") -> dict[str, float | None]:
+    """Median start-up ms of `command` per program, the programs measured in turns (None: no such command)."""
+    having = [p for p in programs if command in p.launch]
+    envs = {p.name: bench.env(bench.device(command)) for p in having}
+    samples = alternate([lambda p=p: startup_ms(p.launch[command], env=envs[p.name], cwd=p.cwd) for p in having], runs)
+    found = {p.name: median_ms(s) for p, s in zip(having, samples)}
+    return {p.name: found.get(p.name) for p in programs}
+
+
+def first_ack_medians(programs: Sequence[Program], *, bench: Bench, runs: int,
+                      command: str = "heartbeat") -> dict[str, float | None]:
+    """Median ms from start to first acknowledged publish per program, measured in turns."""
+    having = [p for p in programs if command in p.launch]
+    samples = alternate([lambda p=p: first_ack_ms([*p.launch[command], "--count", "1", "--interval", "0.2"],
+                                                  bench=bench, cwd=p.cwd) for p in having], runs)
+    found = {p.name: median_ms(s) for p, s in zip(having, samples)}
+    return {p.name: found.get(p.name) for p in programs}
+
+
+# ---- workers running side by side ----
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerSpec:
+    """One long-running process to start: `ready` is how many "online" status messages (one per
+    MQTT worker inside it; a supervisor has several) mean it is fully up."""
+
+    argv: tuple[str, ...]
+    cwd: Path
+    label: str = "worker"
+    ready: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerMemory:
+    label: str
+    processes: tuple[ProcessMemory, ...]
+    unpack_bytes: int
+
+    @property
+    def rss_kb(self) -> int:
+        return sum(p.rss_kb for p in self.processes)
+
+    @property
+    def pss_kb(self) -> int:
+        return sum(p.pss_kb for p in self.processes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryResult:
+    workers: tuple[WorkerMemory, ...] = field(default_factory=tuple)
+
+    @property
+    def rss_kb(self) -> int:
+        return sum(w.rss_kb for w in self.workers)
+
+    @property
+    def pss_kb(self) -> int:
+        return sum(w.pss_kb for w in self.workers)
+
+    @property
+    def process_count(self) -> int:
+        return sum(len(w.processes) for w in self.workers)
+
+    @property
+    def unpack_bytes(self) -> int:
+        """What one start unpacks (the largest of the workers' TMPDIRs; they are alike)."""
+        return max((w.unpack_bytes for w in self.workers), default=0)
+
+
+def _online_count(bench: Bench, device: str) -> int:
+    """"online" messages of `device`, or of devices named `<device>-...` (as a supervisor might
+    name its workers)."""
+    assert bench.seen is not None
+    return sum(1 for m in bench.seen.messages("devices/+/status")
+               if m.payload == b"online" and (m.topic.split("/")[1] == device
+                                              or m.topic.split("/")[1].startswith(f"{device}-")))
+
+
+def measure_workers(specs: Iterable[WorkerSpec], *, bench: Bench, settle: float = 0.5,
+                    timeout: float = READY_TIMEOUT) -> MemoryResult:
+    """Start every spec at once, wait until all are online, let them settle, then read the memory of
+    each process tree while all run side by side (PSS splits shared pages among them), and the
+    bytes each has unpacked into its TMPDIR. Then stop them with SIGTERM."""
+    specs = list(specs)
+    started: list[tuple[WorkerSpec, str, Path, subprocess.Popen[bytes], Path]] = []
+    try:
+        for index, spec in enumerate(specs):
+            device = bench.device(f"{spec.label}{index}")
+            tmpdir = bench.tmpdir()
+            log = bench.folder / f"{device}.log"
+            with log.open("wb") as sink:
+                child = subprocess.Popen(list(spec.argv), env=bench.env(device, tmpdir=tmpdir),
+                                         cwd=spec.cwd, stdin=subprocess.DEVNULL, stdout=sink,
+                                         stderr=subprocess.STDOUT)
+            started.append((spec, device, tmpdir, child, log))
+        deadline = time.monotonic() + timeout
+        for spec, device, _, child, log in started:
+            while _online_count(bench, device) < spec.ready:
+                if child.poll() is not None or time.monotonic() > deadline:
+                    what = "exited" if child.poll() is not None else f"not online within {timeout:g} s"
+                    raise MeasureError(f"worker `{' '.join(spec.argv)}` {what}; output: "
+                                       f"{_tail(log.read_text(errors='replace')) or '(none)'}")
+                time.sleep(0.02)
+        time.sleep(settle)  # let the last start-up allocations and the first publish finish
+        workers = []
+        for spec, device, tmpdir, child, _ in started:
+            workers.append(WorkerMemory(label=spec.label, processes=tree_memory(child.pid),
+                                        unpack_bytes=folder_bytes(tmpdir)))
+        return MemoryResult(workers=tuple(workers))
+    finally:
+        _stop([child for _, _, _, child, _ in started])
+        for _, _, tmpdir, _, _ in started:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (field 22 of its stat), which tells a reused pid apart."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text(errors="replace")
+    except OSError:
+        return None
+    return text.rpartition(")")[2].split()[19]
+
+
+def _stop(children: Sequence[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+    """SIGTERM each (a onefile starter forwards it, a supervisor stops its workers); a process of
+    their trees still alive after `timeout` gets SIGKILL, by pid, if it is still the same process."""
+    parents = process_parents()
+    leftovers = []
+    for child in children:
+        if child.poll() is None:
+            leftovers += [(pid, _start_time(pid)) for pid in descendants(parents, child.pid)[1:]]
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    for pid, started in leftovers:
+        if started is not None and _start_time(pid) == started:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def commands_in_help(text: str) -> set[str]:
+    """Command names listed under `commands:` in the app's --help (pure)."""
+    names, inside = set(), False
+    for line in text.splitlines():
+        if line.strip().lower() == "commands:":
+            inside = True
+            continue
+        if inside:
+            if not line.strip() or not line.startswith(" "):
+                if names:
+                    break
+                continue
+            names.add(line.split()[0])
+    return names
+
+
+def help_commands(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None = None) -> set[str]:
+    """The commands a program's `--help` lists; empty if it cannot say."""
+    try:
+        done = subprocess.run([*argv, "--help"], cwd=cwd, env=dict(env) if env is not None else None,
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=RUN_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return set()
+    return commands_in_help(done.stdout.decode(errors="replace")) if done.returncode == 0 else set()

@@ -1,0 +1,352 @@
+"""`python build.py sweep`: build a set of profiles, measure each working artifact on the things a
+device cares about, and rank them by bytes on the device; `python build.py matrix` splits that
+work over CI runners and `sweep --collect DIR` merges the runners' results.
+
+    python build.py sweep [--profile P ...] [--no-build] [--runs N] [--workers N]
+    python build.py sweep --collect DIR
+    python build.py matrix [--profile P ...]
+
+Per profile: bytes on the device (the flash image's when the profile makes one, else the
+artifact's), build seconds, start-up (median of `hello` runs), start to first acknowledged
+publish (`heartbeat --count 1` against a real mosquitto), total RSS/PSS of concurrent `control`
+workers (a onefile's starter and child both count) and the bytes a onefile unpacks at start.
+`python -m app` from source is measured in the same run as the baseline: once on its own (the
+`source` record), and again beside each artifact, the two timed in turns, into the artifact's
+record (its `source` figures). So every ratio compares like with like, even after runners' files
+are merged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from build import log
+from build.config import ALL_COMMANDS
+from build.errors import ArtifactError, ConfigError
+from build.freeze.orchestrate import build_many
+from build.manifest import MANIFEST_NAME, read_manifest
+from build.report import write_index
+from build.report.pages import write_atomic
+from build.sweep import measure
+from build.sweep.measure import Bench, MeasureError, Program
+from build.sweep.records import (
+    FIGURES,
+    REPORT_NAME,
+    SOURCE,
+    SUPERVISED,
+    SWEEP_NAME,
+    check_sweep,
+    empty_record,
+    make_sweep,
+    merge,
+    now,
+    profile_facts,
+    sizes_from_manifest,
+    source_figures,
+)
+
+if TYPE_CHECKING:
+    from build.config import Profile
+    from build.project import Project
+    from build.sweep.measure import Bench, Program
+
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeasureSettings:
+    runs: int = 11                   # timed runs per start-up figure (median reported)
+    workers: int = 3                 # concurrent workers for the memory figures
+    worker_command: str = "control"  # idle and long-running: memory at rest
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runs": self.runs, "workers": self.workers, "worker_command": self.worker_command}
+
+
+# ---- records (pure) ----
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+# ---- measuring (real processes) ----
+
+def program_figures(programs: Sequence[Program], *, settings: MeasureSettings, bench: Bench) -> dict[str, dict[str, Any]]:
+    """The FIGURES of each program. Timings are taken in turns across the programs (so an artifact
+    and the source beside it share the machine's slow spells); memory is measured per program,
+    at rest. A command a program lacks leaves its figure None; one that fails raises MeasureError."""
+
+    startup = measure.startup_medians(programs, bench=bench, runs=settings.runs)
+    first_ack = measure.first_ack_medians(programs, bench=bench, runs=settings.runs)
+    results = {}
+    for program in programs:
+        figures: dict[str, Any] = dict.fromkeys(FIGURES)
+        figures.update(startup_ms=startup[program.name], first_ack_ms=first_ack[program.name])
+        if settings.worker_command in program.launch:
+            spec = measure.WorkerSpec(argv=tuple(program.launch[settings.worker_command]), cwd=program.cwd,
+                                      label=settings.worker_command)
+            memory = measure.measure_workers([spec] * settings.workers, bench=bench)
+            figures.update(pss_kb_total=memory.pss_kb, rss_kb_total=memory.rss_kb,
+                           unpack_bytes=memory.unpack_bytes, worker_processes=memory.process_count)
+        if "run" in program.launch and all(c in program.launch for c in SUPERVISED):
+            # The other way to share one runtime: `run` imports once, gc.freeze()s and forks.
+            spec = measure.WorkerSpec(argv=(*program.launch["run"], *SUPERVISED), cwd=program.cwd,
+                                      label="run", ready=len(SUPERVISED))
+            memory = measure.measure_workers([spec], bench=bench)
+            figures.update(pss_kb_supervisor=memory.pss_kb, rss_kb_supervisor=memory.rss_kb)
+        results[program.name] = figures
+    return results
+
+
+def dist_program(dist_dir: Path, manifest: Mapping[str, Any], name: str = "artifact") -> Program:
+    """The artifact in a dist folder: each command through its link or its own executable."""
+
+    return Program(name=name, launch={c: [str(dist_dir / path)] for c, path in manifest["commands"].items()},
+                   cwd=dist_dir)
+
+
+def source_program(project_root: Path, name: str = SOURCE) -> Program:
+    """`python -m app <command>` from the source tree, with this Python."""
+
+    return Program(name=name, launch={c: [sys.executable, "-m", "app", c] for c in ALL_COMMANDS}, cwd=project_root)
+
+
+def measure_dist(dist_dir: Path, *, settings: MeasureSettings = MeasureSettings(), bench: Bench | None = None,
+                 build_seconds: float | None = None, baseline_root: Path | None = None) -> dict[str, Any]:
+    """A sweep record (without rank/run) for the built artifact in `dist_dir`, measured now. With
+    `baseline_root`, `python -m app` from that source tree is measured beside it, in turns, into
+    the record's `source`.
+
+    Raises ArtifactError if it has no readable manifest and MeasureError if it does not run.
+    """
+
+    dist_dir = Path(dist_dir).resolve()
+    manifest = read_manifest(dist_dir)
+    if bench is None:
+        with Bench() as own:
+            return measure_dist(dist_dir, settings=settings, bench=own, build_seconds=build_seconds,
+                                baseline_root=baseline_root)
+    programs = [dist_program(dist_dir, manifest)]
+    if baseline_root is not None:
+        programs.append(source_program(baseline_root, name="baseline"))
+    figures = program_figures(programs, settings=settings, bench=bench)
+    return empty_record(manifest["profile"], ok=True, **sizes_from_manifest(manifest),
+                        build_seconds=manifest.get("build_seconds") if build_seconds is None else round(build_seconds, 2),
+                        **figures["artifact"], **profile_facts(manifest["resolved_profile"]),
+                        source=figures.get("baseline"))
+
+
+def measure_source(project_root: Path, *, settings: MeasureSettings = MeasureSettings(),
+                   bench: Bench) -> dict[str, Any]:
+    """The run's baseline record: `python -m app` from the source tree on its own."""
+    figures = program_figures([source_program(project_root)], settings=settings, bench=bench)[SOURCE]
+    return {"profile": SOURCE, "ok": True, "error": None, **figures}
+
+
+# ---- writing ----
+
+def write_json_atomic(path: Path, data: Any) -> None:
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def copy_folder_atomic(source: Path, target: Path) -> None:
+    """Replace `target` by a copy of `source`: copied beside it first, then renamed into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    incoming = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        shutil.copytree(source, incoming, symlinks=True, dirs_exist_ok=True)
+        if target.exists():
+            outgoing = target.with_name(f".{target.name}.outgoing-{secrets.token_hex(3)}")
+            os.replace(target, outgoing)
+            os.replace(incoming, target)
+            shutil.rmtree(outgoing, ignore_errors=True)
+        else:
+            os.replace(incoming, target)
+    except BaseException:
+        shutil.rmtree(incoming, ignore_errors=True)
+        raise
+
+
+def refresh_index(reports_root: Path) -> None:
+    """Rewrite size_reports/index.html, which shows the sweep's ranking beside the size reports."""
+
+    write_index(reports_root)
+
+
+def collect(folder: Path, reports_root: Path) -> dict[str, Any]:
+    """Merge the size_reports/ folders the CI runners uploaded (anywhere under `folder`, each
+    with a sweep.json and <profile>/report.json) into `reports_root`; return the merged sweep."""
+    folder, reports_root = Path(folder).resolve(), Path(reports_root).resolve()
+    if not folder.is_dir():
+        raise ConfigError(f"--collect {folder}: no such folder")
+    # The target's own sweep.json (when DIR holds it) is an old result, not a runner's.
+    found = sorted(p for p in folder.rglob(SWEEP_NAME) if p.is_file() and reports_root not in p.parents)
+    if not found:
+        raise ArtifactError(f"--collect {folder}: no {SWEEP_NAME} found in it; download the runners' "
+                            f"size_reports/ folders there first")
+    sweeps, runner_of = [], {}
+    for path in found:
+        try:
+            data = check_sweep(json.loads(path.read_text(encoding="utf-8")), path)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ArtifactError(f"{path}: not valid JSON ({err})") from None
+        sweeps.append(data)
+        for run in data.get("runs", []):
+            runner_of[run["run_id"]] = path.parent
+    merged = merge(sweeps, created=now())
+    # Each profile's report folder comes from the runner whose record won; then any other
+    # report folder that no record names, from the first runner that has it.
+    copied = set()
+    for record in merged["profiles"]:
+        runner = runner_of.get(record.get("run_id"))
+        if runner and (runner / record["profile"] / REPORT_NAME).is_file():
+            copy_folder_atomic(runner / record["profile"], reports_root / record["profile"])
+            copied.add(record["profile"])
+    for path in found:
+        for report in sorted(path.parent.glob(f"*/{REPORT_NAME}")):
+            if report.parent.name not in copied:
+                copy_folder_atomic(report.parent, reports_root / report.parent.name)
+                copied.add(report.parent.name)
+    write_json_atomic(reports_root / SWEEP_NAME, merged)
+    refresh_index(reports_root)
+    return merged
+
+
+# ---- the sweep ----
+
+def run_sweep(project: Project, profiles: Sequence[Profile], *, settings: MeasureSettings,
+              build: bool = True) -> dict[str, Any]:
+    """Build (unless `build` is false: measure what dist/ holds), measure, rank, write sweep.json."""
+    profiles = list({p.name: p for p in profiles}.values())
+    built, records = _build(project, profiles) if build else _find_built(project, profiles)
+    run_id = f"{now()}-{secrets.token_hex(3)}"
+    source, measured = _measure(project, built, settings)
+    records.update(measured)
+    for profile in profiles:
+        if records[profile.name]["backend"] is None:  # failed before a manifest said it
+            records[profile.name].update(profile_facts(profile.to_dict()))
+    for record in records.values():
+        record["run_id"] = run_id
+        if record.get("source") is None:  # nothing measured beside it: the run's own baseline
+            record["source"] = source_figures(source if source["ok"] else None)
+    sweep = make_sweep([records[p.name] for p in profiles], source=source, settings=settings.to_dict(),
+                       run_id=run_id, created=now())
+    write_json_atomic(project.reports_root / SWEEP_NAME, sweep)
+    refresh_index(project.reports_root)
+    return sweep
+
+
+Built = dict[str, tuple[Path, float | None]]  # profile -> (dist folder, build seconds) of working builds
+
+
+def _build(project: Project, profiles: Sequence[Profile]) -> tuple[Built, dict[str, dict[str, Any]]]:
+    """Build each profile (each smoke-tested by the orchestrator); failed ones become records."""
+
+    built: Built = {}
+    failed = {}
+    for result in build_many(list(profiles), project):
+        if result.ok and result.dist_dir is not None:
+            built[result.profile] = (result.dist_dir, result.seconds)
+        else:
+            failed[result.profile] = empty_record(result.profile, error=result.error,
+                                                  build_seconds=round(result.seconds, 2))
+    return built, failed
+
+
+def _find_built(project: Project, profiles: Sequence[Profile]) -> tuple[Built, dict[str, dict[str, Any]]]:
+    """--no-build: what dist/ holds; a profile without a manifest there is listed as failed."""
+
+    built: Built = {}
+    failed = {}
+    for profile in profiles:
+        dist_dir = project.dist_root / profile.name
+        if (dist_dir / MANIFEST_NAME).is_file():
+            built[profile.name] = (dist_dir, None)
+        else:
+            failed[profile.name] = empty_record(
+                profile.name, error=f"not built: the dist folder has no {profile.name}/{MANIFEST_NAME} "
+                                    f"(build it, or sweep without --no-build)")
+    return built, failed
+
+
+def _measure(project: Project, built: Built, settings: MeasureSettings) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The source baseline, then each built artifact beside the source, against one broker. An
+    artifact that cannot be measured is a failed record that keeps its sizes."""
+
+    records = {}
+    with Bench() as bench:
+        try:
+            with log.step(SOURCE, "measuring `python -m app` from source (baseline)"):
+                source = measure_source(project.root, settings=settings, bench=bench)
+        except MeasureError as err:
+            source = {"profile": SOURCE, "ok": False, "error": str(err), **dict.fromkeys(FIGURES)}
+        for name, (dist_dir, seconds) in built.items():
+            try:
+                with log.step(name, "measuring start-up, first acknowledged publish and memory"):
+                    records[name] = measure_dist(dist_dir, settings=settings, bench=bench, build_seconds=seconds,
+                                                 baseline_root=project.root)
+            except (MeasureError, ArtifactError) as err:
+                record = empty_record(name, error=f"measuring failed: {err}")
+                try:
+                    manifest = read_manifest(dist_dir)
+                    record.update(sizes_from_manifest(manifest), **profile_facts(manifest["resolved_profile"]))
+                except ArtifactError:
+                    pass
+                records[name] = record
+    return source, records
+
+
+
+
+# ---- terminal table ----
+
+
+
+
+
+
+
+
+
+
+
+
+
+# ---- sub-commands ----
+
+
+
+
+
+
+
+
+
+
+
