@@ -1,15 +1,25 @@
 """The one way slimfreeze runs external programs: argument lists, explicit env and cwd, a timeout,
-the whole output appended to a log file, the last lines in the error on failure."""
+the whole output appended to a log file, the last lines in the error on failure.
+
+Every program starts in a session of its own, so that on a timeout, an error or Ctrl-C the whole
+tree it started ends with it: Nuitka's scons and gcc, a onefile's real application process, the
+workers of a supervisor. `start`/`end` are the pieces for programs that run until stopped.
+"""
 
 from __future__ import annotations
 
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
+
+import psutil
 
 from build.errors import CommandFailed, ToolMissing
 
@@ -29,9 +39,12 @@ TOOL_PACKAGES: dict[str, str] = {
     "openssl": "openssl",
     "chromium": "chromium",
     "gcc": "gcc",
+    "git": "git",
 }
 
 TAIL_LINES = 25
+GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a program's tree is ended
+VERSION_TIMEOUT = 30.0  # for `tool --version` and the like
 
 
 def require_tool(name: str) -> str:
@@ -51,6 +64,118 @@ def tail(path: Path, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def start(argv: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str] | None = None, cwd: Path | None = None,
+          stdout: int | IO[Any] | None = None, stderr: int | IO[Any] | None = None,
+          stdin: int | IO[Any] | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    """Start `argv` as the leader of a new session (and process group); end it with `end`."""
+    return subprocess.Popen([os.fspath(a) for a in argv], env=dict(env) if env is not None else None, cwd=cwd,
+                            stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True)
+
+
+def _tree(leader: int) -> list[psutil.Process]:
+    """Every process that `leader` (a session leader from `start`) is responsible for: those in its
+    session (a process group of their own included) and its descendants (setsid() ones included)."""
+    found: dict[int, psutil.Process] = {}
+    try:
+        for child in psutil.Process(leader).children(recursive=True):
+            found[child.pid] = child
+    except psutil.Error:
+        pass
+    for process in psutil.process_iter():
+        try:
+            if process.pid != leader and os.getsid(process.pid) == leader:
+                found.setdefault(process.pid, process)
+        except (OSError, psutil.Error):
+            continue  # ended while we looked
+    return list(found.values())
+
+
+def end(child: subprocess.Popen[Any], *, grace: float = GRACE, sig: int = signal.SIGTERM) -> None:
+    """End `child` (started by `start`) and everything it started: `sig` to its process group,
+    SIGKILL to whatever of the group, the session or the descendants is left after `grace` s.
+    Reaps `child`. Safe to call when it has already exited."""
+    leftovers = _tree(child.pid)
+    try:
+        os.killpg(child.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is empty (an exited leader's zombie does not count)
+    for process in leftovers:
+        try:
+            process.send_signal(sig)  # psutil checks that the pid still names the same process
+        except psutil.Error:
+            pass
+    try:
+        child.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    _, alive = psutil.wait_procs(leftovers, timeout=max(0.0, grace / 5))
+    # Those that ignored `sig`, and any started meanwhile.
+    for process in [*alive, *_tree(child.pid)]:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if child.poll() is None:
+        child.kill()
+        child.wait()
+    psutil.wait_procs([p for p in leftovers if _exists(p)], timeout=grace)
+
+
+def _exists(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Captured:
+    """A finished (or timed-out: code None) program and its combined stdout and stderr."""
+
+    argv: list[str]
+    code: int | None
+    output: str  # stdout, and stderr too unless asked for separately
+    errors: str = ""  # stderr, when captured separately
+
+
+def capture(argv: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str] | None = None,
+            cwd: Path | None = None, timeout: float, separate_stderr: bool = False) -> Captured:
+    """Run `argv` to its end with stdout and stderr captured (together unless `separate_stderr`);
+    on a timeout, an error or Ctrl-C its whole tree is ended. OSError (no such program, not
+    executable) propagates."""
+    args = [os.fspath(a) for a in argv]
+    child = start(args, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE if separate_stderr else subprocess.STDOUT)
+    try:
+        out, err = child.communicate(timeout=timeout)
+        code: int | None = child.returncode
+    except subprocess.TimeoutExpired:
+        end(child)
+        try:
+            out, err = child.communicate(timeout=GRACE)
+        except subprocess.TimeoutExpired:  # something we could not find still holds the pipe
+            out, err = b"", b""
+        code = None
+    except BaseException:
+        end(child)
+        raise
+    end(child)  # it exited: whatever it left behind in its group goes too
+    return Captured(argv=args, code=code, output=(out or b"").decode(errors="replace"),
+                    errors=(err or b"").decode(errors="replace"))
+
+
+def tool_output(argv: Sequence[str], timeout: float = VERSION_TIMEOUT) -> str:
+    """stdout and stderr of a short query like `upx --version`; empty if it fails or hangs."""
+    try:
+        return capture([require_tool(argv[0]), *argv[1:]], timeout=timeout).output
+    except OSError:
+        return ""
+
+
 def run(
     cmd: Sequence[str | os.PathLike[str]],
     *,
@@ -63,7 +188,8 @@ def run(
     """Run `cmd`, appending the command line and all its output to `log`.
 
     On a non-zero exit (with check) or a timeout, raise CommandFailed whose message names the
-    command, the log, and shows the log's last lines.
+    command, the log, and shows the log's last lines. On a timeout, an error or Ctrl-C, the whole
+    process tree of `cmd` is ended.
     """
     argv = [os.fspath(a) for a in cmd]
     if os.sep not in argv[0]:
@@ -73,17 +199,21 @@ def run(
     with log.open("a", encoding="utf-8", errors="replace") as sink:
         sink.write(f"+ {shlex.join(argv)}\n")
         sink.flush()
+        child = start(argv, env=env, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT)
         try:
-            proc = subprocess.run(argv, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  env=dict(env) if env is not None else None, cwd=cwd, timeout=timeout,
-                                  text=True)
+            code = child.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            end(child)
             sink.write(f"! timed out after {timeout:.0f} s\n")
             raise CommandFailed(_failure(argv, f"timed out after {timeout:.0f} s", log)) from None
-        sink.write(f"= exit {proc.returncode} after {time.monotonic() - started:.1f} s\n")
-    if check and proc.returncode != 0:
-        raise CommandFailed(_failure(argv, f"exited with status {proc.returncode}", log))
-    return proc
+        except BaseException:
+            end(child)
+            raise
+        end(child)
+        sink.write(f"= exit {code} after {time.monotonic() - started:.1f} s\n")
+    if check and code != 0:
+        raise CommandFailed(_failure(argv, f"exited with status {code}", log))
+    return subprocess.CompletedProcess(argv, code, None, None)
 
 
 def _failure(argv: list[str], what: str, log: Path) -> str:

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from build import proc
 from build.errors import ConfigError
 from build.flash.device import (
     CURRENT,
@@ -298,17 +298,16 @@ def _run_checks(layout: Layout, content: Content, say: Say) -> None:
     for check in checks_for(content):
         argv = [str(base / check.argv[0]), *check.argv[1:]]
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, errors="replace", env=env,
-                                  stdin=subprocess.DEVNULL, timeout=CHECK_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise CheckFailed(f"`{check.label}` run from the device did not finish in {CHECK_TIMEOUT:.0f} s") from None
+            ran = proc.capture(argv, env=env, timeout=CHECK_TIMEOUT, separate_stderr=True)
         except OSError as exc:
             raise CheckFailed(f"`{check.label}` cannot run from the device: {exc.strerror}") from None
-        output = (proc.stdout.strip() or proc.stderr.strip()).splitlines()
+        if ran.code is None:
+            raise CheckFailed(f"`{check.label}` run from the device did not finish in {CHECK_TIMEOUT:.0f} s") from None
+        output = (ran.output.strip() or ran.errors.strip()).splitlines()
         first = output[0] if output else "(no output)"
-        if proc.returncode != 0:
+        if ran.code != 0:
             last = output[-1] if output else "(no output)"
-            raise CheckFailed(f"`{check.label}` run from the device exited with status {proc.returncode}: {last}")
+            raise CheckFailed(f"`{check.label}` run from the device exited with status {ran.code}: {last}")
         say(f"flash: ran {CURRENT}/{check.label}: {first}")
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import platform
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from build import proc
 from build.config import Profile
 from build.manifest import sha256_of
+
+TOOL_TIMEOUT = 900.0  # mksquashfs with xz on a slow device-class machine
 
 
 def image_name(profile: Profile) -> str:
@@ -41,7 +42,7 @@ def make(profile: Profile, stage: Path, work: Path, log: Path) -> dict[str, Any]
     """Pack `stage` into an image placed beside the artifact in `stage`; return its manifest record."""
     image = work / image_name(profile)
     image.unlink(missing_ok=True)
-    proc.run(mksquashfs_command(stage, image, profile), log=log)
+    proc.run(mksquashfs_command(stage, image, profile), log=log, timeout=TOOL_TIMEOUT)
     final = stage / image.name
     image.rename(final)
     return {"path": final.name, "size": final.stat().st_size, "sha256": sha256_of(final),
@@ -50,7 +51,6 @@ def make(profile: Profile, stage: Path, work: Path, log: Path) -> dict[str, Any]
 
 
 def tool_versions() -> dict[str, str]:
-    out = subprocess.run([proc.require_tool("mksquashfs"), "-version"], capture_output=True, text=True,
-                         check=False).stdout
+    out = proc.tool_output(["mksquashfs", "-version"])
     match = re.search(r"version\s+(\S+)", out)
     return {"squashfs-tools": match.group(1) if match else "unknown"}

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -34,11 +33,11 @@ EXECUTABLE_OPTIONS = ("--lzma", "-q", "-q", "--no-progress")
 LIBRARY_OPTIONS = ("-q", "-q", "--no-progress")  # NRV: never --lzma for a shared object (SIGTRAP)
 ELF_MAGIC = b"\x7fELF"
 ET_DYN = 3
+TOOL_TIMEOUT = 600.0  # per file: upx --lzma on a large bootloader or library
 
 
 def tool_versions() -> dict[str, str]:
-    out = subprocess.run([proc.require_tool("upx"), "--version"], capture_output=True, text=True,
-                         check=False).stdout
+    out = proc.tool_output(["upx", "--version"])
     match = re.search(r"upx\s+(\S+)", out)
     return {"upx": match.group(1) if match else "unknown"}
 
@@ -58,8 +57,9 @@ def pack_pyinstaller_executable(path: Path, log: Path) -> tuple[int, int]:
     with tempfile.TemporaryDirectory(prefix="slimfreeze-upx-") as tmp:
         bootloader, packed = Path(tmp) / "bootloader", Path(tmp) / "bootloader.upx"
         # PyInstaller put the archive into an ELF section on Linux; without it, this is its bootloader.
-        proc.run(["objcopy", "--remove-section", "pydata", str(path), str(bootloader)], log=log)
-        proc.run(["upx", *EXECUTABLE_OPTIONS, "-o", str(packed), str(bootloader)], log=log)
+        proc.run(["objcopy", "--remove-section", "pydata", str(path), str(bootloader)], log=log,
+                 timeout=TOOL_TIMEOUT)
+        proc.run(["upx", *EXECUTABLE_OPTIONS, "-o", str(packed), str(bootloader)], log=log, timeout=TOOL_TIMEOUT)
         result = path.with_name(f".{path.name}.upx")
         result.write_bytes(packed.read_bytes() + data[archive.start:archive.end])
         os.chmod(result, path.stat().st_mode)
@@ -71,7 +71,7 @@ def pack_library(path: Path, log: Path) -> tuple[int, int] | None:
     """Pack one shared object with NRV; None when upx declines it (not compressible, can't pack)."""
     before = path.stat().st_size
     try:
-        proc.run(["upx", *LIBRARY_OPTIONS, str(path)], log=log)
+        proc.run(["upx", *LIBRARY_OPTIONS, str(path)], log=log, timeout=TOOL_TIMEOUT)
     except CommandFailed:
         return None  # upx leaves the file as it was; the log says why
     return before, path.stat().st_size

@@ -2,8 +2,8 @@
 acknowledged publish, memory of a process tree, bytes a onefile unpacks at start.
 
 Everything here runs real processes against a real mosquitto (`Bench`) and reads real /proc.
-Memory is the process tree's: a onefile's starter and the child it forks both count, found by
-walking /proc/*/stat for the descendants of the process we started.
+Memory is the process tree's: a onefile's starter and the child it forks both count (psutil finds
+the descendants of the process we started and reads their smaps_rollup).
 
     with Bench() as bench:
         artifact = Program(name="min", launch={"hello": ["dist/min/hello"], ...}, cwd=folder)
@@ -30,11 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+import psutil
+
+from build import proc
 from build.errors import SlimfreezeError
 from build.manifest import folder_bytes
 from build.testbed.broker import Broker, Subscriber
 
-PROC = Path("/proc")
 # Variables the app reads; cleared so the caller's shell cannot change what is measured.
 # What `heartbeat --count N` logs (INFO) once its N messages are acknowledged by the broker.
 ACK_MARKER = "and acknowledged"
@@ -47,7 +49,7 @@ class MeasureError(SlimfreezeError):
     """A program could not be measured: it failed, timed out, or /proc could not be read."""
 
 
-# ---- /proc readers: pure parsers, thin I/O ----
+# ---- process memory (psutil reads /proc/<pid>/smaps_rollup) ----
 
 @dataclass(frozen=True, kw_only=True)
 class ProcessMemory:
@@ -58,77 +60,34 @@ class ProcessMemory:
     pss_kb: int
 
 
-def parse_stat(text: str) -> tuple[int, str, int]:
-    """(pid, comm, ppid) from /proc/<pid>/stat. comm may hold spaces and ')' itself, so the
-    fields after it are found from the last ')'."""
-    head, _, tail = text.rpartition(")")
-    pid_text, _, comm = head.partition(" (")
-    fields = tail.split()
-    return int(pid_text), comm, int(fields[1])
-
-
-def parse_rollup(text: str) -> dict[str, int]:
-    """The `Key:  N kB` lines of /proc/<pid>/smaps_rollup as {key: kB}."""
-    values = {}
-    for line in text.splitlines():
-        key, sep, rest = line.partition(":")
-        parts = rest.split()
-        if sep and len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
-            values[key.strip()] = int(parts[0])
-    return values
-
-
-def descendants(parents: Mapping[int, int], root: int) -> list[int]:
-    """`root` and every process below it in a pid -> ppid map, root first, then by pid (pure)."""
-    children: dict[int, list[int]] = {}
-    for pid, ppid in parents.items():
-        children.setdefault(ppid, []).append(pid)
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, ()))
-    return [root, *sorted(found[1:])]
-
-
-def process_parents(proc: Path = PROC) -> dict[int, int]:
-    """pid -> ppid of every process visible in /proc now."""
-    parents = {}
-    for entry in os.scandir(proc):
-        if not entry.name.isdigit():
-            continue
-        try:
-            pid, _, ppid = parse_stat((Path(entry.path) / "stat").read_text(errors="replace"))
-        except (OSError, ValueError, IndexError):
-            continue  # ended while we looked
-        parents[pid] = ppid
-    return parents
-
-
-def process_memory(pid: int, proc: Path = PROC) -> ProcessMemory:
-    """RSS and PSS of one process from its smaps_rollup. Raises ProcessLookupError if it is gone."""
-    folder = proc / str(pid)
+def process_memory(pid: int) -> ProcessMemory:
+    """RSS and PSS of one process. Raises ProcessLookupError if it is gone."""
     try:
-        rollup = parse_rollup((folder / "smaps_rollup").read_text())
-        _, name, ppid = parse_stat((folder / "stat").read_text(errors="replace"))
-    except FileNotFoundError:
-        if not (proc / "self" / "smaps_rollup").exists():
-            raise MeasureError("/proc/<pid>/smaps_rollup is missing: memory figures need Linux 4.14 or newer") from None
+        process = psutil.Process(pid)
+        with process.oneshot():
+            info = process.memory_full_info()
+            name, ppid = process.name(), process.ppid()
+    except psutil.NoSuchProcess:
         raise ProcessLookupError(pid) from None
-    except PermissionError:
-        raise MeasureError(f"not allowed to read /proc/{pid}/smaps_rollup; run as the user who owns the process") from None
-    if "Pss" not in rollup or "Rss" not in rollup:
-        raise MeasureError(f"/proc/{pid}/smaps_rollup has no Rss/Pss lines")
-    return ProcessMemory(pid=pid, ppid=ppid, name=name, rss_kb=rollup["Rss"], pss_kb=rollup["Pss"])
+    except psutil.AccessDenied:
+        raise MeasureError(f"not allowed to read the memory of process {pid}; run as the user who owns it") from None
+    if getattr(info, "pss", None) is None:
+        raise MeasureError("the kernel reports no PSS (/proc/<pid>/smaps_rollup): memory figures need Linux 4.14 or newer")
+    return ProcessMemory(pid=pid, ppid=ppid, name=name, rss_kb=info.rss // 1024, pss_kb=info.pss // 1024)
 
 
-def tree_memory(root: int, proc: Path = PROC) -> tuple[ProcessMemory, ...]:
+def tree_memory(root: int) -> tuple[ProcessMemory, ...]:
     """Memory of `root` and all its descendants (a onefile's starter and its child, a supervisor
-    and its workers). Processes that end meanwhile are left out; `root` itself must be alive."""
+    and its workers), root first, then by pid. Processes that end meanwhile are left out; `root`
+    itself must be alive."""
+    try:
+        pids = sorted(child.pid for child in psutil.Process(root).children(recursive=True))
+    except psutil.NoSuchProcess:
+        pids = []
     found = []
-    for pid in descendants(process_parents(proc), root):
+    for pid in [root, *pids]:
         try:
-            found.append(process_memory(pid, proc))
+            found.append(process_memory(pid))
         except ProcessLookupError:
             if pid == root:
                 raise MeasureError(f"process {root} ended before its memory could be read") from None
@@ -203,14 +162,12 @@ def startup_ms(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, expect
     """Wall-clock ms of one complete run of `argv` (e.g. `hello`), which must exit 0 printing `expect`."""
     started = time.perf_counter()
     try:
-        done = subprocess.run(list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as err:
-        raise MeasureError(_describe(argv, None, (err.stdout or b"").decode(errors="replace"))) from None
+        done = proc.capture(argv, env=env, cwd=cwd, timeout=timeout)
+    except OSError as err:
+        raise MeasureError(f"`{' '.join(argv)}` cannot run: {err.strerror}") from None
     elapsed = (time.perf_counter() - started) * 1000
-    output = done.stdout.decode(errors="replace")
-    if done.returncode != 0 or expect not in output.lower():
-        raise MeasureError(_describe(argv, done.returncode, output))
+    if done.code != 0 or expect not in done.output.lower():
+        raise MeasureError(_describe(argv, done.code, done.output))
     return elapsed
 
 
@@ -240,8 +197,10 @@ def first_ack_ms(argv: Sequence[str], *, bench: Bench, cwd: Path, label: str = "
     env = bench.env(device)
     lines: queue.Queue[tuple[float, str] | None] = queue.Queue()
     started = time.perf_counter()
-    child = subprocess.Popen(list(argv), env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        child = proc.start(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except OSError as err:
+        raise MeasureError(f"`{' '.join(argv)}` cannot run: {err.strerror}") from None
 
     def read() -> None:
         assert child.stderr is not None
@@ -271,8 +230,7 @@ def first_ack_ms(argv: Sequence[str], *, bench: Bench, cwd: Path, label: str = "
     except subprocess.TimeoutExpired:
         raise MeasureError(_describe(argv, None, "".join(output))) from None
     finally:
-        if child.poll() is None:  # it hung: a onefile's child goes with its starter
-            _stop([child], timeout=5)
+        proc.end(child)  # if it hung, a onefile's child goes with its starter
         reader.join(timeout=5)
         if child.stderr:
             child.stderr.close()
@@ -387,9 +345,11 @@ def measure_workers(specs: Iterable[WorkerSpec], *, bench: Bench, settle: float 
             tmpdir = bench.tmpdir()
             log = bench.folder / f"{device}.log"
             with log.open("wb") as sink:
-                child = subprocess.Popen(list(spec.argv), env=bench.env(device, tmpdir=tmpdir),
-                                         cwd=spec.cwd, stdin=subprocess.DEVNULL, stdout=sink,
-                                         stderr=subprocess.STDOUT)
+                try:
+                    child = proc.start(spec.argv, env=bench.env(device, tmpdir=tmpdir), cwd=spec.cwd,
+                                       stdout=sink, stderr=subprocess.STDOUT)
+                except OSError as err:
+                    raise MeasureError(f"worker `{' '.join(spec.argv)}` cannot run: {err.strerror}") from None
             started.append((spec, device, tmpdir, child, log))
         deadline = time.monotonic() + timeout
         for spec, device, _, child, log in started:
@@ -411,37 +371,19 @@ def measure_workers(specs: Iterable[WorkerSpec], *, bench: Bench, settle: float 
             shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of `pid` (field 22 of its stat), which tells a reused pid apart."""
-    try:
-        text = (PROC / str(pid) / "stat").read_text(errors="replace")
-    except OSError:
-        return None
-    return text.rpartition(")")[2].split()[19]
-
-
 def _stop(children: Sequence[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
-    """SIGTERM each (a onefile starter forwards it, a supervisor stops its workers); a process of
-    their trees still alive after `timeout` gets SIGKILL, by pid, if it is still the same process."""
-    parents = process_parents()
-    leftovers = []
+    """SIGTERM each (a onefile starter forwards it, a supervisor stops its workers) and give them
+    `timeout` s together; then each one's whole process tree is ended (build.proc.end)."""
     for child in children:
         if child.poll() is None:
-            leftovers += [(pid, _start_time(pid)) for pid in descendants(parents, child.pid)[1:]]
             child.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + timeout
     for child in children:
         try:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-    for pid, started in leftovers:
-        if started is not None and _start_time(pid) == started:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            pass
+        proc.end(child)
 
 
 def commands_in_help(text: str) -> set[str]:
@@ -463,8 +405,7 @@ def commands_in_help(text: str) -> set[str]:
 def help_commands(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None = None) -> set[str]:
     """The commands a program's `--help` lists; empty if it cannot say."""
     try:
-        done = subprocess.run([*argv, "--help"], cwd=cwd, env=dict(env) if env is not None else None,
-                              stdin=subprocess.DEVNULL, capture_output=True, timeout=RUN_TIMEOUT, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+        done = proc.capture([*argv, "--help"], cwd=cwd, env=env, timeout=RUN_TIMEOUT, separate_stderr=True)
+    except OSError:
         return set()
-    return commands_in_help(done.stdout.decode(errors="replace")) if done.returncode == 0 else set()
+    return commands_in_help(done.output) if done.code == 0 else set()

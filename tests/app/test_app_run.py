@@ -12,11 +12,11 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from app.commands.run import RESTART_DELAY_MAX, child_prog, describe_status, parse_worker, restart_delay
 from build.testbed.broker import Broker, Subscriber, free_port
-from build.sweep.measure import descendants, process_parents
 from conftest import DEVICE, ROOT, AppProcess, AppRunner
 
 STATUS = f"devices/{DEVICE}/status"
@@ -58,10 +58,10 @@ def supervise(app: AppRunner) -> Iterator[Start]:
     yield start
     for p in started:
         if p.proc.poll() is None:
-            for pid in descendants(process_parents(), p.proc.pid)[1:]:
+            for child in psutil.Process(p.proc.pid).children(recursive=True):
                 try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
+                    child.kill()  # psutil checks it is still the same process
+                except psutil.NoSuchProcess:
                     pass
 
 
