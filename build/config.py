@@ -15,12 +15,13 @@ import dataclasses
 import difflib
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from build.errors import ConfigError
 from build.paths import plain_name
+from build.toolchain import ALIASES, ARCHITECTURES, host_architecture
 
 TABLE = "tool.slimfreeze"
 # `run` is the supervisor: it forks the other bundled commands as workers sharing its memory.
@@ -32,6 +33,9 @@ LAYOUTS = ("onefile", "onedir")
 # payload is zstd unless switched off.
 COMPRESSIONS: Mapping[str, tuple[str, ...]] = {"pyinstaller": ("zlib",), "nuitka": ("zstd", "none")}
 IMAGE_FORMATS = ("squashfs",)
+# `system`: the Python that runs build.py; `size`: CPython built for size (build/runtime/).
+RUNTIMES = ("system", "size")
+TARGETS = tuple(ARCHITECTURES)
 IMAGE_COMPRESSORS = ("xz", "zstd", "gzip", "lzo", "lz4")
 # Modules with a slimfreeze stand-in (build/freeze/standins/): a tiny module that replaces the real one in
 # the frozen program. `tls = false` implies the `ssl` one.
@@ -65,6 +69,8 @@ class Profile:
     image_block_size: int = 1 << 20
     pyinstaller_args: tuple[str, ...] = ()
     nuitka_args: tuple[str, ...] = ()
+    target: str = field(default_factory=host_architecture)
+    runtime: str = "system"
 
     @property
     def effective_stand_ins(self) -> tuple[str, ...]:
@@ -122,6 +128,17 @@ def _check_value(path: str, key: str, value: Any) -> Any:
             return one_of(IMAGE_FORMATS)
         case "image_compressor":
             return one_of(IMAGE_COMPRESSORS)
+        case "target":
+            # Spelled as users expect (aarch64, armv7); Debian's names (arm64, armhf) are accepted.
+            if isinstance(value, str) and value in ALIASES:
+                return ALIASES[value]
+            if not isinstance(value, str) or value not in TARGETS:
+                raise ConfigError(f"{path}.{key} = {value!r}: expected one of {', '.join(TARGETS)} (or Debian's "
+                                  f"{', '.join(ARCHITECTURES.values())})"
+                                  + (_suggest(value, [*TARGETS, *ALIASES]) if isinstance(value, str) else ""))
+            return value
+        case "runtime":
+            return one_of(RUNTIMES)
         case "compression":
             return one_of(tuple(sorted({c for cs in COMPRESSIONS.values() for c in cs})))
         case "commands":

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from build.errors import ArtifactError
+from build.toolchain import Toolchain, host_architecture
 
 SCHEMA = "slimfreeze.manifest/1"
 MANIFEST_NAME = "manifest.json"
@@ -84,7 +85,8 @@ def git_commit(project_root: Path) -> str | None:
 
 def build_manifest(*, folder: Path, profile: dict[str, Any], tools: dict[str, str], commands: dict[str, str],
                    executables: list[str], smoke: dict[str, Any], build_seconds: float,
-                   commit: str | None, image: dict[str, Any] | None = None) -> dict[str, Any]:
+                   commit: str | None, image: dict[str, Any] | None = None,
+                   toolchain: Toolchain | None = None) -> dict[str, Any]:
     files, links = scan(folder, skip=(MANIFEST_NAME, *([image["path"]] if image else [])))
     return {
         "schema": SCHEMA,
@@ -94,10 +96,14 @@ def build_manifest(*, folder: Path, profile: dict[str, Any], tools: dict[str, st
         "layout": profile["layout"],
         "multicall": profile["multicall"],
         "tools": tools,
-        "python": platform.python_version(),
+        # The freezer's Python: the runtime the artifact carries (a toolchain says when it is not ours).
+        "python": (toolchain.facts.get("python") if toolchain else None) or platform.python_version(),
         "python_implementation": sys.implementation.name,
         "platform": sys.platform,
         "machine": platform.machine(),
+        # The artifact's architecture and how it was made (a Debian root, a size-built runtime).
+        "target": toolchain.target if toolchain else host_architecture(),
+        "toolchain": dict(toolchain.facts) if toolchain else {},
         "commands": commands,
         "executables": executables,
         "files": [vars(f) for f in files],

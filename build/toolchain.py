@@ -40,6 +40,11 @@ class Toolchain:
     facts: Mapping[str, Any] = field(default_factory=dict)
 
     @property
+    def is_host_python(self) -> bool:
+        """True when the freezer runs in the very interpreter that runs build.py."""
+        return not self.launcher and self.python == Path(sys.executable)
+
+    @property
     def emulated(self) -> bool:
         return bool(self.launcher)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -170,3 +171,32 @@ def test_shipped_profiles_resolve_and_keep_their_promises():
     for profile in profiles.values():
         data = profile.to_dict()
         assert data["name"] == profile.name and isinstance(data["exclude"], list)
+
+
+@pytest.mark.parametrize("spelling, target", [("aarch64", "aarch64"), ("arm64", "aarch64"), ("armv7", "armv7"),
+                                              ("armhf", "armv7"), ("x86_64", "x86_64"), ("amd64", "x86_64")])
+def test_target_is_spelled_as_users_expect_and_debians_names_are_accepted(spelling, target):
+    profile = resolve_profiles({"profiles": {"p": {"target": spelling}}})["p"]
+    assert profile.target == target
+    assert profile.to_dict()["target"] == target
+
+
+def test_an_unknown_target_is_answered_with_the_list_and_the_closest():
+    with pytest.raises(ConfigError) as err:
+        resolve_profiles({"profiles": {"p": {"target": "aarch46"}}})
+    assert "x86_64, aarch64, armv7" in str(err.value) and "did you mean 'aarch64'" in str(err.value)
+
+
+def test_target_defaults_to_the_build_machine_and_is_inherited():
+    profiles = resolve_profiles({"profiles": {"a": {"target": "armhf"}, "b": {"inherits": "a"}, "c": {}}})
+    assert profiles["b"].target == "armv7"
+    # Debian's own word for the machine, independent of how the code reads it.
+    debian_arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
+    assert profiles["c"].target == {"amd64": "x86_64", "arm64": "aarch64", "armhf": "armv7"}[debian_arch]
+
+
+@pytest.mark.parametrize("value", ["fast", "", 1, True])
+def test_runtime_is_system_or_size(value):
+    with pytest.raises(ConfigError, match="runtime"):
+        resolve_profiles({"profiles": {"p": {"runtime": value}}})
+    assert resolve_profiles({"profiles": {"p": {"runtime": "size"}}})["p"].runtime == "size"

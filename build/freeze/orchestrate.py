@@ -24,6 +24,7 @@ from build.freeze.entry import entry_source
 from build.freeze.excludes import plan_excludes
 from build.freeze.standins import DIRECTORY as STANDINS_DIRECTORY
 from build.freeze.standins import module_name
+from build.freeze.toolchains import toolchain_for
 from build.freeze.trace import import_graph, unused_modules
 from build.manifest import build_manifest, folder_bytes, git_commit, write_manifest
 from build.paths import remove_tree
@@ -122,8 +123,6 @@ def build_profile(profile: Profile, project: Project) -> BuildResult:
 
 
 def _build(profile: Profile, project: Project, work: Path, log_path: Path, started: float, known: _Known) -> None:
-    # Imported here so `--list-profiles` and `bloat` do not pay for the smoke/report machinery.
-
     log.info(f"[{profile.name}] resolved profile: {describe(profile)}")
     backend = BACKENDS[profile.backend]
     # Named like the profile: the report analysed from it (before it is published) carries that name.
@@ -133,28 +132,30 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
     entry.write_text(entry_source(profile.effective_stand_ins, profile.name), encoding="utf-8")
     unused: tuple[str, ...] = ()
     if profile.exclude_unused:
-
         unused = unused_modules(project, profile)
     graph = _build_graph(project, profile, unused)
+    toolchain = toolchain_for(profile, project, log_path)
     plan = BuildPlan(
         profile=profile, project_root=project.root, work_dir=work, stage_dir=stage, entry_script=entry,
         executables=executables_for(profile), excludes=plan_excludes(profile, unused),
         module_paths=(STANDINS_DIRECTORY,),
-        include_modules=tuple(module_name(name) for name in profile.effective_stand_ins), log=log_path)
+        include_modules=tuple(module_name(name) for name in profile.effective_stand_ins), log=log_path,
+        toolchain=toolchain)
 
     with log.step(profile.name, f"freezing with {backend.name} ({profile.layout}, "
                                 f"{'multi-call' if profile.multicall else 'one executable per command'})"):
         backend.build(plan)
     make_links(stage, profile)
-    tools = backend.tool_versions()
+    tools = backend.tool_versions(toolchain)
     if profile.upx:
         with log.step(profile.name, "UPX"):
             tools.update(upx.apply(profile, stage, [exe.name for exe in plan.executables], log_path))
     total = known.total_bytes = folder_bytes(stage)
     check_budget(profile, total)
-    with log.step(profile.name, "smoke test against a real mosquitto"):
+    where = f" ({toolchain.target}, emulated)" if toolchain.emulated else ""
+    with log.step(profile.name, f"smoke test against a real mosquitto{where}"):
         result = smoke.run(stage, command_paths(profile), tls=profile.tls, log=log_path,
-                           multicall=MULTICALL_NAME if profile.multicall else None)
+                           multicall=MULTICALL_NAME if profile.multicall else None, toolchain=toolchain)
     known.smoke_passed = result.passed
     if not result.passed:
         raise BuildFailed(f"smoke test failed; the artifact does not work:\n{result.failure_text()}")
@@ -167,10 +168,10 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
     manifest = build_manifest(
         folder=stage, profile=profile.to_dict(), tools=tools, commands=command_paths(profile),
         executables=[exe.name for exe in plan.executables], smoke=result.to_dict(),
-        build_seconds=time.monotonic() - started, commit=git_commit(project.root), image=image_record)
+        build_seconds=time.monotonic() - started, commit=git_commit(project.root), image=image_record,
+        toolchain=toolchain)
     write_manifest(stage, manifest)
     with log.step(profile.name, "size report"):
-
         # Written before anything is published, so a report that fails leaves the old artifact and
         # its old report together; then both are swapped in by renames.
         reports = work / "reports" / profile.name

@@ -21,6 +21,7 @@ from typing import Any
 from build.config import SUPERVISOR
 from build.testbed.broker import Broker, Subscriber
 from build.testbed.certs import make_test_certs
+from build.toolchain import Toolchain
 
 # command name -> argv that runs it (the artifact's link, or python -m app <command>)
 Launcher = Callable[[str], list[str]]
@@ -263,10 +264,11 @@ def run_scenarios(launcher: Launcher, commands: Sequence[str], *, tls: bool, log
 
 
 def run(folder: Path, commands: Mapping[str, str], *, tls: bool, log: Path,
-        multicall: str | None = None) -> SmokeResult:
+        multicall: str | None = None, toolchain: Toolchain | None = None) -> SmokeResult:
     """Smoke-test the artifact in `folder`: each command through its link or executable, and the
-    multi-call program itself when there is one."""
+    multi-call program itself when there is one; under emulation when the toolchain says so."""
     def launcher(name: str) -> list[str]:
-        return [str(folder / commands.get(name, name))]
+        argv = [str(folder / commands.get(name, name))]
+        return toolchain.program_argv(argv) if toolchain else argv
 
     return run_scenarios(launcher, list(commands), tls=tls, log=log, cwd=folder, multicall=multicall)

@@ -10,21 +10,24 @@ from pathlib import Path
 
 import pytest
 
+from build.config import Profile, resolve_profiles
+from build.errors import CommandFailed
 from build.freeze.backends import BACKENDS, BuildPlan, executables_for
 from build.freeze.backends.pyinstaller import spec_source
-from build.config import Profile
 from build.freeze.entry import entry_source
-from build.freeze.orchestrate import plan_excludes
+from build.freeze.excludes import plan_excludes
 from build.freeze.standins import DIRECTORY as STANDINS
+from build.toolchain import Toolchain, host_toolchain
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def plan_for(profile: Profile, tmp_path: Path) -> BuildPlan:
+def plan_for(profile: Profile, tmp_path: Path, toolchain: Toolchain | None = None) -> BuildPlan:
+    toolchain = toolchain or host_toolchain()
     return BuildPlan(profile=profile, project_root=ROOT, work_dir=tmp_path / "work", stage_dir=tmp_path / "stage",
                      entry_script=tmp_path / "work" / "slimfreeze_entry.py", executables=executables_for(profile),
                      excludes=plan_excludes(profile), module_paths=(STANDINS,),
-                     include_modules=("_slimfreeze_ssl",), log=tmp_path / "build.log")
+                     include_modules=("_slimfreeze_ssl",), log=tmp_path / "build.log", toolchain=toolchain)
 
 
 def spec_calls(source: str) -> dict[str, list[ast.Call]]:
@@ -107,10 +110,26 @@ def test_nuitka_builds_one_program_per_command_without_multicall(tmp_path):
         "--output-filename=hello", "--output-filename=heartbeat"]
 
 
-def test_every_backend_reports_its_versions():
+def test_every_backend_reports_its_versions(tmp_path):
     for backend in BACKENDS.values():
-        versions = backend.tool_versions()
+        versions = backend.tool_versions(host_toolchain())
         assert versions and all(isinstance(v, str) and v[0].isdigit() for v in versions.values())
+        # Read through a launcher (as in an emulated root), the same versions come back from the
+        # toolchain's own Python instead of this process's metadata.
+        launched = Toolchain(python=Path(sys.executable), launcher=("env",))
+        assert backend.tool_versions(launched) == versions
+        with pytest.raises(CommandFailed, match="could not read the versions"):
+            backend.tool_versions(Toolchain(python=Path(sys.executable), launcher=("false",)))
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_the_freezer_runs_with_the_toolchains_python_behind_its_launcher(tmp_path, backend):
+    toolchain = Toolchain(python=Path("/root-of-arm64/venv/bin/python"), launcher=("proot", "-q", "qemu"),
+                          target="aarch64")
+    profile = resolve_profiles({"profiles": {"p": {"backend": backend}}})["p"]
+    for argv in BACKENDS[backend].command_lines(plan_for(profile, tmp_path, toolchain)):
+        assert argv[:4] == ["proot", "-q", "qemu", "/root-of-arm64/venv/bin/python"]
+        assert argv[4:6] == ["-m", {"pyinstaller": "PyInstaller", "nuitka": "nuitka"}[backend]]
 
 
 @pytest.mark.parametrize("stand_ins", [(), ("ssl",), ("ssl", "urllib.request")])

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Protocol
 
+from build import proc
 from build.config import SUPERVISOR, Profile
+from build.errors import CommandFailed
+from build.toolchain import Toolchain
 
 MULTICALL_NAME = "slimfreeze"
 
@@ -38,6 +43,7 @@ class BuildPlan:
     module_paths: tuple[Path, ...]
     include_modules: tuple[str, ...]
     log: Path
+    toolchain: Toolchain
 
 
 def bytecode_env(profile: Profile) -> dict[str, str]:
@@ -59,10 +65,24 @@ def executables_for(profile: Profile) -> tuple[Executable, ...]:
                  for command in profile.commands)
 
 
+def distribution_versions(toolchain: Toolchain, names: tuple[str, ...]) -> dict[str, str]:
+    """Versions of installed distributions as the toolchain's Python sees them (its own venv)."""
+    if toolchain.is_host_python:
+        return {name: metadata.version(name) for name in names}
+    script = "import sys, importlib.metadata as m; print(' '.join(m.version(n) for n in sys.argv[1:]))"
+    ran = proc.capture(toolchain.python_argv("-c", script, *names), env={**os.environ, **toolchain.env},
+                       timeout=300, separate_stderr=True)
+    versions = ran.output.split()
+    if ran.code != 0 or len(versions) != len(names):
+        raise CommandFailed(f"could not read the versions of {', '.join(names)} from {toolchain.python}: "
+                            f"{(ran.errors or ran.output).strip()[-500:] or 'timed out'}")
+    return dict(zip(names, versions, strict=True))
+
+
 class Backend(Protocol):
     name: str
 
-    def tool_versions(self) -> dict[str, str]:
+    def tool_versions(self, toolchain: Toolchain) -> dict[str, str]:
         """Versions of the freezer and what it drives, for the manifest."""
         ...
 

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
-from importlib import metadata
 from pathlib import Path
 
 from build import proc
-from build.freeze.backends.base import BuildPlan, Executable, bytecode_env
+from build.freeze.backends.base import (
+    BuildPlan,
+    Executable,
+    bytecode_env,
+    distribution_versions,
+)
+from build.toolchain import Toolchain
 
 
 def _flags(plan: BuildPlan, exe: Executable, output_dir: Path) -> list[str]:
@@ -42,18 +46,18 @@ def _flags(plan: BuildPlan, exe: Executable, output_dir: Path) -> list[str]:
 class NuitkaBackend:
     name = "nuitka"
 
-    def tool_versions(self) -> dict[str, str]:
-        return {"nuitka": metadata.version("nuitka"), "zstandard": metadata.version("zstandard")}
+    def tool_versions(self, toolchain: Toolchain) -> dict[str, str]:
+        return distribution_versions(toolchain, ("nuitka", "zstandard"))
 
     def _output_dir(self, plan: BuildPlan, exe: Executable) -> Path:
         return plan.work_dir / "nuitka" / exe.name
 
     def command_lines(self, plan: BuildPlan) -> list[list[str]]:
-        return [[sys.executable, "-m", "nuitka", *_flags(plan, exe, self._output_dir(plan, exe)),
-                 str(plan.entry_script)] for exe in plan.executables]
+        return [plan.toolchain.python_argv("-m", "nuitka", *_flags(plan, exe, self._output_dir(plan, exe)),
+                                           str(plan.entry_script)) for exe in plan.executables]
 
     def build(self, plan: BuildPlan) -> None:
-        env = {**os.environ, **bytecode_env(plan.profile)}
+        env = {**os.environ, **plan.toolchain.env, **bytecode_env(plan.profile)}
         # The app package and the stand-ins are found through the path, as in the source tree.
         env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (plan.project_root, *plan.module_paths))
         for exe, argv in zip(plan.executables, self.command_lines(plan), strict=True):

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
-from importlib import metadata
 from pathlib import Path
 
 from build import proc
-from build.freeze.backends.base import BuildPlan, bytecode_env
+from build.freeze.backends.base import BuildPlan, bytecode_env, distribution_versions
+from build.toolchain import Toolchain
 
 # PyInstaller applies UPX itself only when forced on Linux, and then packs every shared library,
 # which crashes at load on this machine; slimfreeze's own UPX step (build/freeze/upx.py) decides instead.
@@ -68,11 +67,8 @@ def spec_source(plan: BuildPlan) -> str:
 class PyInstallerBackend:
     name = "pyinstaller"
 
-    def tool_versions(self) -> dict[str, str]:
-        return {
-            "pyinstaller": metadata.version("pyinstaller"),
-            "pyinstaller-hooks-contrib": metadata.version("pyinstaller-hooks-contrib"),
-        }
+    def tool_versions(self, toolchain: Toolchain) -> dict[str, str]:
+        return distribution_versions(toolchain, ("pyinstaller", "pyinstaller-hooks-contrib"))
 
     def _paths(self, plan: BuildPlan) -> tuple[Path, Path, Path]:
         work = plan.work_dir / "pyinstaller"
@@ -80,9 +76,9 @@ class PyInstallerBackend:
 
     def command_lines(self, plan: BuildPlan) -> list[list[str]]:
         spec, workpath, distpath = self._paths(plan)
-        return [[sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "INFO",
+        return [plan.toolchain.python_argv("-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "INFO",
                  "--workpath", str(workpath), "--distpath", str(distpath), *plan.profile.pyinstaller_args,
-                 str(spec)]]
+                 str(spec))]
 
     def build(self, plan: BuildPlan) -> None:
         spec, _, distpath = self._paths(plan)
@@ -91,6 +87,7 @@ class PyInstallerBackend:
         if distpath.exists():
             shutil.rmtree(distpath)
         env = {k: v for k, v in os.environ.items() if k not in _ENV_DROP}
+        env.update(plan.toolchain.env)
         env.update(bytecode_env(plan.profile))
         # PyInstaller's binary cache is global (~/.cache/pyinstaller) and `--clean` empties it, so
         # two builds at once would pull files from under each other: give each build its own.
