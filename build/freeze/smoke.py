@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from build import proc
 from build.config import SUPERVISOR
 from build.testbed.broker import Broker, Subscriber
 from build.testbed.certs import make_test_certs
@@ -78,12 +79,8 @@ def app_env(base: Mapping[str, str], broker: Broker, device: str, **extra: str) 
 
 
 def _run(argv: list[str], env: Mapping[str, str], cwd: Path, log: Path, timeout: float = RUN_TIMEOUT) -> Ran:
-    try:
-        done = subprocess.run(argv, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, timeout=timeout, check=False)
-        ran = Ran(argv=argv, code=done.returncode, output=done.stdout.decode(errors="replace"))
-    except subprocess.TimeoutExpired as err:
-        ran = Ran(argv=argv, code=None, output=(err.stdout or b"").decode(errors="replace"))
+    done = proc.capture(argv, env=env, cwd=cwd, timeout=timeout)  # a timeout ends its whole tree
+    ran = Ran(argv=argv, code=done.code, output=done.output)
     _log(log, ran)
     return ran
 
@@ -159,8 +156,8 @@ class Scenario:
     def _long_running(self, name: str, argv: list[str], device: str, exercise: Callable[[], str]) -> Check:
         """Start a program that runs until stopped, `exercise` it, then SIGTERM must end it with 0."""
         output = tempfile.TemporaryFile()
-        child = subprocess.Popen(argv, env=app_env(self.env, self.broker, device), cwd=self.cwd,
-                                 stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+        child = proc.start(argv, env=app_env(self.env, self.broker, device), cwd=self.cwd, stdout=output,
+                           stderr=subprocess.STDOUT)
         detail = ""
         try:
             detail = exercise()
@@ -172,9 +169,7 @@ class Scenario:
         except (TimeoutError, subprocess.TimeoutExpired) as err:
             passed, detail = False, f"{detail} {err}".strip()
         finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+            proc.end(child)  # whatever of its tree is still running (a onefile's child, workers)
             output.seek(0)
             ran = Ran(argv=argv, code=child.returncode, output=output.read().decode(errors="replace"))
             output.close()

@@ -108,8 +108,8 @@ class Broker:
             try:
                 p.wait(timeout)
             except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+                pass
+        proc.end(p, grace=1.0)  # SIGKILL if it did not end in time
 
     def restart(self) -> Broker:
         self.stop()
@@ -155,8 +155,8 @@ class Broker:
         mosquitto = proc.require_tool("mosquitto")
         log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.stderr_path.open("ab") as err:
-            self._proc = subprocess.Popen([mosquitto, "-c", str(self.config_path)], stdin=subprocess.DEVNULL,
-                                          stdout=err, stderr=subprocess.STDOUT, cwd=self.folder)
+            self._proc = proc.start([mosquitto, "-c", str(self.config_path)], stdout=err, stderr=subprocess.STDOUT,
+                                    cwd=self.folder)
         ports = [self.port] + ([self.tls_port] if self.tls_port else [])
         deadline = time.monotonic() + self.start_timeout
         # Listening is not enough: mosquitto opens its sockets before it loads the TLS files and
