@@ -37,6 +37,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="check the current and previous versions against their sha256 and run current")
     action.add_argument("--dry-run", action="store_true",
                         help="print what would be written and the space it takes; write nothing")
+    parser.add_argument("--arch", metavar="ARCH",
+                        help="the device's architecture (x86_64, aarch64, armv7), when its root has no dynamic "
+                             "loader to tell; an artifact built for another one is refused")
     parser.add_argument("--no-run", action="store_true",
                         help="do not run the commands from the device (for a foreign architecture)")
     parser.add_argument("--force", action="store_true",
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.profile:
         raise ConfigError("flash needs --profile P (or --rollback / --verify)")
-    flash(FlashRequest(dist_root=_dist_root(args), profile=args.profile, target=args.target,
+    flash(FlashRequest(dist_root=_dist_root(args), profile=args.profile, target=args.target, arch=args.arch,
                        run_commands=run_commands, dry_run=args.dry_run, force=args.force))
     return 0
 

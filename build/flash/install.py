@@ -22,7 +22,6 @@ A flash, in order; after every step the device has an intact, runnable `current`
 from __future__ import annotations
 
 import os
-import platform
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from build import proc
 from build.errors import ConfigError
+from build.flash.arch import check_fits, device_architecture, normalise
 from build.flash.device import (
     CURRENT,
     KILL_AT_ENV,
@@ -60,6 +60,7 @@ from build.flash.plan import (
     load_dist,
     space_needed,
 )
+from build.toolchain import ALIASES, host_architecture
 
 Say = Callable[[str], None]
 CHECK_TIMEOUT = 120.0  # seconds per command; a onefile build unpacks itself at every start
@@ -74,6 +75,7 @@ class FlashRequest:
     dist_root: Path
     profile: str
     target: Path
+    arch: str | None = None  # the device's architecture, when its root does not show it
     run_commands: bool = True
     dry_run: bool = False
     force: bool = False  # replace a corrupted current slot instead of refusing
@@ -101,9 +103,11 @@ def flash(request: FlashRequest, *, say: Say = _print) -> str | None:
     (None for a dry run)."""
     plan = load_dist(request.dist_root, request.profile)
     content = plan.content
-    _require_runnable(content, request.run_commands)
     target = request.target
     check_target(target, writable=True)
+    device_arch = normalise(request.arch) if request.arch else device_architecture(target)
+    check_fits(content.target, content.profile, device_arch, str(target))
+    _require_runnable(content, request.run_commands)
     layout = Layout(target)
     state = read_state(layout)
     current_ok = _check_current(layout, state, force=request.force, say=say)
@@ -346,9 +350,9 @@ def _unchanged(state: DeviceState) -> str:
 
 
 def _require_runnable(content: Content, run_commands: bool) -> None:
-    host = platform.machine()
-    if run_commands and content.machine != host:
-        raise ConfigError(f"profile {content.profile} is built for {content.machine} and this machine is "
+    host = host_architecture()
+    if run_commands and ALIASES.get(content.target, content.target) != host:
+        raise ConfigError(f"profile {content.profile} is built for {content.target} and this machine is "
                           f"{host}, so its commands cannot be run here; pass --no-run")
 
 

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from build.errors import ArtifactError, ConfigError
 from build.manifest import MANIFEST_NAME
 from build.manifest import SCHEMA as MANIFEST_SCHEMA
+from build.toolchain import ALIASES
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PROFILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -47,6 +48,7 @@ class Content:
 
     profile: str
     machine: str
+    target: str  # the artifact's architecture (older manifests: the build machine's)
     files: tuple[FileEntry, ...]
     links: tuple[LinkEntry, ...]
     commands: tuple[tuple[str, str], ...]  # (command, path relative to the slot)
@@ -209,7 +211,10 @@ def parse_manifest(data: bytes, *, origin: str) -> Content:
     for path in executables:
         if path not in file_paths:
             raise fail(f"executable {path!r} is not a listed file")
-    return Content(profile=profile, machine=machine, files=files, links=links, commands=commands,
+    target = doc.get("target", ALIASES.get(machine, machine))
+    if not isinstance(target, str):
+        raise fail("'target' must be a string")
+    return Content(profile=profile, machine=machine, target=target, files=files, links=links, commands=commands,
                    executables=executables, image=image)
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from build.errors import ArtifactError, ConfigError
+from build.flash.arch import WrongArchitecture, device_architecture
 from build.flash.install import FlashRequest, checks_for, flash, rollback, verify
 from build.flash.device import (
     KILL_AT_ENV,
@@ -37,6 +38,7 @@ from build.flash.device import (
     read_state,
 )
 from build.flash.plan import Content, FileEntry, LinkEntry, parse_manifest, space_needed
+from build.toolchain import host_architecture
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -179,7 +181,7 @@ def damage(path: Path) -> None:
 # --- pure parts ---------------------------------------------------------------------------------
 
 def test_space_needed_rounds_every_file_up_to_whole_blocks_and_adds_metadata() -> None:
-    content = Content(profile="p", machine="x86_64", commands=(), executables=(), image=None,
+    content = Content(profile="p", machine="x86_64", target="x86_64", commands=(), executables=(), image=None,
                       files=(FileEntry(path="a", size=1, sha256="0" * 64),
                              FileEntry(path="d/b", size=4096, sha256="0" * 64),
                              FileEntry(path="d/e/c", size=4097, sha256="0" * 64)),
@@ -415,8 +417,11 @@ def test_a_damaged_or_missing_build_is_not_flashed(dist: Path, device: Path) -> 
     assert snapshot(device) == before
 
 
+FOREIGN = "armv7" if host_architecture() != "armv7" else "aarch64"
+
+
 def test_a_foreign_architecture_needs_no_run(dist: Path, device: Path) -> None:
-    make_dist(dist, "arm", machine="definitely-not-this-machine")
+    make_dist(dist, "arm", machine=FOREIGN)
     with pytest.raises(ConfigError, match="--no-run"):
         do_flash(dist, "arm", device)
     assert os.listdir(device) == []
@@ -666,3 +671,36 @@ def test_flash_the_real_min_build(built, tmpfs: Callable[[str], Path]) -> None:
     with pytest.raises(NoSpace, match="not enough space"):
         do_flash(dist_dir.parent, dist_dir.name, small)
     assert os.listdir(small) == []
+
+
+@pytest.mark.parametrize("device_arch, loader", [("aarch64", "lib/ld-linux-aarch64.so.1"),
+                                                 ("armv7", "lib/ld-linux-armhf.so.3"),
+                                                 ("x86_64", "lib64/ld-linux-x86-64.so.2")])
+def test_an_artifact_for_another_architecture_than_the_device_root_shows_is_refused(
+        tmp_path: Path, device: Path, device_arch: str, loader: str) -> None:
+    (device / loader).parent.mkdir(parents=True)
+    (device / loader).symlink_to("elsewhere")  # as on a device root: often a link into the multiarch folder
+    assert device_architecture(device) == device_arch
+    dist = tmp_path / "dist"
+    for arch in ("x86_64", "aarch64", "armv7"):
+        make_dist(dist, f"for-{arch}", machine=arch)
+    before = snapshot(device)
+    for arch in {"x86_64", "aarch64", "armv7"} - {device_arch}:
+        with pytest.raises(WrongArchitecture, match=f"built for {arch} but .* runs {device_arch}"):
+            do_flash(dist, f"for-{arch}", device, run_commands=False)
+        assert snapshot(device) == before
+    do_flash(dist, f"for-{device_arch}", device, run_commands=False)
+    assert verify(device, run_commands=False, say=quiet)
+
+
+def test_arch_says_what_a_root_without_a_loader_runs_and_the_cli_refuses_in_one_line(
+        tmp_path: Path, device: Path) -> None:
+    dist = tmp_path / "dist"
+    make_dist(dist, "for-x86", machine="x86_64")
+    assert device_architecture(device) is None  # an empty root says nothing
+    line = assert_one_line_error(cli("--profile", "for-x86", "--dist", dist, "--target", device, "--arch", "arm64",
+                                     "--no-run"), code=2, fragment="built for x86_64 but")
+    assert "aarch64" in line and os.listdir(device) == []
+    assert_one_line_error(cli("--profile", "for-x86", "--dist", dist, "--target", device, "--arch", "sparc"),
+                          code=2, fragment="unknown architecture 'sparc'")
+    do_flash(dist, "for-x86", device, arch="x86_64", run_commands=False)
