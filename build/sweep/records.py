@@ -22,7 +22,8 @@ FIGURES = ("startup_ms", "first_ack_ms", "pss_kb_total", "rss_kb_total", "unpack
 # The supervisor's workers: one of each long-running command, in one process tree.
 SUPERVISED = ("telemetry", "heartbeat", "control")
 RECORD_KEYS = ("profile", "ok", "error", "rank", "device_bytes", "artifact_bytes", "image_bytes", "image_format",
-               "build_seconds", *FIGURES, "backend", "layout", "tls", "multicall", "run_id", "source")
+               "build_seconds", *FIGURES, "backend", "layout", "tls", "multicall", "target", "emulated", "note",
+               "run_id", "source")
 
 
 def empty_record(profile: str, **known: Any) -> dict[str, Any]:
@@ -35,7 +36,7 @@ def empty_record(profile: str, **known: Any) -> dict[str, Any]:
 def profile_facts(resolved: Mapping[str, Any]) -> dict[str, Any]:
     """The strategy columns of a record, from a resolved profile (manifest or config)."""
     return {"backend": resolved.get("backend"), "layout": resolved.get("layout"), "tls": resolved.get("tls"),
-            "multicall": resolved.get("multicall")}
+            "multicall": resolved.get("multicall"), "target": resolved.get("target")}
 
 
 def sizes_from_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -126,5 +127,6 @@ def strategy(record: Mapping[str, Any]) -> str:
     """"pyinstaller onedir multicall no-tls, squashfs xz image" (pure)."""
     multicall = {True: "multicall", False: "per-command"}.get(record.get("multicall"))
     tls = {True: "tls", False: "no-tls"}.get(record.get("tls"))
-    text = " ".join(str(x) for x in (record.get("backend"), record.get("layout"), multicall, tls) if x)
+    text = " ".join(str(x) for x in (record.get("backend"), record.get("layout"), multicall, tls, record.get("target"))
+                    if x)
     return f"{text}, {record['image_format']} image" if record.get("image_format") else text

@@ -53,6 +53,7 @@ from build.sweep.records import (
     sizes_from_manifest,
     source_figures,
 )
+from build.toolchain import host_architecture
 
 if TYPE_CHECKING:
     from build.config import Profile
@@ -150,6 +151,15 @@ def measure_dist(dist_dir: Path, *, settings: MeasureSettings = MeasureSettings(
         with Bench() as own:
             return measure_dist(dist_dir, settings=settings, bench=own, build_seconds=build_seconds,
                                 baseline_root=baseline_root)
+    target = manifest.get("target") or host_architecture()
+    if target != host_architecture():
+        # Its smoke test ran it under qemu; start-up and memory there measure the emulator, so they
+        # are not taken at all rather than set beside native figures. Its sizes rank with the rest.
+        return empty_record(manifest["profile"], ok=True, **sizes_from_manifest(manifest),
+                            build_seconds=manifest.get("build_seconds") if build_seconds is None
+                            else round(build_seconds, 2),
+                            **profile_facts(manifest["resolved_profile"]), emulated=True,
+                            note=f"{target}: sizes only; timings and memory under emulation are not comparable")
     programs = [dist_program(dist_dir, manifest)]
     if baseline_root is not None:
         programs.append(source_program(baseline_root, name="baseline"))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import os
 import shutil
 import signal
@@ -20,7 +21,8 @@ from build.config import load_profiles
 from build.errors import ArtifactError
 from build.report.sweep_section import SCRIPT, SCRIPT_CSP_SOURCE, render_sweep_section
 from build.sweep.command import table_rows
-from build.sweep.records import SCHEMA, SWEEP_NAME, empty_record, make_sweep, matrix, merge, rank, sizes_from_manifest
+from build.sweep.records import (FIGURES, SCHEMA, SWEEP_NAME, empty_record, make_sweep, matrix, merge, rank,
+                                 sizes_from_manifest, strategy)
 from build.sweep.run import MeasureSettings, collect, measure_dist
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -249,6 +251,23 @@ def test_commands_in_help_reads_the_apps_command_list():
 
 
 # ---- integration: a real built artifact, a real broker ----
+
+@pytest.mark.integration
+def test_an_artifact_for_another_architecture_is_sized_and_marked_emulated_not_timed(built, tmp_path):
+    # The real min artifact, its manifest saying another architecture: were it measured, it would
+    # run here (it is x86_64 really) and give figures; a foreign target gives sizes only.
+    foreign = "armv7" if platform.machine() != "armv7l" else "aarch64"
+    dist_dir = tmp_path / "min"
+    shutil.copytree(built("min").dist_dir, dist_dir, symlinks=True)
+    manifest = json.loads((dist_dir / "manifest.json").read_text())
+    manifest["target"] = manifest["resolved_profile"]["target"] = foreign
+    (dist_dir / "manifest.json").write_text(json.dumps(manifest))
+    rec = measure_dist(dist_dir, settings=MeasureSettings(runs=1, workers=1))
+    assert rec["ok"] is True and rec["emulated"] is True and rec["target"] == foreign
+    assert rec["device_bytes"] == manifest["total_bytes"]
+    assert all(rec[figure] is None for figure in FIGURES)
+    assert foreign in rec["note"] and foreign in strategy(rec)
+
 
 @pytest.mark.integration
 def test_measure_dist_of_min_reads_real_startup_memory_and_unpacking(built):
