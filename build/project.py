@@ -15,6 +15,11 @@ class Project:
     dist_root: Path
     work_root: Path
     reports_root: Path
+    # work/.cache: no profile name starts with a dot, so no profile's work folder is ever this one.
+    # Slow things built once and reused across builds, keyed by their inputs: Debian roots of other
+    # architectures, size-built runtimes. The test suite points it at the project's own, so that
+    # the README's first build and the tests build each once per CI run.
+    cache_root: Path
 
     @property
     def pyproject(self) -> Path:
@@ -23,18 +28,19 @@ class Project:
     @property
     def output_roots(self) -> tuple[Path, ...]:
         """The only folders slimfreeze ever deletes anything inside (see build.paths.remove_tree)."""
-        return (self.work_root, self.dist_root, self.reports_root)
+        return (self.work_root, self.dist_root, self.reports_root, self.cache_root)
 
     @classmethod
     def at(cls, root: Path, *, dist: Path | None = None, work: Path | None = None,
-           reports: Path | None = None) -> Project:
+           reports: Path | None = None, cache: Path | None = None) -> Project:
         root = root.resolve()
         if not (root / "pyproject.toml").is_file():
             raise ConfigError(f"{root} has no pyproject.toml; run from the project folder")
-        project = cls(root=root, dist_root=(dist or root / "dist").resolve(),
-                      work_root=(work or root / "work").resolve(),
-                      reports_root=(reports or root / "size_reports").resolve())
-        for folder in (project.work_root, project.dist_root, project.reports_root):
+        work_root = (work or root / "work").resolve()
+        project = cls(root=root, dist_root=(dist or root / "dist").resolve(), work_root=work_root,
+                      reports_root=(reports or root / "size_reports").resolve(),
+                      cache_root=(cache or work_root / ".cache").resolve())
+        for folder in project.output_roots:
             if folder == root or folder in root.parents:
                 raise ConfigError(f"output folder {folder} would hold the project itself; choose a folder inside it")
         package = root / "build"

@@ -170,7 +170,8 @@ class Builds:
         from build.config import load_profiles
         from build.project import Project
 
-        self.project = Project.at(ROOT, dist=folder / "dist", work=folder / "work", reports=folder / "size_reports")
+        self.project = Project.at(ROOT, dist=folder / "dist", work=folder / "work", reports=folder / "size_reports",
+                                  cache=ROOT / "work" / ".cache")
         self.profiles = load_profiles(self.project.pyproject)
         self.results: dict = {}
 

@@ -99,3 +99,13 @@ def test_remove_tree_follows_links_in_parents_but_deletes_a_link_itself(tmp_path
     with pytest.raises(UnsafeDelete):
         check_deletable(root / "escape" / "inner", [root])
     assert (precious / "inner").is_dir()
+
+
+def test_the_cache_is_never_a_profiles_work_folder(tmp_path):
+    from build.project import Project
+
+    (tmp_path / "pyproject.toml").write_text("")
+    project = Project.at(tmp_path)
+    assert project.cache_root.parent == project.work_root
+    assert not is_plain_name(project.cache_root.name)  # so no profile can be named like it
+    assert project.cache_root in project.output_roots
