@@ -173,6 +173,30 @@ def test_collect_rejects_an_unknown_schema_and_writes_nothing(tmp_path):
     assert not (tmp_path / "size_reports" / SWEEP_NAME).exists()
 
 
+@pytest.mark.parametrize("field, value", [
+    ("rank", "first"), ("device_bytes", -5), ("startup_ms", [1]), ("ok", "yes"), ("tls", 1),
+    ("source", "fast"), ("error", 3), ("build_seconds", float("nan")),
+])
+def test_collect_names_a_record_field_of_the_wrong_type_and_writes_nothing(tmp_path, capsys, field, value):
+    sweep = sweep_of([record("min", 300)])
+    sweep["profiles"][0][field] = value  # after make_sweep, which ranks
+    runner_folder(tmp_path / "runners" / "r", sweep, {"min": "m"})
+    code = main(["sweep", "--collect", str(tmp_path / "runners"), "--reports", str(tmp_path / "out"),
+                 "--project", str(ROOT)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("slimfreeze: error:") == 1 and "Traceback" not in err
+    assert f"profiles[0] (min): '{field}' must be" in err or (field == "ok" and "'ok' must be" in err)
+    assert not (tmp_path / "out" / SWEEP_NAME).exists()
+
+
+def test_collect_names_a_run_baseline_of_the_wrong_type(tmp_path):
+    sweep = sweep_of([record("min", 300)])
+    sweep["runs"][0]["source"] = {**sweep["runs"][0]["source"], "pss_kb_total": "a lot"}
+    runner_folder(tmp_path / "runners" / "r", sweep, {"min": "m"})
+    with pytest.raises(ArtifactError, match=r"runs\[0\]\.source: 'pss_kb_total' must be a number"):
+        collect(tmp_path / "runners", tmp_path / "size_reports")
+
+
 # ---- the HTML section (pure) ----
 
 def test_sweep_section_is_ranked_escaped_and_marks_failed_rows_with_their_reason():
