@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from build.errors import ArtifactError, SlimfreezeError
+from build.errors import ArtifactError, ConfigError, SlimfreezeError
 from build.flash.plan import MANIFEST_NAME, Content, parse_manifest
 
 ROOT_NAME = "slimfreeze"
@@ -260,7 +260,12 @@ class DeviceWriter:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> DeviceWriter:
         value = environ.get(KILL_AT_ENV)
-        return cls(kill_at=int(value) if value else None)
+        if not value:
+            return cls()
+        if not value.isdigit():
+            raise ConfigError(f"{KILL_AT_ENV}={value!r}: this test hook takes a step number (a whole number); "
+                              f"unset it to flash normally")
+        return cls(kill_at=int(value))
 
     def _step(self) -> None:
         self.steps += 1

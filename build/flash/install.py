@@ -21,11 +21,13 @@ A flash, in order; after every step the device has an intact, runnable `current`
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from build import proc
 from build.errors import ConfigError
@@ -63,6 +65,7 @@ from build.flash.plan import (
 from build.toolchain import ALIASES, host_architecture
 
 Say = Callable[[str], None]
+T = TypeVar("T")
 CHECK_TIMEOUT = 120.0  # seconds per command; a onefile build unpacks itself at every start
 
 
@@ -98,6 +101,20 @@ def checks_for(content: Content) -> tuple[Check, ...]:
     return tuple(Check(label=" ".join(argv), argv=argv) for argv in unique)
 
 
+def _no_stray_os_errors(action: Callable[..., T]) -> Callable[..., T]:
+    """An OSError the writing steps did not already explain (reading the dist folder or the
+    device's state, before anything is written) becomes one clear error instead of a traceback."""
+    @functools.wraps(action)
+    def checked(*args: Any, **kwargs: Any) -> T:
+        try:
+            return action(*args, **kwargs)
+        except OSError as exc:
+            raise DeviceError(f"cannot read {exc.filename or 'the device'}: {exc.strerror or exc}; "
+                              f"nothing was changed") from None
+    return checked
+
+
+@_no_stray_os_errors
 def flash(request: FlashRequest, *, say: Say = _print) -> str | None:
     """Install dist/<profile> as the current version on the target; return the new slot id
     (None for a dry run)."""
@@ -166,6 +183,7 @@ def flash(request: FlashRequest, *, say: Say = _print) -> str | None:
     return slot_id
 
 
+@_no_stray_os_errors
 def rollback(target: Path, *, run_commands: bool = True, say: Say = _print) -> str:
     """Make `previous` current again (and the replaced version `previous`); return its slot id."""
     check_target(target, writable=True)
@@ -209,6 +227,7 @@ def rollback(target: Path, *, run_commands: bool = True, say: Say = _print) -> s
     return back
 
 
+@_no_stray_os_errors
 def verify(target: Path, *, run_commands: bool = True, say: Say = _print) -> str:
     """Check the current (and previous) slot against their manifests and run current's commands."""
     check_target(target, writable=False)

@@ -324,6 +324,40 @@ def test_usage_errors_exit_2(dist: Path, device: Path) -> None:
                           fragment="plain name")
 
 
+def test_a_kill_at_hook_that_is_not_a_number_is_one_line(dist: Path, device: Path) -> None:
+    line = assert_one_line_error(cli("--profile", "v1", "--dist", dist, "--target", device,
+                                     env_extra={KILL_AT_ENV: "abc"}), code=2, fragment=KILL_AT_ENV)
+    assert "'abc'" in line
+    assert not (device / "slimfreeze").exists()
+
+
+def without_dac_override() -> list[str]:
+    """A command prefix under which file permissions apply even to root (as they do to a user)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("root without setpriv (util-linux): file permissions cannot be made to apply")
+    return [setpriv, "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_an_unreadable_device_state_is_one_line_and_nothing_changes(dist: Path, device: Path) -> None:
+    do_flash(dist, "v1", device, run_commands=False)
+    do_flash(dist, "v2", device, run_commands=False)
+    slots = device / "slimfreeze" / "slots"
+    before = snapshot(device)
+    slots.chmod(0)
+    try:
+        ran = subprocess.run([*without_dac_override(), sys.executable, "-m", "build.flash.command", "flash", "--verify",
+                              "--no-run", "--target", str(device)], cwd=PROJECT, capture_output=True, text=True,
+                             timeout=120)
+    finally:
+        slots.chmod(0o755)
+    line = assert_one_line_error(ran, code=1, fragment=f"cannot read {slots}")
+    assert "Permission denied" in line
+    assert snapshot(device) == before
+
+
 def test_corrupted_current_is_detected_and_blocks_a_flash_until_forced(dist: Path, device: Path) -> None:
     do_flash(dist, "v1", device)
     do_flash(dist, "v2", device)
