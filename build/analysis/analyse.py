@@ -6,13 +6,22 @@ This is the I/O edge of the analysis: it reads files and hands plain records to 
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from build.analysis import elf
 from build.analysis.attribute import Context, flatten
-from build.analysis.distributions import PYTHON_RUNTIME, load_index
+from build.analysis.dist_metadata import (
+    DistInfo,
+    dist_info_folders,
+    parse_dist_info,
+    python_site_packages,
+    read_folder_dist_infos,
+    with_bundled,
+)
+from build.analysis.distributions import PYTHON_RUNTIME, DistIndex, load_index
 from build.analysis.model import Link, Row, SizeReport
 from build.analysis.nuitka import file_region, onefile_regions
 from build.analysis.nuitka_constants import find_blob, looks_compiled
@@ -22,10 +31,11 @@ from build.analysis.pyinstaller import executable_regions, zip_file_regions
 from build.analysis.pyinstaller_archive import (
     CArchive,
     looks_like_bootloader,
+    other_python,
     read_carchive,
 )
 from build.analysis.regions import Region
-from build.errors import ArtifactError
+from build.errors import ArtifactError, ConfigError
 from build.manifest import MANIFEST_NAME
 from build.manifest import read_manifest as read_checked_manifest
 
@@ -43,22 +53,55 @@ class _FileResult:
     region: Region
     format: str | None  # the frozen format this file is, if it is a frozen executable
     contents_dir: str | None = None
+    python: str | None = None  # the artifact's Python version when it is not the analysing one's
+    scripts: tuple[str, ...] = ()  # the entry scripts' names (the application)
+    metadata: tuple[DistInfo, ...] = ()  # *.dist-info bundled inside this file
 
 
-def analyse(path: Path) -> SizeReport:
-    """Account for every byte of a frozen executable or a dist folder (see SizeReport)."""
+def analyse(path: Path, *, site_packages: tuple[Path, ...] = (), python: str | None = None) -> SizeReport:
+    """Account for every byte of a frozen executable or a dist folder (see SizeReport).
+
+    Distributions are named from the metadata bundled in the artifact, then from the metadata
+    installed in `site_packages` and `python`'s environment (default: the analysing one's)."""
     path = Path(path)
+    index = environment_index(site_packages, python)
     if path.is_dir():
-        return _analyse_folder(path)
+        return _analyse_folder(path, index)
     if not path.exists():
         raise ArtifactError(f"{path}: no such file or folder")
     if not path.is_file():
         raise ArtifactError(f"{path}: not a regular file or folder")
     data = _read(path)
     result = _analyse_file(path, path.name, data, strict=True)
-    ctx = Context(index=load_index())
+    ctx = Context(index=with_bundled(index, result.metadata), app=_app_names(path.name, [result]))
     rows = flatten(result.region, ctx, prefix="")
-    return _report(path.name, result.format or "file", rows, files=1, links=(), manifest=None)
+    return _report(path.name, result.format or "file", rows, files=1, links=(), manifest=None,
+                   python=result.python)
+
+
+def environment_index(site_packages: tuple[Path, ...] = (), python: str | None = None) -> DistIndex:
+    """The installed metadata to name distributions by (I/O, cached per argument)."""
+    if not site_packages and python is None:
+        return load_index()
+    for folder in site_packages:
+        if not Path(folder).is_dir():
+            raise ConfigError(f"--site-packages {folder}: no such folder")
+    paths = [str(Path(p)) for p in site_packages]
+    if python is not None:
+        found = python_site_packages(python)
+        if not found:
+            raise ConfigError(f"--python {python}: cannot run it to find its site-packages "
+                              f"(give the interpreter's path, e.g. venv/bin/python)")
+        paths += found
+    return load_index(tuple(paths))
+
+
+def _app_names(label: str, results: list[_FileResult]) -> frozenset[str]:
+    names = {s for r in results for s in r.scripts}
+    stem = Path(label).name.split(".")[0]
+    if stem.isidentifier():
+        names.add(stem)  # Nuitka names the program after its main script
+    return frozenset(n for n in names if n.isidentifier())
 
 
 def _read(path: Path) -> bytes:
@@ -82,7 +125,9 @@ def _analyse_file(path: Path, label: str, data: bytes, *, strict: bool) -> _File
             children = executable_regions(path, data, archive, label=label)
             return _FileResult(region=Region(name="", kind="executable", spans=whole, raw=len(data),
                                              children=children),
-                               format=_pyinstaller_format(archive), contents_dir=_contents_dir(archive))
+                               format=_pyinstaller_format(archive), contents_dir=_contents_dir(archive),
+                               python=other_python(archive), scripts=_scripts(archive),
+                               metadata=_archive_metadata(data, archive))
         if looks_like_bootloader(data[:1 << 20]):
             raise ArtifactError(f"{label} is a PyInstaller executable without its archive (truncated or "
                                 f"corrupted): no archive cookie found")
@@ -108,6 +153,29 @@ def _analyse_file(path: Path, label: str, data: bytes, *, strict: bool) -> _File
     if elf.is_elf(data):
         return _FileResult(region=file_region("", data, spans=whole, content=None, path=label), format=None)
     return _FileResult(region=Region(name="", kind="data", spans=whole, raw=len(data)), format=None)
+
+
+def _scripts(archive: CArchive) -> tuple[str, ...]:
+    return tuple(e.name for e in archive.entries if e.typecode == "s"
+                 and not e.name.startswith(("pyi_rth_", "pyiboot", "pyimod")))
+
+
+def _archive_metadata(data: bytes, archive: CArchive) -> tuple[DistInfo, ...]:
+    """The *.dist-info files PyInstaller bundled (copy_metadata), read from the archive."""
+    folders = dist_info_folders(e.name for e in archive.entries)
+    if not folders:
+        return ()
+    texts: dict[str, dict[str, str]] = {folder: {} for folder in folders}
+    for e in archive.entries:
+        folder, _, base = e.name.rpartition("/")
+        if folder in texts and base in ("METADATA", "top_level.txt", "RECORD") and e.stored:
+            blob = data[archive.start + e.offset:archive.start + e.offset + e.stored]
+            try:
+                raw = zlib.decompress(blob) if e.compressed else blob
+            except zlib.error:
+                continue  # a damaged entry is reported by the reader; here it is only evidence lost
+            texts[folder][base] = raw.decode("utf-8", "replace")
+    return tuple(parse_dist_info(folder, files) for folder, files in sorted(texts.items()))
 
 
 def _pyinstaller_format(archive: CArchive) -> str:
@@ -172,7 +240,7 @@ def _listing(folder: Path, manifest: dict[str, Any] | None) -> tuple[list[tuple[
     return sorted(files), sorted(links, key=lambda link: link.path)
 
 
-def _analyse_folder(folder: Path) -> SizeReport:
+def _analyse_folder(folder: Path, index: DistIndex) -> SizeReport:
     manifest = read_manifest(folder)
     files, links = _listing(folder, manifest)
     if not files:
@@ -186,19 +254,29 @@ def _analyse_folder(folder: Path) -> SizeReport:
         raise ArtifactError(f"{folder} holds no frozen executable (no PyInstaller archive, Nuitka payload or "
                             f"Nuitka-compiled program in any of its {len(files)} files)")
     contents = next((r.contents_dir for _, r in results if r.contents_dir), None)
-    ctx = Context(index=load_index(), slimfreeze_build=manifest is not None,
-                  contents_prefix=f"{contents}/" if contents else "")
+    prefix = f"{contents}/" if contents else ""
+    bundled = [*read_folder_dist_infos(folder, (rel for rel, _ in files), strip=prefix),
+               *(m for _, r in results for m in r.metadata)]
+    apps = [r for _, r in results if r.format]
+    ctx = Context(index=with_bundled(index, bundled), slimfreeze_build=manifest is not None,
+                  contents_prefix=prefix,
+                  app=frozenset().union(*(_app_names(rel, [r]) for rel, r in results if r.format)) if apps
+                  else frozenset())
     rows: list[Row] = []
     for rel, result in results:
         rows += flatten(result.region, ctx, prefix=rel)
     fmt = formats[0] if len(formats) == 1 else "folder"
-    return _report(folder.name, fmt, rows, files=len(files), links=tuple(links), manifest=manifest)
+    python = next((r.python for _, r in results if r.python), None)
+    return _report(folder.name, fmt, rows, files=len(files), links=tuple(links), manifest=manifest, python=python)
 
 
 def _report(name: str, fmt: str, rows: list[Row] | tuple[Row, ...], *, files: int, links: tuple[Link, ...],
-            manifest: dict[str, Any] | None) -> SizeReport:
+            manifest: dict[str, Any] | None, python: str | None = None) -> SizeReport:
     rows = sort_rows(rows)
     notes = []
+    if python:
+        notes.append(f"Built with Python {python} (this analyser runs another version): sizes are read from the "
+                     f"archive's own tables; its bytecode is never loaded.")
     if any(r.estimate for r in rows):
         notes.append(NOTE_ESTIMATE)
     if any(r.guess for r in rows):

@@ -27,6 +27,7 @@ class Context:
     index: DistIndex
     slimfreeze_build: bool = False
     contents_prefix: str = ""  # "_internal/" in a PyInstaller onedir: stripped to get run-time paths
+    app: frozenset[str] = frozenset()  # the entry scripts' names: their own package is the application
 
 
 def flatten(root: Region, ctx: Context, *, prefix: str = "", mapper: Mapper | None = None) -> tuple[Row, ...]:
@@ -90,13 +91,13 @@ def attribute(region: Region, name: str, ctx: Context) -> Attribution:
             return Attribution(module=region.module, package=region.module.split(".")[0],
                                distribution=region.distribution, guess=region.guess)
         return classify_module(region.module, ctx.index, slimfreeze_build=ctx.slimfreeze_build,
-                               script=region.kind == "script")
+                               script=region.kind == "script", app=ctx.app)
     if region.distribution is not None:
         return Attribution(module=region.name, package=region.name, distribution=region.distribution,
                            guess=region.guess)
     path = region.file or name
     path = path.removeprefix(ctx.contents_prefix) if ctx.contents_prefix else path
-    return classify_file(path, ctx.index, soname=region.soname, slimfreeze_build=ctx.slimfreeze_build)
+    return classify_file(path, ctx.index, soname=region.soname, slimfreeze_build=ctx.slimfreeze_build, app=ctx.app)
 
 
 def _unique(rows: list[Row]) -> tuple[Row, ...]:

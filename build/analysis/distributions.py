@@ -68,15 +68,17 @@ def module_of_path(path: str) -> str | None:
     return name.split(".cpython-")[0] or None
 
 
-@functools.lru_cache(maxsize=1)
-def load_index() -> DistIndex:
-    """Read the running environment's distributions and standard library (I/O, cached)."""
+@functools.lru_cache(maxsize=4)
+def load_index(paths: tuple[str, ...] | None = None) -> DistIndex:
+    """Read the distributions installed in `paths` (default: the running environment's sys.path)
+    and the standard library (I/O, cached)."""
     modules: dict[str, str] = {}
     top: dict[str, str] = {}
     files: dict[str, str] = {}
     basenames: dict[str, str] = {}
     rthooks: dict[str, str] = {}
-    dists = sorted(metadata.distributions(), key=lambda d: canonical(d.metadata["Name"] or ""))
+    found = metadata.distributions() if paths is None else metadata.distributions(path=list(paths))
+    dists = sorted(found, key=lambda d: canonical(d.metadata["Name"] or ""))
     for dist in dists:
         name = canonical(dist.metadata["Name"] or "")
         if not name:
@@ -121,8 +123,10 @@ def _stdlib_names() -> frozenset[str]:
 
 
 def classify_module(module: str, index: DistIndex, *, slimfreeze_build: bool = False,
-                    script: bool = False) -> Attribution:
-    """The distribution of a Python module (or a frozen script when `script`)."""
+                    script: bool = False, app: frozenset[str] = frozenset()) -> Attribution:
+    """The distribution of a Python module (or a frozen script when `script`). `app`: the names of
+    the entry scripts, whose own package is the application too. A module no metadata names is
+    guessed to be the distribution of its top-level name ("requests?"), never the application."""
     top = module.split(".")[0]
 
     def result(dist: str, guess: bool = False) -> Attribution:
@@ -144,11 +148,11 @@ def classify_module(module: str, index: DistIndex, *, slimfreeze_build: bool = F
         return result(index.modules[module])
     if top in index.top_level:
         return result(index.top_level[top])
-    if top == APP:
+    if top == APP or top in app:
         return result(APP)
     if top.startswith(("nuitka", "__nuitka")):
         return result(NUITKA)
-    return result(APP, guess=True)
+    return result(canonical(top), guess=True)
 
 
 def library_stem(name: str) -> str:
@@ -157,7 +161,8 @@ def library_stem(name: str) -> str:
     return _VENDOR_HASH.sub("", stem)
 
 
-def classify_file(path: str, index: DistIndex, *, soname: str | None = None, slimfreeze_build: bool = False) -> Attribution:
+def classify_file(path: str, index: DistIndex, *, soname: str | None = None, slimfreeze_build: bool = False,
+                  app: frozenset[str] = frozenset()) -> Attribution:
     """The distribution of a file as laid out at run time (relative to the runtime folder)."""
     p = PurePosixPath(path)
     base = p.name
@@ -182,7 +187,7 @@ def classify_file(path: str, index: DistIndex, *, soname: str | None = None, sli
         # or pkg/sub/_speedups.cpython-311-...so.
         dirs = [d for d in p.parts[:-1] if d not in ("lib-dynload",) and not d.startswith("python3")]
         module = ".".join([*dirs, _EXT_SUFFIX.sub("", base)])
-        a = classify_module(module, index, slimfreeze_build=slimfreeze_build)
+        a = classify_module(module, index, slimfreeze_build=slimfreeze_build, app=app)
         return result(a.distribution, module=module, package=a.package, guess=a.guess)
     if base.startswith("lib") and ".so" in base:
         if base in index.basenames:
@@ -195,11 +200,16 @@ def classify_file(path: str, index: DistIndex, *, soname: str | None = None, sli
         # Loose bytecode (PyInstaller's noarchive, `archive = false`): named by its module.
         module = module_of_path(path)
         if module:
-            a = classify_module(module, index, slimfreeze_build=slimfreeze_build)
+            a = classify_module(module, index, slimfreeze_build=slimfreeze_build, app=app)
             return result(a.distribution, module=module, package=a.package, guess=a.guess)
     top = p.parts[0] if len(p.parts) > 1 else None
+    # A data file inside a package's folder (certifi/cacert.pem) is that package's distribution's.
     if top and top in index.top_level:
-        return result(index.top_level[top], package=top, guess=True)
+        return result(index.top_level[top], package=top)
     if top and top in index.stdlib:
         return result(PYTHON_STDLIB, package=top, guess=True)
+    if top and (top == APP or top in app):
+        return result(APP, package=top)
+    if top and top.isidentifier():
+        return result(canonical(top), package=top, guess=True)
     return result(UNKNOWN, guess=True)

@@ -1,5 +1,6 @@
 """ELF drill-down with pyelftools: which byte ranges of a shared library are code, read-only data,
-writable data, or everything else (headers, symbol tables, debug info, alignment gaps).
+data, relocations and dynamic linking, unwind tables, symbol tables, debug info, or the rest
+(headers, notes, alignment gaps).
 
 File-size accounting: the ranges cover the whole file, so the groups sum to its size.
 """
@@ -14,6 +15,8 @@ from elftools.elf.elffile import ELFFile
 ELF_MAGIC = b"\x7fELF"
 
 Ranges = tuple[tuple[str, int, int], ...]  # (group, start, end), sorted, disjoint, covering [0, size)
+# Section groups, the way a user acts on them (build.analysis.elf_sections says what each holds).
+GROUPS = ("code", "rodata", "data", "dynamic", "unwind", "symbols", "debug", "other")
 
 
 def is_elf(head: bytes | memoryview) -> bool:
@@ -30,9 +33,24 @@ def file_kind(name: str) -> str:
     return "executable"
 
 
-def _group(flags: int) -> str:
+_DYNAMIC_TYPES = {"SHT_RELA", "SHT_REL", "SHT_RELR", "SHT_DYNSYM", "SHT_DYNAMIC", "SHT_HASH", "SHT_GNU_HASH",
+                  "SHT_GNU_versym", "SHT_GNU_verdef", "SHT_GNU_verneed", "SHT_GNU_HASH", "SHT_SUNW_syminfo"}
+_DYNAMIC_NAMES = (".dynstr", ".interp", ".gnu.version", ".gnu.version_r", ".gnu.version_d", ".gnu.hash", ".hash")
+_UNWIND_NAMES = (".eh_frame", ".eh_frame_hdr", ".gcc_except_table", ".ARM.exidx", ".ARM.extab", ".sframe")
+
+
+def classify(name: str, sh_type: str, flags: int) -> str:
+    """The group of one section (see the module docstring)."""
+    if name.startswith((".debug", ".zdebug", ".gnu_debugdata", ".gnu_debugaltlink", ".stab")):
+        return "debug"
+    if sh_type in ("SHT_SYMTAB", "SHT_SYMTAB_SHNDX") or name in (".symtab", ".strtab", ".symtab_shndx"):
+        return "symbols"
+    if name.startswith(_UNWIND_NAMES):
+        return "unwind"
+    if sh_type in _DYNAMIC_TYPES or name in _DYNAMIC_NAMES or name.startswith((".rela.", ".rel.", ".relr.")):
+        return "dynamic"
     if flags & SH_FLAGS.SHF_EXECINSTR:
-        return "text"
+        return "code"
     if flags & SH_FLAGS.SHF_ALLOC:
         return "data" if flags & SH_FLAGS.SHF_WRITE else "rodata"
     return "other"
@@ -52,7 +70,7 @@ def section_ranges(data: bytes | memoryview) -> Ranges | None:
             start = section["sh_offset"]
             end = min(start + section["sh_size"], size)
             if start < end:
-                spans.append((start, end, _group(section["sh_flags"])))
+                spans.append((start, end, classify(section.name, str(section["sh_type"]), section["sh_flags"])))
     except Exception:  # noqa: BLE001  pyelftools raises many kinds of errors on damaged input;
         return None     # a damaged library loses its drill-down, never its place in the accounting
     return cover(size, spans, fill="other")

@@ -10,7 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA = "slimfreeze.size-report/1"
+from build.analysis.elf import GROUPS
+from build.analysis.symbols import Breakdown
+
+SCHEMA = "slimfreeze.size-report/2"
+SCHEMA_1 = "slimfreeze.size-report/1"  # read (section groups renamed), never written
 
 # The explicit labels for bytes that belong to no file or module (Bloaty's fallback labels).
 BOOTLOADER = "[bootloader]"
@@ -21,8 +25,9 @@ BUCKETS = (BOOTLOADER, ARCHIVE_INDEX, PADDING, UNATTRIBUTED)
 # Row.kind of the bytes each bucket labels.
 BUCKET_KINDS = {"bootloader": BOOTLOADER, "index": ARCHIVE_INDEX, "padding": PADDING, "unattributed": UNATTRIBUTED}
 
-# ELF drill-down groups, in display order.
-SECTION_GROUPS = ("text", "rodata", "data", "other")
+# ELF drill-down groups, in display order (build.analysis.elf_sections says what each holds).
+SECTION_GROUPS = GROUPS
+STRIPPABLE = ("symbols", "debug")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +69,20 @@ class Row:
     estimate: bool = False
     children: tuple[Section, ...] = ()
 
+    @property
+    def strip_savings(self) -> int:
+        """Bytes (uncompressed) that `strip` would remove from this file: symbol tables and debug info."""
+        return sum(c.raw for c in self.children if c.name in STRIPPABLE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NativeFile:
+    """Inside one native row: its functions and compilation units (build.analysis.symbols)."""
+
+    row: str  # the report row
+    size: int  # the file's bytes, uncompressed
+    breakdown: Breakdown
+
 
 @dataclass(frozen=True, kw_only=True)
 class Link:
@@ -98,6 +117,7 @@ class SizeReport:
     notes: tuple[str, ...] = ()
     manifest: dict[str, Any] | None = field(default=None, compare=False)
     retained: tuple[Retained, ...] | None = None  # None: no import graph was given (sorted by stored desc)
+    native: tuple[NativeFile, ...] = ()  # functions and units of the largest native files, when asked for
 
 
 def display_distribution(distribution: str, guess: bool) -> str:

@@ -14,7 +14,7 @@ from build.analysis.model import Row, SizeReport
 from build.errors import ConfigError
 
 SortKey = Literal["stored", "raw"]
-Level = Literal["name", "module", "package", "distribution"]
+Level = Literal["name", "module", "package", "distribution", "symbol", "unit"]
 LEVELS: tuple[Level, ...] = ("name", "module", "package", "distribution")
 
 
@@ -159,3 +159,38 @@ def diff_reports(old: SizeReport, new: SizeReport, level: Level = "name") -> Dif
 
 def with_rows(report: SizeReport, rows: Iterable[Row]) -> SizeReport:
     return replace(report, rows=tuple(rows))
+
+
+def diff_native(old: SizeReport, new: SizeReport, level: Level = "symbol") -> Diff:
+    """Which functions (or units) of the native files grew: keyed by file name and symbol (or unit),
+    so that the same library in two layouts (onefile, onedir's _internal/) is compared."""
+    def sizes(report: SizeReport) -> dict[str, tuple[int, str]]:
+        out: dict[str, tuple[int, str]] = {}
+        for n in report.native:
+            base = n.row.rsplit("/", 1)[-1] if not n.row.endswith("]") else n.row
+            parts = n.breakdown.units if level == "unit" else n.breakdown.symbols
+            for p in parts:
+                key = f"{base}: {p.name}"
+                size, _ = out.get(key, (0, ""))
+                out[key] = (size + p.size, p.unit)
+        return out
+
+    before, after = sizes(old), sizes(new)
+    changes: list[Change] = []
+    unchanged = 0
+    for key in before.keys() | after.keys():
+        (o, ounit), (n, nunit) = before.get(key, (0, "")), after.get(key, (0, ""))
+        kind: ChangeKind
+        if key not in after:
+            kind = "vanished"
+        elif key not in before:
+            kind = "appeared"
+        elif n != o:
+            kind = "grew" if n > o else "shrank"
+        else:
+            unchanged += 1
+            continue
+        changes.append(Change(name=key, distribution=nunit or ounit, kind=kind, old=o, new=n))
+    changes.sort(key=lambda c: (-abs(c.delta), c.name))
+    return Diff(old_name=old.artifact, new_name=new.artifact, old_total=sum(n.size for n in old.native),
+                new_total=sum(n.size for n in new.native), level=level, changes=tuple(changes), unchanged=unchanged)

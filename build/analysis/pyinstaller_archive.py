@@ -17,7 +17,6 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
-from importlib.util import MAGIC_NUMBER
 from pathlib import Path
 
 from PyInstaller.archive.readers import CArchiveReader
@@ -81,6 +80,12 @@ def running_python() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
+def other_python(archive: CArchive) -> str | None:
+    """The archive's Python version ("3.12") when it is not the analysing one's."""
+    built = f"{archive.python_version // 100}.{archive.python_version % 100}"
+    return None if built == running_python() else built
+
+
 def looks_like_bootloader(head: bytes) -> bool:
     return head[:4] == b"\x7fELF" and all(m in head for m in BOOTLOADER_MARKERS)
 
@@ -108,11 +113,8 @@ def read_carchive(path: Path, file_size: int) -> CArchive | None:
     archive_length = end - start
     if toc_offset + toc_length > archive_length - CArchiveReader._COOKIE_LENGTH:
         raise ArtifactError(f"{what} is truncated or corrupted: its table of contents lies outside it")
-    running = running_python()
-    built = f"{pyvers // 100}.{pyvers % 100}"
-    if built != running:
-        raise ArtifactError(f"{what} was built for Python {built}; this slimfreeze runs Python {running} "
-                            f"and reads only archives of its own Python version")
+    # Another Python's archive is read all the same: sizes need only the archive's own tables
+    # (marshal of plain str/int/tuple, stable across versions), never its bytecode.
     entries = []
     for name, (offset, stored, raw, compressed, typecode) in reader.toc.items():
         if typecode not in KNOWN_TYPECODES:
@@ -137,16 +139,11 @@ def read_pyz(path: Path, start: int, length: int, *, label: str) -> Pyz:
     if len(header) < 12 or header[:4] != PYZ_MAGIC:
         raise ArtifactError(f"{what} is corrupted (no PYZ magic)")
     pyc_magic = header[4:8]
-    if pyc_magic != MAGIC_NUMBER:
-        raise ArtifactError(
-            f"{what} holds bytecode of another Python version (pyc magic "
-            f"{int.from_bytes(pyc_magic[:2], 'little')}, expected {int.from_bytes(MAGIC_NUMBER[:2], 'little')} "
-            f"for Python {running_python()}); analyse it with a slimfreeze on that Python")
     (toc_offset,) = struct.unpack("!i", header[8:12])
     if not (PYZ_HEADER_LENGTH <= toc_offset < length):
         raise ArtifactError(f"{what} is truncated or corrupted: its TOC offset {toc_offset} is outside it")
     try:
-        reader = ZlibArchiveReader(str(path), start, check_pymagic=True)
+        reader = ZlibArchiveReader(str(path), start, check_pymagic=False)
     except (ArchiveReadError, EOFError, ValueError, TypeError, OSError) as err:
         raise ArtifactError(f"{what} is truncated or corrupted ({type(err).__name__}: {err})") from None
     entries = []

@@ -1,7 +1,9 @@
 """`python build.py bloat`: where the bytes of a frozen artifact go, in cargo-bloat's spirit.
 
     bloat ARTIFACT [-n N] [--crates] [--filter REGEX] [--sort stored|raw] [--json] [--sections]
-    bloat --diff OLD NEW [-n N] [--crates] [--json]
+                   [--symbols [ROW] | --units [ROW]] [--html FILE]
+                   [--site-packages DIR] [--python PATH] [--debug-file PATH]
+    bloat --diff OLD NEW [-n N] [--crates | --symbols | --units] [--json]
 
 ARTIFACT, OLD and NEW are each a frozen executable, a dist folder, or a report.json.
 """
@@ -16,10 +18,16 @@ from pathlib import Path
 from rich.console import Console
 
 from build.analysis import analyse
+from build.analysis.debug_copies import python_search
 from build.analysis.model import SizeReport
-from build.analysis.ops import compile_filter, diff_reports
-from build.errors import ConfigError, SlimfreezeError
-from build.report import jsonio, table
+from build.analysis.native import with_native
+from build.analysis.ops import compile_filter, diff_native, diff_reports
+from build.errors import ArtifactError, ConfigError, SlimfreezeError
+from build.report import html, jsonio, table
+from build.report.pages import write_atomic
+
+# Native files broken down into functions for --json/--html and diffs (the largest ones).
+NATIVE_FILES = 5
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -39,19 +47,43 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--sections", action="store_true", help="show the ELF sections of libraries under them")
     parser.add_argument("--diff", nargs=2, type=Path, metavar=("OLD", "NEW"),
                         help="compare two artifacts, dist folders or reports")
+    parser.add_argument("--symbols", nargs="?", const="", metavar="ROW",
+                        help="the largest functions and objects of a native file (ROW, default the largest), "
+                             "like cargo bloat")
+    parser.add_argument("--units", nargs="?", const="", metavar="ROW",
+                        help="the same grouped by compilation unit (source file from DWARF, object file, or "
+                             "Python module for Nuitka's code)")
+    parser.add_argument("--html", type=Path, metavar="FILE", help="also write the self-contained HTML page")
+    parser.add_argument("--site-packages", type=Path, action="append", default=[], metavar="DIR",
+                        help="name distributions from the metadata installed in DIR (repeatable)")
+    parser.add_argument("--python", metavar="PATH",
+                        help="name distributions from this interpreter's environment, and find unstripped "
+                             "copies of its libpython and extension modules")
+    parser.add_argument("--debug-file", type=Path, action="append", default=[], metavar="PATH",
+                        help="an unstripped copy (or a folder of them, or a .build-id tree) matched by GNU "
+                             "build-id (repeatable)")
     parser.set_defaults(run=run)
     return parser
 
 
-def load_any(path: Path) -> SizeReport:
-    """A report.json as it is, anything else analysed."""
+def load_any(path: Path, args: argparse.Namespace | None = None, *, native: str | None = None) -> SizeReport:
+    """A report.json as it is, anything else analysed (with the breakdown of native rows when
+    `native` is given: "" for the largest ones, else a row)."""
 
     if path.is_file():
         with path.open("rb") as stream:
             head = stream.read(64).lstrip()
         if head.startswith(b"{"):
             return jsonio.load(path)
-    return analyse(path)
+    site = tuple(getattr(args, "site_packages", None) or ())
+    python = getattr(args, "python", None)
+    report = analyse(path, site_packages=site, python=python)
+    if native is not None:
+        search = python_search(getattr(args, "debug_file", None) or (), python)
+        limit = 1 if getattr(args, "symbols", None) is not None or getattr(args, "units", None) is not None \
+            else NATIVE_FILES
+        report = with_native(report, path, wanted=native or None, limit=limit, search=search)
+    return report
 
 
 def resolve(path: Path, args: argparse.Namespace) -> Path:
@@ -70,11 +102,17 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("-n must be 0 (all) or a positive number of rows")
     console = Console(highlight=False, soft_wrap=False, emoji=False,
                       width=None if sys.stdout.isatty() else 120)
+    if args.symbols is not None and args.units is not None:
+        raise ConfigError("bloat takes --symbols or --units, not both")
+    wanted = args.symbols if args.symbols is not None else args.units
     if args.diff:
         if args.artifact is not None:
             raise ConfigError("bloat --diff takes exactly two paths: OLD NEW")
-        old, new = (load_any(resolve(p, args)) for p in args.diff)
-        diff = diff_reports(old, new, "distribution" if args.crates else "name")
+        old, new = (load_any(resolve(p, args), args, native=wanted) for p in args.diff)
+        if wanted is not None:
+            diff = diff_native(old, new, "unit" if args.units is not None else "symbol")
+        else:
+            diff = diff_reports(old, new, "distribution" if args.crates else "name")
         if args.json:
             sys.stdout.write(jsonio.diff_dumps(diff))
         else:
@@ -85,7 +123,17 @@ def run(args: argparse.Namespace) -> int:
     if args.filter:
 
         compile_filter(args.filter)
-    report = load_any(resolve(args.artifact, args))
+    native = wanted if wanted is not None else ("" if args.json or args.html else None)
+    report = load_any(resolve(args.artifact, args), args, native=native)
+    if args.html:
+        write_atomic(args.html, html.profile_page(report))
+    if wanted is not None and not args.json:
+        if not report.native:
+            raise ArtifactError(f"{report.artifact}: no native file to break down"
+                                + (f" matches {wanted!r}" if wanted else ""))
+        for n in report.native:
+            console.print(table.native_table(n, units=args.units is not None, n=args.n))
+        return 0
     if args.json:
         sys.stdout.write(jsonio.dumps(report))
     elif args.crates:

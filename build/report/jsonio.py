@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from build.analysis.model import SCHEMA, Link, Retained, Row, Section, SizeReport
+from build.analysis.elf_sections import OLD_GROUPS
+from build.analysis.model import SCHEMA, SCHEMA_1, Link, NativeFile, Retained, Row, Section, SizeReport
+from build.analysis.symbols import Breakdown, Part
 from build.analysis.ops import Diff, sort_rows
 from build.errors import ArtifactError
 
@@ -28,6 +30,8 @@ def report_to_dict(report: SizeReport) -> dict[str, Any]:
         "rows": [_row_to_dict(r) for r in sort_rows(report.rows)],
         "manifest": report.manifest,
     }
+    if report.native:
+        data["native"] = [_native_to_dict(n) for n in report.native]
     if report.retained is not None:
         data["retained"] = [{"name": r.name, "stored": r.stored, "raw": r.raw, "modules": list(r.modules)}
                             for r in sorted(report.retained, key=lambda r: (-r.stored, r.name))]
@@ -42,6 +46,31 @@ def _row_to_dict(row: Row) -> dict[str, Any]:
                          for c in row.children]}
 
 
+# Functions kept per native file in report.json (the rest are summed in "symbols_rest"); units are all kept.
+JSON_SYMBOLS = 200
+
+
+def _native_to_dict(n: NativeFile) -> dict[str, Any]:
+    b = n.breakdown
+    kept, rest = b.symbols[:JSON_SYMBOLS], b.symbols[JSON_SYMBOLS:]
+    return {"row": n.row, "size": n.size, "source": b.source, "units_from": b.units_from,
+            "code_bytes": b.code_bytes, "code_in_units": b.code_in_units,
+            "units": [[u.name, u.kind, u.unit, u.size, u.code] for u in b.units],
+            "symbols": [[p.name, p.kind, p.unit, p.size, p.code] for p in kept],
+            "symbols_rest": [len(rest), sum(p.size for p in rest)]}
+
+
+def _native_from_dict(d: dict[str, Any]) -> NativeFile:
+    units = tuple(Part(name=str(u[0]), kind=str(u[1]), unit=str(u[2]), size=_int(u[3]), code=_int(u[4]))
+                  for u in d["units"])
+    symbols = tuple(Part(name=str(p[0]), kind=str(p[1]), unit=str(p[2]), size=_int(p[3]), code=_int(p[4]))
+                    for p in d["symbols"])
+    return NativeFile(row=str(d["row"]), size=_int(d["size"]),
+                      breakdown=Breakdown(source=str(d["source"]), units_from=str(d["units_from"]),
+                                          code_bytes=_int(d["code_bytes"]), code_in_units=_int(d["code_in_units"]),
+                                          symbols=symbols, units=units))
+
+
 def dumps(report: SizeReport) -> str:
     return json.dumps(report_to_dict(report), indent=1, ensure_ascii=False) + "\n"
 
@@ -51,13 +80,16 @@ def report_from_dict(data: Any, *, source: str) -> SizeReport:
     if not isinstance(data, dict):
         raise ArtifactError(f"{source}: not a slimfreeze size report (expected a JSON object)")
     schema = data.get("schema")
-    if schema != SCHEMA:
-        raise ArtifactError(f"{source}: unknown report schema {schema!r}; this slimfreeze reads {SCHEMA!r}")
+    if schema not in (SCHEMA, SCHEMA_1):
+        raise ArtifactError(f"{source}: unknown report schema {schema!r}; this slimfreeze reads {SCHEMA!r} "
+                            f"and {SCHEMA_1!r}")
+    # Schema 1 had four section groups (text, rodata, data, other); the same bytes, renamed.
+    group = (lambda name: OLD_GROUPS.get(name, name)) if schema == SCHEMA_1 else (lambda name: name)
     try:
         rows = tuple(Row(name=str(r["name"]), kind=str(r["kind"]), stored=_int(r["stored"]), raw=_int(r["raw"]),
                          module=str(r["module"]), package=str(r["package"]), distribution=str(r["distribution"]),
                          guess=bool(r["guess"]), estimate=bool(r["estimate"]),
-                         children=tuple(Section(name=str(c["name"]), stored=_int(c["stored"]), raw=_int(c["raw"]),
+                         children=tuple(Section(name=group(str(c["name"])), stored=_int(c["stored"]), raw=_int(c["raw"]),
                                                 estimate=bool(c.get("estimate", False)))
                                         for c in r.get("children") or ()))
                      for r in data["rows"])
@@ -68,7 +100,8 @@ def report_from_dict(data: Any, *, source: str) -> SizeReport:
                             links=tuple(Link(path=str(x["path"]), target=str(x["target"]))
                                         for x in data.get("links") or ()),
                             manifest=data.get("manifest") if isinstance(data.get("manifest"), dict) else None,
-                            retained=_retained(data.get("retained")))
+                            retained=_retained(data.get("retained")),
+                            native=tuple(_native_from_dict(n) for n in data.get("native") or ()))
     except (KeyError, TypeError, ValueError) as err:
         raise ArtifactError(f"{source}: malformed size report ({type(err).__name__}: {err})") from None
     if sum(r.stored for r in report.rows) != report.total_stored:

@@ -13,7 +13,8 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from build.analysis.model import Row, SizeReport, display_distribution
+from build.analysis.elf_sections import LABELS
+from build.analysis.model import NativeFile, Row, SizeReport, display_distribution
 from build.analysis.ops import Diff, SortKey, filter_rows, group_rows, sort_rows, top
 
 KIB = 1024
@@ -37,12 +38,32 @@ def fmt_share(part: int, whole: int) -> str:
     return f"{100.0 * part / whole:.1f}%" if whole else "-"
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_CONTROL.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
+_CONTROL.update({c: f"\\u{c:04x}" for c in (0x2028, 0x2029, 0x200E, 0x200F, *range(0x202A, 0x202F),
+                                               *range(0x2066, 0x206A))})
+
+
+def visible(name: str) -> str:
+    """Names from an artifact are data: control characters (ESC, newline, bidi overrides) are
+    shown as escapes (\\x1b, \\n), never sent to the terminal."""
+    return name.translate(_CONTROL)
+
+
 class _Table(Table):
     """A rich Table whose string cells are plain text: names come from archives, and rich markup
-    in them ("[bold]...") must be shown, not interpreted."""
+    in them ("[bold]...") must be shown, not interpreted, nor their control characters."""
 
     def add_row(self, *cells: object, **kwargs) -> None:  # type: ignore[override]
-        super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)
+        super().add_row(*(_plain(c) for c in cells), **kwargs)
+
+
+def _plain(cell: object) -> object:
+    if isinstance(cell, str):
+        return Text(visible(cell))
+    if isinstance(cell, Text):
+        return Text(visible(cell.plain), style=cell.style)
+    return cell
 
 
 def _table() -> Table:
@@ -72,7 +93,10 @@ def rows_table(report: SizeReport, *, n: int = 20, sort: SortKey = "stored", pat
         if sections:
             for child in row.children:
                 table.add_row("", _stored(child.stored, child.estimate), fmt_size(child.raw), "",
-                              Text(f"  .{child.name}", style="dim"))
+                              Text(f"  {LABELS.get(child.name, child.name)}", style="dim"))
+            if row.strip_savings:
+                table.add_row("", "", fmt_size(row.strip_savings), "",
+                              Text(f"  strip would save {fmt_size(row.strip_savings)} uncompressed", style="dim"))
     _rest_lines(table, rest, total, noun="rows")
     if pattern:
         chosen = {r.name for r in selected}
@@ -126,8 +150,14 @@ def _total_line(table: Table, report: SizeReport, name_column: str | None = None
 
 def _footer(report: SizeReport) -> list[RenderableType]:
     lines: list[RenderableType] = []
+    savings = [(r.strip_savings, r.name) for r in report.rows if r.strip_savings]
+    if savings:
+        total = sum(s for s, _ in savings)
+        biggest = ", ".join(f"{visible(name)} {fmt_size(s)}" for s, name in sorted(savings, key=lambda x: (-x[0], x[1]))[:3])
+        lines.append(Text(f"strip would save {fmt_size(total)} uncompressed in {len(savings)} native files "
+                          f"(symbol tables and debug info; {biggest}). --sections shows each file's groups."))
     if report.links:
-        links = ", ".join(f"{link.path} -> {link.target}" for link in report.links)
+        links = ", ".join(f"{visible(link.path)} -> {visible(link.target)}" for link in report.links)
         lines.append(Text(f"Links (0 bytes each): {links}"))
     for note in report.notes:
         lines.append(Text(f"Note: {note}", style="dim"))
@@ -143,7 +173,7 @@ def diff_table(diff: Diff, *, n: int = 20) -> RenderableType:
     table.add_column("New", justify="right", no_wrap=True)
     by_name = diff.level != "distribution"  # at distribution level the name is the distribution
     if by_name:
-        table.add_column("Distribution", no_wrap=True)
+        table.add_column("Unit" if diff.level in ("symbol", "unit") else "Distribution", no_wrap=True)
     table.add_column("Name" if by_name else "Distribution", overflow="fold")
     shown, rest = top(diff.changes, n)
 
@@ -171,3 +201,37 @@ def render(renderable: RenderableType, *, width: int = 100) -> str:
                       soft_wrap=False, emoji=False, highlight=False)
     console.print(renderable)
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
+
+
+# --- inside native files (cargo bloat's functions and crates) ---------------------------------
+
+def native_table(native: NativeFile, *, units: bool, n: int = 20) -> RenderableType:
+    """cargo bloat's `File  .text  Size  Crate  Name` for one native file: its largest functions and
+    objects (or, with `units`, its compilation units), top `n`, "And N more", the file's total."""
+    b = native.breakdown
+    parts = b.units if units else b.symbols
+    shown, rest = top(parts, n)
+    table = _Table(box=None, show_edge=False, pad_edge=False, padding=(0, 1), header_style="bold")
+    for title in ("File", ".text", "Size"):
+        table.add_column(title, justify="right", no_wrap=True)
+    if not units:
+        table.add_column("Unit", no_wrap=True, overflow="ellipsis", max_width=40)
+    table.add_column("Unit" if units else "Name", overflow="fold")
+    text = b.code_bytes
+
+    def line(share_of: int, code: int, size: int, *names: object, **kw: object) -> None:
+        table.add_row(fmt_share(share_of, native.size), fmt_share(code, text), fmt_size(size), *names, **kw)
+
+    for p in shown:
+        line(p.size, p.code, p.size, *(() if units else (p.unit,)), p.name)
+    if rest:
+        s, c = sum(p.size for p in rest), sum(p.code for p in rest)
+        noun = "units" if units else "symbols"
+        line(s, c, s, *(() if units else ("",)), Text(f"And {len(rest)} more {noun}. Use -n N to show more."))
+    listed = sum(p.size for p in parts)
+    line(listed, min(text, sum(p.code for p in parts)), listed, *(() if units else ("",)),
+         Text(f"{fmt_size(text)} in code sections, {fmt_size(native.size)} file ({native.row})"), style="bold")
+    share = fmt_share(b.code_in_units, b.code_bytes)
+    notes = [Text(f"Symbols: {b.source}.", style="dim"),
+             Text(f"Units from {b.units_from}: {share} of the code is in a named unit.", style="dim")]
+    return Group(table, *notes)

@@ -28,7 +28,7 @@ def index():
     ("slimfreeze_entry", ("slimfreeze", False)),
     ("app.commands.telemetry", ("app", False)),
     ("zstandard", ("zstandard", False)),
-    ("surely_not_installed_anywhere", ("app", True)),
+    ("surely_not_installed_anywhere", ("surely-not-installed-anywhere", True)),  # never "app"
 ])
 def test_modules(index, module: str, expected: tuple[str, bool]) -> None:
     a = classify_module(module, index)
@@ -81,8 +81,9 @@ def test_elf_sections_cover_a_real_library() -> None:
     assert ranges is not None
     assert ranges[0][1] == 0 and ranges[-1][2] == len(data)
     assert all(a[2] == b[1] for a, b in zip(ranges, ranges[1:]))  # contiguous, no overlap
-    sizes = {g: sum(e - s for gg, s, e in ranges if gg == g) for g in ("text", "rodata", "data", "other")}
-    assert sizes["text"] > 0 and sizes["rodata"] > 0 and sum(sizes.values()) == len(data)
+    sizes = {g: sum(e - s for gg, s, e in ranges if gg == g) for g in elf.GROUPS}
+    assert sizes["code"] > 0 and sizes["rodata"] > 0 and sizes["dynamic"] > 0 and sizes["unwind"] > 0
+    assert sum(sizes.values()) == len(data)
     assert elf.section_ranges(b"not an elf file") is None
     assert elf.section_ranges(data[:200]) is None  # a damaged library loses its drill-down, not its bytes
 

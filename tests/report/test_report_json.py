@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from build.analysis.model import SCHEMA, Link, Retained, Row, Section, SizeReport
+from build.analysis.model import SCHEMA, Link, NativeFile, Retained, Row, Section, SizeReport
+from build.analysis.symbols import Breakdown, Part
 from build.analysis.ops import diff_reports
 from build.errors import ArtifactError
 from build.report import jsonio
@@ -27,7 +28,7 @@ REPORT = SizeReport(artifact="x", format="pyinstaller-onefile", total_stored=207
                     manifest={"schema": "slimfreeze.manifest/1", "profile": "min"})
 
 GOLDEN = {
-    "schema": "slimfreeze.size-report/1",
+    "schema": "slimfreeze.size-report/2",
     "artifact": "x",
     "format": "pyinstaller-onefile",
     "total_stored": 207,
@@ -70,7 +71,7 @@ def test_round_trip(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("mutate", "message"), [
-    (lambda d: d.update(schema="slimfreeze.size-report/2"), "unknown report schema 'slimfreeze.size-report/2'"),
+    (lambda d: d.update(schema="slimfreeze.size-report/3"), "unknown report schema 'slimfreeze.size-report/3'"),
     (lambda d: d.pop("schema"), "unknown report schema None"),
     (lambda d: d.pop("rows"), "malformed size report"),
     (lambda d: d["rows"][0].update(stored=-1), "malformed size report"),
@@ -99,7 +100,31 @@ def test_diff_json() -> None:
     assert data["delta"] == -100
     assert data["changes"] == [{"name": "b.so", "distribution": "libb", "change": "vanished", "old": 100, "new": 0,
                                 "delta": -100}]
-    assert SCHEMA == "slimfreeze.size-report/1"
+    assert SCHEMA == "slimfreeze.size-report/2"
+
+
+def test_schema_1_reports_are_read_with_their_groups_renamed(tmp_path: Path) -> None:
+    data = json.loads(jsonio.dumps(REPORT))
+    data["schema"] = "slimfreeze.size-report/1"
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    back = jsonio.load(tmp_path / "old.json")
+    assert [c.name for c in back.rows[1].children] == ["code", "other"]  # schema 1's "text" is "code"
+    assert back.total_stored == REPORT.total_stored and back.native == ()
+
+
+def test_native_breakdown_round_trips(tmp_path: Path) -> None:
+    units = (Part(name="Objects/a.c", kind="unit", unit="Objects/a.c", size=70, code=60),
+             Part(name="[unwind tables]", kind="rest", unit="[unknown unit]", size=30, code=0))
+    symbols = tuple(Part(name=f"f{i}", kind="function", unit="Objects/a.c", size=1, code=1)
+                    for i in range(jsonio.JSON_SYMBOLS + 5))
+    native = NativeFile(row="b.so", size=300, breakdown=Breakdown(
+        source="the file's own .symtab", units_from="DWARF", code_bytes=60, code_in_units=60,
+        symbols=symbols, units=units))
+    data = json.loads(jsonio.dumps(replace(REPORT, native=(native,))))
+    assert data["native"][0]["symbols_rest"] == [5, 5]  # the rest summed, so the file still adds up
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    back = jsonio.load(tmp_path / "r.json").native[0]
+    assert back.breakdown.units == units and back.breakdown.symbols == symbols[:jsonio.JSON_SYMBOLS]
 
 
 # ---- retained sizes: an optional field, absent from reports made without an import graph ----------

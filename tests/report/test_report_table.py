@@ -13,7 +13,7 @@ def sample_report(name: str = "slimfreeze", extra: tuple[Row, ...] = ()) -> Size
     rows = (
         Row(name="libpython3.11.so.1.0", kind="library", stored=1_800_000, raw=5_700_000, module="libpython3.11.so.1.0",
             package="libpython3.11", distribution="python-runtime",
-            children=(Section(name="text", stored=900_000, raw=2_300_000), Section(name="rodata", stored=500_000, raw=1_900_000),
+            children=(Section(name="code", stored=900_000, raw=2_300_000), Section(name="rodata", stored=500_000, raw=1_900_000),
                       Section(name="data", stored=300_000, raw=1_400_000), Section(name="other", stored=100_000, raw=100_000))),
         Row(name="[bootloader]", kind="bootloader", stored=72_530, raw=72_530, module="[bootloader]", package="[bootloader]",
             distribution="pyinstaller"),
@@ -61,10 +61,10 @@ Note: Stored sizes marked ~ are estimates.
 FILTERED_GOLDEN = """\
   File    Stored       Raw  Distribution    Name
  91.1%    1.7MiB    5.4MiB  python-runtime  libpython3.11.so.1.0
-        878.9KiB    2.2MiB                    .text
-        488.3KiB    1.8MiB                    .rodata
-        293.0KiB    1.3MiB                    .data
-         97.7KiB   97.7KiB                    .other
+        878.9KiB    2.2MiB                    code
+        488.3KiB    1.8MiB                    read-only data
+        293.0KiB    1.3MiB                    data
+         97.7KiB   97.7KiB                    headers, notes, gaps
   3.3%   64.0KiB  174.5KiB  paho-mqtt       PYZ.pyz/paho.mqtt.client
   1.6%  ~31.8KiB   76.0KiB  python-runtime  base_library.zip/enum.pyc
   4.0%   76.6KiB   77.6KiB                  4 rows not matching --filter paho|python-runtime

@@ -1,0 +1,147 @@
+"""Where the symbols of a stripped native file come from: an unstripped copy with the same GNU
+build-id (I/O edge of build.analysis.symbols).
+
+Searched in order: the paths the user gives (files, or folders searched by file name and in
+their .build-id/xx/yyyy.debug tree), the system's debug files (/usr/lib/debug/.build-id), and
+the build machine's Python (its LIBDIR holds libpython, its lib-dynload the extension modules):
+the one analysing, plus any `--python` given. A copy counts only if its build-id matches.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sysconfig
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from build.analysis import symbols
+from build.analysis.elf_sections import read_sections
+
+SYSTEM_DEBUG = Path("/usr/lib/debug")
+_HEAD = 1 << 16  # the build-id note sits in the first pages of a linked file
+
+
+@dataclass(frozen=True, kw_only=True)
+class Found:
+    path: Path
+    data: bytes
+
+
+def python_dirs(python: str | None = None) -> tuple[Path, ...]:
+    """LIBDIR and lib-dynload of the analysing Python, or of the interpreter `python`."""
+    if python is None:
+        values = [sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("DESTSHARED"),
+                  sysconfig.get_paths().get("platstdlib")]
+    else:
+        values = list(_other_python_dirs(python))
+    out = []
+    for v in values:
+        if v and os.path.isdir(v):
+            out.append(Path(v))
+            if os.path.isdir(os.path.join(v, "lib-dynload")):
+                out.append(Path(v) / "lib-dynload")
+    return tuple(dict.fromkeys(out))
+
+
+@functools.lru_cache(maxsize=8)
+def _other_python_dirs(python: str) -> tuple[str, ...]:
+    code = ("import json, sysconfig; print(json.dumps([sysconfig.get_config_var('LIBDIR'), "
+            "sysconfig.get_config_var('DESTSHARED'), sysconfig.get_paths().get('platstdlib')]))")
+    try:
+        out = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True, timeout=30,
+                             start_new_session=True, check=True).stdout
+        return tuple(v for v in json.loads(out) if isinstance(v, str))
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return ()
+
+
+def candidates(name: str, build_id: str, search: Sequence[Path]) -> Iterator[Path]:
+    """Files that may be the unstripped copy of `name` (basename) with `build_id`, best first."""
+    base = name.rsplit("/", 1)[-1]
+    stem = base.split(".cpython-")[0].split(".so")[0]
+    id_path = Path(".build-id") / build_id[:2] / f"{build_id[2:]}.debug"
+    for root in (*search, SYSTEM_DEBUG):
+        if root.is_file():
+            yield root
+            continue
+        if not root.is_dir():
+            continue
+        yield root / id_path
+        yield root / base
+        # Extension modules are shipped renamed (Nuitka: _ssl.so; PyInstaller keeps the full name).
+        try:
+            for entry in sorted(os.listdir(root)):
+                if entry != base and entry.split(".cpython-")[0].split(".so")[0] == stem:
+                    yield root / entry
+        except OSError:
+            continue
+
+
+def find_copy(name: str, build_id: str | None, search: Sequence[Path]) -> Found | None:
+    """The first candidate whose build-id is `build_id` and that has a .symtab."""
+    if not build_id:
+        return None
+    seen: set[Path] = set()
+    for path in candidates(name, build_id, search):
+        if path in seen or not path.is_file():
+            continue
+        seen.add(path)
+        try:
+            with path.open("rb") as stream:
+                head = stream.read(_HEAD)
+            if symbols.build_id(head) != build_id:
+                data = path.read_bytes()
+                if symbols.build_id(data) != build_id:
+                    continue
+            else:
+                data = path.read_bytes()
+        except OSError:
+            continue
+        table = symbols.read_symbols(data)
+        if table is not None and table.table == ".symtab":
+            return Found(path=path, data=data)
+    return None
+
+
+def native_breakdown(data: bytes | memoryview, name: str, *, search: Sequence[Path] = (),
+                     nuitka: bool = False) -> symbols.Breakdown | None:
+    """Functions and units of one native file (`name`: its path in the artifact); None if it is
+    not a readable ELF file."""
+    sections = read_sections(data)
+    if sections is None:
+        return None
+    own = symbols.read_symbols(data, sections)
+    table, units, source = own, symbols.dwarf_units(data), "the file's own .symtab"
+    if own is None or own.table != ".symtab" or not units:
+        bid = symbols.build_id(data)
+        copy = find_copy(name, bid, (*search, *python_dirs()))
+        if copy is not None:
+            if own is None or own.table != ".symtab":
+                table = symbols.read_symbols(copy.data)
+                source = f"unstripped copy {copy.path} (same build-id {bid})"
+            units = units or symbols.dwarf_units(copy.data)
+            if own is not None and own.table == ".symtab":
+                source += f"; units from the DWARF of {copy.path} (same build-id {bid})"
+        elif own is None:
+            source = (f"none: the file is stripped and no unstripped copy with build-id {bid} was found"
+                      if bid else "none: the file is stripped and has no build-id to find a copy by")
+        elif own.table == ".dynsym":
+            source = ("exported symbols only (.dynsym): the file is stripped and no unstripped copy with "
+                      f"build-id {bid} was found" if bid else
+                      "exported symbols only (.dynsym): the file is stripped and has no build-id")
+    return symbols.breakdown(sections, table, units, source=source, nuitka=nuitka)
+
+
+def python_search(paths: Sequence[str | os.PathLike[str]] = (), python: str | None = None) -> tuple[Path, ...]:
+    """The search list for find_copy: user paths first, then `--python`'s folders."""
+    out = [Path(p) for p in paths]
+    if python:
+        out += python_dirs(python)
+    return tuple(out)
+
+
+__all__ = ["Found", "candidates", "find_copy", "native_breakdown", "python_dirs", "python_search"]

@@ -1,0 +1,96 @@
+"""Functions and units of an artifact's native files (I/O edge): find a row's file bytes again
+(on disk, in a PyInstaller archive, in a Nuitka payload) and break them down (debug_copies)."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from build.analysis import elf
+from build.analysis.debug_copies import native_breakdown
+from build.analysis.model import NativeFile, Row, SizeReport
+from build.analysis.nuitka import EXECUTABLE
+from build.analysis.nuitka_payload import find_payload, looks_like_starter
+from build.analysis.pyinstaller_archive import read_carchive
+from build.analysis.streams import zstd_stream
+from build.analysis.symbols import Breakdown
+from build.errors import ArtifactError
+
+NATIVE_KINDS = ("library", "extension", "executable", "code")
+
+
+def native_rows(report: SizeReport) -> tuple[Row, ...]:
+    """Rows that are ELF files (they have a section drill-down), largest first."""
+    return tuple(r for r in report.rows if r.children and r.kind in NATIVE_KINDS)
+
+
+def pick_rows(report: SizeReport, wanted: str | None, limit: int) -> tuple[Row, ...]:
+    """The native row named `wanted` (exactly, or the one row whose name contains it), or the
+    `limit` largest native rows."""
+    rows = native_rows(report)
+    if wanted is None:
+        return rows[:limit]
+    exact = [r for r in rows if r.name == wanted]
+    if exact:
+        return tuple(exact)
+    matches = [r for r in rows if wanted in r.name]
+    if len(matches) == 1:
+        return tuple(matches)
+    names = ", ".join(r.name for r in matches[:5]) if matches else ", ".join(r.name for r in rows[:5])
+    raise ArtifactError(f"{report.artifact}: {'several' if matches else 'no'} native rows match {wanted!r} "
+                        f"({'e.g. ' if matches else 'largest: '}{names})")
+
+
+def file_bytes(artifact: Path, row: str) -> bytes | None:
+    """The uncompressed bytes of the file a row stands for, or None when they cannot be found."""
+    name = row[:-len(EXECUTABLE) - 1] if row.endswith("/" + EXECUTABLE) else row
+    artifact = Path(artifact)
+    if artifact.is_dir():
+        path = artifact / name
+        if path.is_file() and not path.is_symlink():
+            return path.read_bytes()
+        return None
+    data = artifact.read_bytes()
+    if name == "[file]" or name == "":
+        return data
+    archive = read_carchive(artifact, len(data))
+    if archive is not None:
+        for e in archive.entries:
+            if e.name == name and e.stored:
+                blob = data[archive.start + e.offset:archive.start + e.offset + e.stored]
+                return zlib.decompress(blob) if e.compressed else blob
+        return None
+    if looks_like_starter(data):
+        payload = find_payload(data, label=artifact.name)
+        for f in payload.files:
+            if f.name == name and f.link_target is None:
+                stored = payload.table[f.data[0]:f.data[1]]
+                if payload.mode == "archive":
+                    return zstd_stream(stored, what=f"{artifact.name}: {name}")[0]
+                return stored
+    return None
+
+
+def breakdowns(artifact: Path, rows: Sequence[Row], *, search: Sequence[Path] = (),
+               nuitka: bool = False) -> tuple[NativeFile, ...]:
+    """The breakdown of each row's file (rows whose bytes are not found are left out)."""
+    out = []
+    for row in rows:
+        data = file_bytes(artifact, row.name)
+        if data is None or not elf.is_elf(data):
+            continue
+        b = native_breakdown(data, row.name, search=search,
+                             nuitka=nuitka or row.name.endswith("/" + EXECUTABLE))
+        if b is not None:
+            out.append(NativeFile(row=row.name, size=len(data), breakdown=b))
+    return tuple(out)
+
+
+def with_native(report: SizeReport, artifact: Path, *, wanted: str | None = None, limit: int = 5,
+                search: Sequence[Path] = ()) -> SizeReport:
+    """`report` with the breakdown of the native row `wanted` (or of the `limit` largest)."""
+    rows = pick_rows(report, wanted, limit)
+    return replace(report, native=breakdowns(artifact, rows, search=search,
+                                             nuitka=report.format.startswith("nuitka")))

@@ -1,0 +1,311 @@
+"""Inside a native file, like cargo bloat: its functions and objects, grouped by compilation unit.
+
+Evidence, best first:
+  symbols  the file's own .symtab; else the .symtab of an unstripped copy with the same GNU
+           build-id (`strip` keeps the build-id and every address); else .dynsym (exported
+           symbols only); else none (the report falls back to the file's sections).
+  units    DWARF: .debug_aranges maps code addresses to compilation units, named by each unit's
+           DW_AT_name (e.g. Objects/unicodeobject.c); else the STT_FILE symbols that precede a
+           file's local symbols in .symtab (the object file or C file); Nuitka's names, which
+           encode the Python module (build.analysis.nuitka_symbols).
+Sizes are bytes of the shipped file (its section headers map addresses to file offsets).
+The parsing of symbol entries is done with struct (the ELF layout is fixed) because pyelftools
+takes seconds on a symbol table of 100,000 entries; section headers and DWARF use pyelftools.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from elftools.elf.elffile import ELFFile
+
+from build.analysis import nuitka_symbols
+from build.analysis.elf_sections import LABELS, ElfSection, read_sections
+
+SHN_UNDEF = 0
+SHN_LORESERVE = 0xFF00
+STT_OBJECT, STT_FUNC, STT_FILE, STT_TLS = 1, 2, 4, 6
+STB_LOCAL = 0
+UNKNOWN_UNIT = "[unknown unit]"
+REST_SUFFIX = {"code": " without a symbol", "rodata": " without a symbol", "data": " without a symbol"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Symbol:
+    name: str
+    kind: str  # "function" | "object"
+    address: int
+    size: int
+    section: int  # section index
+    file: str | None  # the STT_FILE before it (local symbols only)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SymbolTable:
+    table: str  # ".symtab" | ".dynsym"
+    symbols: tuple[Symbol, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Part:
+    """One function, object or unit, with its bytes in the shipped file."""
+
+    name: str
+    kind: str  # function | object | unit | rest
+    unit: str  # compilation unit (source file, object file or Python module), or UNKNOWN_UNIT
+    size: int
+    code: int  # of which in code sections (cargo bloat's .text column)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Breakdown:
+    """What a native file holds, by function and by unit (Part sizes sum to the sections they cover)."""
+
+    source: str  # which symbols were used, said in words ("own .symtab", "unstripped copy ... (build-id ...)")
+    units_from: str  # "DWARF" | "symbol table" | "Nuitka names" | "none"
+    code_bytes: int  # bytes in code sections of the shipped file
+    code_in_units: int  # of which attributed to a named unit
+    symbols: tuple[Part, ...]  # functions and objects, largest first
+    units: tuple[Part, ...]  # units, largest first; "[...]" parts for what no unit claims
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def build_id(data: bytes | memoryview) -> str | None:
+    """The GNU build-id (hex) of an ELF file, if it has one."""
+    try:
+        elf = ELFFile(io.BytesIO(bytes(data)))
+        for section in elf.iter_sections():
+            if section["sh_type"] != "SHT_NOTE":
+                continue
+            for note in section.iter_notes():
+                if note["n_type"] == "NT_GNU_BUILD_ID":
+                    return str(note["n_desc"])
+    except Exception:  # noqa: BLE001  a damaged note costs us the match, never the accounting
+        return None
+    return None
+
+
+def _layout(data: bytes | memoryview) -> tuple[str, bool] | None:
+    """(struct byte order, 64-bit) from e_ident."""
+    head = bytes(data[:6])
+    if head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
+        return None
+    return ("<" if head[5] == 1 else ">"), head[4] == 2
+
+
+def read_symbols(data: bytes | memoryview, sections: Sequence[ElfSection] | None = None) -> SymbolTable | None:
+    """Functions and objects with a size from .symtab, else .dynsym; None if it has neither."""
+    layout = _layout(data)
+    sections = sections if sections is not None else read_sections(data)
+    if layout is None or not sections:
+        return None
+    order, wide = layout
+    view = memoryview(data)
+    for table_name, sh_type in ((".symtab", "SHT_SYMTAB"), (".dynsym", "SHT_DYNSYM")):
+        table = next((s for s in sections if s.type == sh_type), None)
+        if table is None or table.size == 0:
+            continue
+        link = _link(data, sections.index(table), order, wide)
+        if link is None or link >= len(sections):
+            continue
+        strtab = sections[link]
+        strings = bytes(view[strtab.offset:strtab.offset + strtab.size])
+        raw = bytes(view[table.offset:table.offset + table.size])
+        return SymbolTable(table=table_name, symbols=tuple(_entries(raw, strings, order, wide)))
+    return None
+
+
+def _link(data: bytes | memoryview, index: int, order: str, wide: bool) -> int | None:
+    """sh_link of section `index` (the string table of a symbol table)."""
+    if wide:
+        shoff, = struct.unpack_from(order + "Q", data, 0x28)
+        entsize, = struct.unpack_from(order + "H", data, 0x3A)
+        link_at = shoff + index * entsize + 0x28
+    else:
+        shoff, = struct.unpack_from(order + "I", data, 0x20)
+        entsize, = struct.unpack_from(order + "H", data, 0x2E)
+        link_at = shoff + index * entsize + 0x18
+    if link_at + 4 > len(data):
+        return None
+    return struct.unpack_from(order + "I", data, link_at)[0]
+
+
+def _entries(raw: bytes, strings: bytes, order: str, wide: bool) -> Iterable[Symbol]:
+    if wide:  # Elf64_Sym: name, info, other, shndx, value, size
+        fmt, width = order + "IBBHQQ", 24
+        rows = ((n, i, x, v, s) for n, i, _o, x, v, s in struct.iter_unpack(fmt, raw[:len(raw) // width * width]))
+    else:  # Elf32_Sym: name, value, size, info, other, shndx
+        fmt, width = order + "IIIBBH", 16
+        rows = ((n, i, x, v, s) for n, v, s, i, _o, x in struct.iter_unpack(fmt, raw[:len(raw) // width * width]))
+    current_file: str | None = None
+    for name_at, info, shndx, value, size in rows:
+        kind = info & 0xF
+        if kind == STT_FILE:
+            current_file = _string(strings, name_at)
+            continue
+        if info >> 4 != STB_LOCAL:
+            current_file = None  # global symbols follow all local ones; none of them has a file
+        if kind not in (STT_FUNC, STT_OBJECT) or size == 0 or shndx == SHN_UNDEF or shndx >= SHN_LORESERVE:
+            continue
+        yield Symbol(name=_string(strings, name_at), kind="function" if kind == STT_FUNC else "object",
+                     address=value, size=size, section=shndx, file=current_file)
+
+
+def _string(strings: bytes, at: int) -> str:
+    end = strings.find(b"\0", at)
+    return strings[at:end if end >= 0 else len(strings)].decode("utf-8", "backslashreplace")
+
+
+def dwarf_units(data: bytes | memoryview) -> tuple[tuple[int, int, str], ...]:
+    """(start address, end address, unit name) of code, from .debug_aranges; () without DWARF."""
+    try:
+        elf = ELFFile(io.BytesIO(bytes(data)))
+        if not elf.has_dwarf_info() or elf.get_section_by_name(".debug_aranges") is None:
+            return ()
+        dwarf = elf.get_dwarf_info()
+        aranges = dwarf.get_aranges()
+        names: dict[int, str] = {}
+        out = []
+        for entry in aranges.entries:
+            if entry.length == 0:
+                continue
+            if entry.info_offset not in names:
+                top = dwarf.get_CU_at(entry.info_offset).get_top_DIE()
+                attr = top.attributes.get("DW_AT_name")
+                value = attr.value if attr is not None else b""
+                names[entry.info_offset] = (value.decode("utf-8", "backslashreplace")
+                                            if isinstance(value, bytes) else str(value)) or UNKNOWN_UNIT
+            out.append((entry.begin_addr, entry.begin_addr + entry.length, names[entry.info_offset]))
+        return tuple(sorted(out))
+    except Exception:  # noqa: BLE001  damaged debug info: units fall back to the symbol table
+        return ()
+
+
+# --- attribution (pure) -----------------------------------------------------------------------
+
+def unit_name(file: str | None, nuitka: bool) -> str | None:
+    """A unit's display name from an STT_FILE value: Nuitka's module.X.c is module X."""
+    if file is None:
+        return None
+    if nuitka:
+        module = nuitka_symbols.module_of_file(file)
+        if module:
+            return module
+    return file
+
+
+def breakdown(sections: Sequence[ElfSection], table: SymbolTable | None, units: Sequence[tuple[int, int, str]],
+              *, source: str, nuitka: bool = False) -> Breakdown:
+    """Functions and units of the shipped file whose section table is `sections`."""
+    loaded = [s for s in sections if s.flags & 0x2 and s.size and s.type != "SHT_NOBITS"]
+    code_sections = [s for s in loaded if s.flags & 0x4]
+    code_bytes = sum(s.size for s in code_sections)
+    spans = sorted(units)
+    starts = [s for s, _, _ in spans]
+
+    def arange_unit(address: int) -> str | None:
+        i = bisect.bisect_right(starts, address) - 1
+        if i >= 0 and spans[i][0] <= address < spans[i][1]:
+            return spans[i][2]
+        return None
+
+    def in_file(address: int, size: int) -> tuple[int, str]:
+        """Bytes of [address, address+size) that are in the file (not .bss), and their group."""
+        for s in loaded:
+            if s.address <= address < s.address + s.size:
+                return min(size, s.address + s.size - address), s.group
+        return 0, ""
+
+    def in_code(address: int) -> bool:
+        return any(s.address <= address < s.address + s.size for s in code_sections)
+
+    spans = [(lo, hi, clean_unit(u)) for lo, hi, u in spans]
+    # An STT_FILE names a unit by its base name; DWARF by its path: one unit, one name.
+    bases: dict[str, set[str]] = {}
+    for _, _, u in spans:
+        bases.setdefault(u.rsplit("/", 1)[-1], set()).add(u)
+    by_base = {b: next(iter(us)) for b, us in bases.items() if len(us) == 1}
+    claimed_by_group: dict[str, int] = {}
+    parts: list[Part] = []
+    claimed: list[tuple[int, int]] = []
+    last_end = -1
+    for sym in sorted(table.symbols if table else (), key=lambda s: (s.address, -s.size, s.name)):
+        start = max(sym.address, last_end)  # aliases and overlaps count once
+        end = sym.address + sym.size
+        if end <= start:
+            continue
+        size, group = in_file(start, end - start)
+        if size <= 0:
+            continue
+        claimed_by_group[group] = claimed_by_group.get(group, 0) + size
+        unit = arange_unit(start)
+        if unit is None and nuitka:
+            unit = nuitka_symbols.module_of_symbol(sym.name)
+        if unit is None:
+            unit = unit_name(sym.file, nuitka)
+            unit = by_base.get(unit, unit) if unit else unit
+        code = size if in_code(start) else 0
+        parts.append(Part(name=sym.name, kind=sym.kind, unit=unit or UNKNOWN_UNIT, size=size, code=code))
+        claimed.append((start, start + size))
+        last_end = end
+    unit_sizes: dict[str, list[int]] = {}
+    for p in parts:
+        acc = unit_sizes.setdefault(p.unit, [0, 0])
+        acc[0] += p.size
+        acc[1] += p.code
+    # Code that DWARF gives a unit but no symbol covers (static functions of a stripped copy's
+    # .dynsym-only table, padding between functions): still that unit's.
+    for start, end, unit in spans:
+        for s in code_sections:
+            lo, hi = max(start, s.address), min(end, s.address + s.size)
+            if lo < hi:
+                free = (hi - lo) - _overlap(claimed, lo, hi)
+                if free > 0:
+                    acc = unit_sizes.setdefault(unit, [0, 0])
+                    acc[0] += free
+                    acc[1] += free
+                    claimed_by_group["code"] = claimed_by_group.get("code", 0) + free
+    unit_parts = [Part(name=u, kind="unit", unit=u, size=s, code=c) for u, (s, c) in unit_sizes.items()]
+    named_code = sum(p.code for p in unit_parts if p.unit != UNKNOWN_UNIT)
+    # What no symbol or unit claims, per section group (relocations, unwind tables, gaps).
+    group_bytes: dict[str, int] = {}
+    for sec in loaded:
+        group_bytes[sec.group] = group_bytes.get(sec.group, 0) + sec.size
+    for group, total in sorted(group_bytes.items()):
+        rest = total - claimed_by_group.get(group, 0)
+        if rest > 0:
+            unit_parts.append(Part(name=f"[{LABELS.get(group, group)}{REST_SUFFIX.get(group, '')}]", kind="rest",
+                                   unit=UNKNOWN_UNIT, size=rest, code=rest if group == "code" else 0))
+    units_from = "DWARF" if spans else ("Nuitka names" if nuitka and parts else
+                                       "symbol table" if any(p.unit != UNKNOWN_UNIT for p in parts) else "none")
+    return Breakdown(source=source, units_from=units_from, code_bytes=code_bytes,
+                     code_in_units=min(named_code, code_bytes),
+                     symbols=tuple(sorted(parts, key=lambda p: (-p.size, p.name))),
+                     units=tuple(sorted(unit_parts, key=lambda p: (-p.size, p.name))))
+
+
+def clean_unit(name: str) -> str:
+    """./Modules/_sre/sre.c -> Modules/_sre/sre.c; /tmp/build/Python-3.11.7/Modules/x.c -> Modules/x.c."""
+    name = name.removeprefix("./")
+    if name.startswith("/"):
+        parts = name.split("/")
+        for i, part in enumerate(parts):
+            if part.startswith("Python-") and i + 1 < len(parts):
+                return "/".join(parts[i + 1:])
+    return name
+
+
+def _overlap(claimed: list[tuple[int, int]], lo: int, hi: int) -> int:
+    """Bytes of [lo, hi) inside the sorted, disjoint `claimed` spans."""
+    i = bisect.bisect_left(claimed, (lo, lo)) - 1
+    total = 0
+    for s, e in claimed[max(i, 0):]:
+        if s >= hi:
+            break
+        total += max(0, min(e, hi) - max(s, lo))
+    return total
