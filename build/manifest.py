@@ -10,13 +10,13 @@ import json
 import os
 import platform
 import stat
-import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from build import proc
 from build.errors import ArtifactError
 from build.toolchain import Toolchain, host_architecture
 
@@ -70,17 +70,26 @@ def folder_bytes(folder: Path) -> int:
     return total
 
 
-def git_commit(project_root: Path) -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root, capture_output=True,
-                             text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+GIT_TIMEOUT = 10.0
+
+
+def git_commit(project_root: Path, *, timeout: float = GIT_TIMEOUT) -> str | None:
+    """HEAD's commit, with "-dirty" if tracked files changed; None when git is missing, slow or
+    says no (the manifest then records no commit rather than failing the build)."""
+    def git(*args: str) -> str | None:
+        try:
+            ran = proc.capture(["git", *args], cwd=project_root, timeout=timeout, separate_stderr=True)
+        except OSError:
+            return None
+        return ran.output.strip() if ran.code == 0 else None
+
+    head = git("rev-parse", "HEAD")
+    if not head:
         return None
-    if out.returncode != 0:
+    status = git("status", "--porcelain", "--untracked-files=no")
+    if status is None:
         return None
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=project_root,
-                           capture_output=True, text=True, timeout=10, check=False).stdout.strip()
-    return out.stdout.strip() + ("-dirty" if dirty else "")
+    return head + ("-dirty" if status else "")
 
 
 def build_manifest(*, folder: Path, profile: dict[str, Any], tools: dict[str, str], commands: dict[str, str],
