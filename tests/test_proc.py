@@ -3,7 +3,9 @@ nothing it started is left running. Real processes, found afterwards with psutil
 
 from __future__ import annotations
 
+import os
 import secrets
+import shutil
 import signal
 import sys
 import time
@@ -36,6 +38,16 @@ if how == "exit":
     os._exit(0)                    # leaves its children running
 time.sleep(300)
 """
+
+
+def without_dac_override() -> list[str]:
+    """A command prefix under which file permissions apply even to root (as they do to a user)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("root without setpriv (util-linux): file permissions cannot be made to apply")
+    return [setpriv, "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search"]
 
 
 def left_running(token: str) -> list[psutil.Process]:

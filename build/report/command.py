@@ -71,8 +71,11 @@ def load_any(path: Path, args: argparse.Namespace | None = None, *, native: str 
     `native` is given: "" for the largest ones, else a row)."""
 
     if path.is_file():
-        with path.open("rb") as stream:
-            head = stream.read(64).lstrip()
+        try:
+            with path.open("rb") as stream:
+                head = stream.read(64).lstrip()
+        except OSError as err:
+            raise ArtifactError(f"{path}: cannot read it ({err.strerror or err})") from None
         if head.startswith(b"{"):
             return jsonio.load(path)
     site = tuple(getattr(args, "site_packages", None) or ())

@@ -39,6 +39,7 @@ from build.flash.device import (
 )
 from build.flash.plan import Content, FileEntry, LinkEntry, parse_manifest, space_needed
 from build.toolchain import host_architecture
+from test_proc import without_dac_override
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -329,16 +330,6 @@ def test_a_kill_at_hook_that_is_not_a_number_is_one_line(dist: Path, device: Pat
                                      env_extra={KILL_AT_ENV: "abc"}), code=2, fragment=KILL_AT_ENV)
     assert "'abc'" in line
     assert not (device / "slimfreeze").exists()
-
-
-def without_dac_override() -> list[str]:
-    """A command prefix under which file permissions apply even to root (as they do to a user)."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("root without setpriv (util-linux): file permissions cannot be made to apply")
-    return [setpriv, "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search"]
 
 
 def test_an_unreadable_device_state_is_one_line_and_nothing_changes(dist: Path, device: Path) -> None:
