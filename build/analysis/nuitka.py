@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from build.analysis import elf
+from build.analysis import elf, symbols
 from build.analysis.model import ARCHIVE_INDEX, BOOTLOADER
 from build.analysis.nuitka_constants import find_blob, looks_compiled
 from build.analysis.nuitka_payload import Payload, PayloadFile, find_payload
@@ -106,7 +106,46 @@ def compiled_regions(raw: bytes, ranges: elf.Ranges, blob) -> tuple[Region, ...]
     regions.append(bucket(ARCHIVE_INDEX, tuple(s for s in index_spans if s[0] < s[1]), distribution=NUITKA,
                           kind="index"))
     rest = tuple(s for s in ((0, blob.start), (blob.end, len(raw))) if s[0] < s[1])
+    # With a symbol table (Nuitka's --unstripped), each module's compiled functions and objects
+    # are that module's row: Nuitka names them after the module (build.analysis.nuitka_symbols).
+    for module, spans in sorted(symbols.module_spans(raw).items()):
+        inside = _intersect(spans, rest)
+        if not inside:
+            continue
+        regions.append(Region(name=f"code/{module}", kind="code", spans=inside, raw=sum(e - s for s, e in inside),
+                              module=module, sections=elf.clip(ranges, inside)))
+        rest = _subtract(rest, inside)
     regions.append(Region(name=EXECUTABLE, kind="code", spans=rest, raw=sum(e - s for s, e in rest),
                           module="[compiled code and Python runtime]", distribution=NUITKA, guess=True,
                           sections=elf.clip(ranges, rest)))
     return fill_gaps(regions, 0, len(raw), raw, what="Nuitka constants blob", distribution=NUITKA)
+
+
+Spans = tuple[tuple[int, int], ...]
+
+
+def _intersect(spans: Spans, within: Spans) -> Spans:
+    """The parts of sorted `spans` inside sorted `within`."""
+    out = []
+    for s, e in spans:
+        for ws, we in within:
+            lo, hi = max(s, ws), min(e, we)
+            if lo < hi:
+                out.append((lo, hi))
+    return tuple(out)
+
+
+def _subtract(spans: Spans, remove: Spans) -> Spans:
+    """Sorted `spans` without the sorted, disjoint `remove` (which lie inside them)."""
+    out = []
+    for s, e in spans:
+        pos = s
+        for rs, re_ in remove:
+            if re_ <= pos or rs >= e:
+                continue
+            if rs > pos:
+                out.append((pos, rs))
+            pos = max(pos, re_)
+        if pos < e:
+            out.append((pos, e))
+    return tuple(out)

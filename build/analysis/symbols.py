@@ -309,3 +309,38 @@ def _overlap(claimed: list[tuple[int, int]], lo: int, hi: int) -> int:
             break
         total += max(0, min(e, hi) - max(s, lo))
     return total
+
+
+def module_spans(data: bytes | memoryview) -> dict[str, tuple[tuple[int, int], ...]]:
+    """Nuitka-compiled code per Python module, as file-offset spans (sorted, disjoint), from the
+    file's own .symtab ({} when it is stripped: Nuitka strips unless --unstripped)."""
+    sections = read_sections(data)
+    table = read_symbols(data, sections) if sections else None
+    if not sections or table is None or table.table != ".symtab":
+        return {}
+    loaded = sorted((s for s in sections if s.flags & 0x2 and s.size and s.type != "SHT_NOBITS"),
+                    key=lambda s: s.address)
+    starts = [s.address for s in loaded]
+    spans: dict[str, list[list[int]]] = {}
+    last_end = -1
+    for sym in sorted(table.symbols, key=lambda s: (s.address, -s.size, s.name)):
+        start = max(sym.address, last_end)
+        end = sym.address + sym.size
+        if end <= start:
+            continue
+        last_end = end
+        module = nuitka_symbols.module_of_file(sym.file or "") or nuitka_symbols.module_of_symbol(sym.name)
+        if not module:
+            continue
+        i = bisect.bisect_right(starts, start) - 1
+        if i < 0 or start >= loaded[i].address + loaded[i].size:
+            continue
+        sec = loaded[i]
+        lo = sec.offset + start - sec.address
+        hi = sec.offset + min(end, sec.address + sec.size) - sec.address
+        runs = spans.setdefault(module, [])
+        if runs and runs[-1][1] == lo:
+            runs[-1][1] = hi
+        else:
+            runs.append([lo, hi])
+    return {m: tuple((a, b) for a, b in runs) for m, runs in spans.items()}

@@ -1,0 +1,153 @@
+"""Inside native files on small real inputs: a C file compiled with gcc -g in a temporary folder
+(a real ELF with DWARF), stripped with the real `strip`; Nuitka's C names; bundled metadata."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from build.analysis import elf_sections, symbols
+from build.analysis.debug_copies import native_breakdown
+from build.analysis.dist_metadata import dist_info_folders, parse_dist_info, with_bundled
+from build.analysis.distributions import classify_file, classify_module, load_index
+from build.analysis.nuitka_symbols import decode_code_name, module_of_file, module_of_symbol
+from build.report.table import visible
+
+SOURCE = """
+static int table[4096] = {1};
+const char banner[] = "tiny library";
+int big_function(int x) { int s = 0; for (int i = 0; i < x; i++) s += table[i % 4096] * i * x; return s; }
+__attribute__((noinline)) static int helper(int x) { return x * 3 + table[x & 7]; }
+int small_function(int x) { return helper(x) + 1; }
+""" + "".join(f"int f{i}(int x) {{ int s = {i}; for (int j = 0; j < x; j++) s = s * 31 + table[(j * {i}) & 4095]; "
+              f"return s ^ big_function(x + {i}); }}\n" for i in range(60))  # so that tiny.c is most of the code
+
+
+def _run(*argv: str, cwd: Path) -> None:
+    subprocess.run(argv, cwd=cwd, check=True, capture_output=True, timeout=60, start_new_session=True)
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    if not (shutil.which("gcc") and shutil.which("strip")):
+        pytest.fail("gcc and binutils are needed (apt-get install gcc binutils)")
+    root = tmp_path_factory.mktemp("tiny")
+    (root / "tiny.c").write_text(SOURCE)
+    _run("gcc", "-g", "-O1", "-shared", "-fPIC", "-Wl,--build-id", "-o", "libtiny.so.1", "tiny.c", cwd=root)
+    (root / "shipped").mkdir()
+    _run("strip", "-o", "shipped/libtiny.so.1", "libtiny.so.1", cwd=root)
+    (root / "debug").mkdir()
+    shutil.copy(root / "libtiny.so.1", root / "debug" / "libtiny.so.1")
+    return {"unstripped": root / "libtiny.so.1", "stripped": root / "shipped" / "libtiny.so.1",
+            "debug": root / "debug"}
+
+
+def test_groups_cover_the_file_and_strip_savings_match_the_real_strip(lib: dict[str, Path]) -> None:
+    data = lib["unstripped"].read_bytes()
+    ranges = elf_sections.file_ranges(data)
+    assert ranges is not None and ranges[0][1] == 0 and ranges[-1][2] == len(data)
+    sizes = elf_sections.group_sizes(ranges)
+    assert sum(sizes.values()) == len(data)
+    assert sizes["code"] and sizes["rodata"] and sizes["data"] and sizes["dynamic"] and sizes["unwind"]
+    assert sizes["symbols"] and sizes["debug"]
+    saved = len(data) - lib["stripped"].stat().st_size
+    estimate = elf_sections.strip_savings(ranges)
+    assert 0 < estimate <= saved < estimate + 1024  # plus the removed sections' headers
+    stripped = elf_sections.group_sizes(elf_sections.file_ranges(lib["stripped"].read_bytes()))
+    assert stripped["symbols"] == stripped["debug"] == 0 and stripped["code"] == sizes["code"]
+
+
+def test_classify_sections() -> None:
+    assert elf_sections.classify(".eh_frame_hdr", "SHT_PROGBITS", 2) == "unwind"
+    assert elf_sections.classify(".rela.dyn", "SHT_RELA", 2) == "dynamic"
+    assert elf_sections.classify(".dynsym", "SHT_DYNSYM", 2) == "dynamic"
+    assert elf_sections.classify(".symtab", "SHT_SYMTAB", 0) == "symbols"
+    assert elf_sections.classify(".debug_info", "SHT_PROGBITS", 0) == "debug"
+    assert elf_sections.classify(".text", "SHT_PROGBITS", 6) == "code"
+    assert elf_sections.classify(".data.rel.ro", "SHT_PROGBITS", 3) == "data"
+
+
+def test_functions_and_units_of_an_unstripped_file(lib: dict[str, Path]) -> None:
+    data = lib["unstripped"].read_bytes()
+    table = symbols.read_symbols(data)
+    assert table is not None and table.table == ".symtab"
+    by_name = {s.name: s for s in table.symbols}
+    assert by_name["big_function"].kind == "function" and by_name["big_function"].size > by_name["small_function"].size
+    assert by_name["table"].kind == "object" and by_name["table"].size == 4 * 4096
+    assert by_name["helper"].file == by_name["table"].file == "tiny.c"  # locals, after their STT_FILE
+    assert by_name["big_function"].file is None  # globals come after every file's locals
+    assert [u for _, _, u in symbols.dwarf_units(data)] == ["tiny.c"]
+    b = native_breakdown(data, "libtiny.so.1")
+    assert b.source == "the file's own .symtab" and b.units_from == "DWARF"
+    assert b.code_in_units >= 0.9 * b.code_bytes  # like the target on libpython: named code
+    tops = {p.name: p for p in b.symbols}
+    assert tops["table"].unit == "tiny.c" and tops["table"].code == 0 and tops["big_function"].code > 0
+    units = {p.name: p.size for p in b.units}
+    assert "tiny.c" in units and "[unwind tables]" in units and "[relocations and dynamic linking]" in units
+    loaded = sum(s.size for s in elf_sections.read_sections(data) if s.flags & 2 and s.type != "SHT_NOBITS")
+    assert sum(units.values()) == loaded  # every loaded byte is in one unit or one "[...]" part
+
+
+def test_a_stripped_file_finds_its_unstripped_copy_by_build_id(lib: dict[str, Path], tmp_path: Path) -> None:
+    data = lib["stripped"].read_bytes()
+    own = symbols.read_symbols(data)
+    assert own is not None and own.table == ".dynsym"  # only the exported symbols are left
+    bid = symbols.build_id(data)
+    assert bid and bid == symbols.build_id(lib["unstripped"].read_bytes())
+    found = native_breakdown(data, "libtiny.so.1", search=(lib["debug"],))
+    assert f"same build-id {bid}" in found.source and str(lib["debug"]) in found.source
+    assert "helper" in {p.name for p in found.symbols} and found.units_from == "DWARF"
+    unstripped = native_breakdown(lib["unstripped"].read_bytes(), "libtiny.so.1")
+    assert [(p.name, p.size) for p in found.symbols] == [(p.name, p.size) for p in unstripped.symbols]
+    # A copy with another build-id is not evidence, even with the right name.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "tiny.c").write_text(SOURCE.replace("4096", "2048"))
+    _run("gcc", "-g", "-O1", "-shared", "-fPIC", "-Wl,--build-id", "-o", "libtiny.so.1", "tiny.c", cwd=other)
+    lost = native_breakdown(data, "libtiny.so.1", search=(other,))
+    assert lost.source.startswith("exported symbols only") and bid in lost.source
+    assert lost.units_from == "none" and lost.code_in_units == 0
+
+
+def test_nuitka_names_say_their_module() -> None:
+    assert module_of_symbol("impl_requests$api$$$function__1_request") == "requests.api"
+    assert module_of_symbol("MAKE_FUNCTION_yaml$loader$$$function__3___init__") == "yaml.loader"
+    assert module_of_symbol("module_var_accessor_urllib3$util$retry$Retry.constprop.0") == "urllib3.util.retry"
+    assert module_of_symbol("modulecode_certifi$core") == "certifi.core"
+    assert module_of_symbol("cache_frame_frame_idna$core$$$function__5_check") == "idna.core"
+    assert module_of_symbol("UPDATE_STRING_DICT1") is None and module_of_symbol("module_filename_obj") is None
+    assert decode_code_name("a$$45$b$c") == "a-b.c"  # '-' is encoded as $$45$
+    assert module_of_file("module.charset_normalizer.md.c") == "charset_normalizer.md"
+    assert module_of_file("CompiledFunctionType.c") is None
+
+
+def test_bundled_metadata_names_distributions_first() -> None:
+    folders = dist_info_folders(["_internal/PyYAML-6.0.4.dist-info/RECORD", "_internal/yaml/__init__.py"])
+    assert folders == {"_internal/PyYAML-6.0.4.dist-info": "_internal"}
+    info = parse_dist_info("PyYAML-6.0.4.dist-info", {
+        "METADATA": "Metadata-Version: 2.1\nName: PyYAML\nVersion: 6.0.4\n",
+        "RECORD": "yaml/__init__.py,sha256=x,1\nyaml/_yaml.cpython-311-x86_64-linux-gnu.so,sha256=y,2\n"
+                  "_yaml/__init__.py,sha256=z,3\nPyYAML-6.0.4.dist-info/RECORD,,\n"})
+    assert info.name == "pyyaml" and info.top_level == ("_yaml", "yaml")
+    index = with_bundled(load_index(("/nonexistent-site",)), [info])
+    assert (classify_module("yaml.loader", index).distribution, classify_module("yaml.loader", index).guess) \
+        == ("pyyaml", False)
+    ext = classify_file("yaml/_yaml.cpython-311-x86_64-linux-gnu.so", index)
+    assert (ext.distribution, ext.guess) == ("pyyaml", False)
+    # Without any metadata: a guess named after the package, never the application.
+    bare = load_index(("/nonexistent-site",))
+    a = classify_module("charset_normalizer.md", bare)
+    assert (a.distribution, a.guess) == ("charset-normalizer", True)
+    assert (classify_module("fetchcfg", bare, app=frozenset({"fetchcfg"})).distribution) == "app"
+    data = classify_file("certifi/cacert.pem", bare)
+    assert (data.distribution, data.guess) == ("certifi", True)
+
+
+def test_control_characters_are_shown_not_sent() -> None:
+    assert visible("data/esc\x1b[2Jclear.txt") == "data/esc\\x1b[2Jclear.txt"
+    assert visible("data/nl\nline.txt") == "data/nl\\nline.txt"
+    assert visible("rtl\u202eevil") == "rtl\\u202eevil"
+    assert visible("plain/ünïcode.txt") == "plain/ünïcode.txt"
