@@ -35,3 +35,12 @@ class BuildFailed(SlimfreezeError):
 
 class ArtifactError(SlimfreezeError):
     """A file or folder is not a readable frozen artifact (or report)."""
+
+
+class InternalError(SlimfreezeError):
+    """A check of slimfreeze's own results failed: a bug, reported as one (never the user's input)."""
+
+    return_code = 70  # EX_SOFTWARE
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"internal error (a bug in slimfreeze; please report it with this line): {what}")

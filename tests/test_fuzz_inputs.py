@@ -133,7 +133,7 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Real:
 @pytest.fixture(scope="module", autouse=True)
 def print_stats() -> Iterator[None]:
     yield
-    total = sum(v for k, v in STATS.items() if not k.startswith("traceback"))
+    total = sum(v for k, v in STATS.items() if k not in ("tracebacks", "internal errors"))
     print(f"\nfuzz: {total} cases run, {STATS.get('tracebacks', 0)} tracebacks; {dict(sorted(STATS.items()))}")
 
 
@@ -187,6 +187,9 @@ def check(outcome: Outcome, kind: str) -> None:
         STATS["tracebacks"] = STATS.get("tracebacks", 0) + 1
         pytest.fail(f"traceback or hang: {outcome.describe()}", pytrace=False)
     errors = [line for line in outcome.err.splitlines() if line.startswith("slimfreeze: error:")]
+    if any("internal error" in line for line in errors):  # the analyser's own checks caught a bug
+        STATS["internal errors"] = STATS.get("internal errors", 0) + 1
+        pytest.fail(f"internal error: {outcome.describe()}", pytrace=False)
     if outcome.code == 0:
         assert outcome.out.strip(), f"exit 0 without a result: {outcome.describe()}"
         return

@@ -26,7 +26,7 @@ from build.analysis.model import Link, Row, SizeReport
 from build.analysis.nuitka import file_region, onefile_regions
 from build.analysis.nuitka_constants import find_blob, looks_compiled
 from build.analysis.nuitka_payload import looks_like_starter
-from build.analysis.ops import sort_rows
+from build.analysis.ops import check_accounted, sort_rows
 from build.analysis.pyinstaller import executable_regions, zip_file_regions
 from build.analysis.pyinstaller_archive import (
     CArchive,
@@ -75,6 +75,7 @@ def analyse(path: Path, *, site_packages: tuple[Path, ...] = (), python: str | N
     result = _analyse_file(path, path.name, data, strict=True)
     ctx = Context(index=with_bundled(index, result.metadata), app=_app_names(path.name, [result]))
     rows = flatten(result.region, ctx, prefix="")
+    check_accounted(rows, len(data), path.name)
     return _report(path.name, result.format or "file", rows, files=1, links=(), manifest=None,
                    python=result.python)
 
@@ -247,8 +248,11 @@ def _analyse_folder(folder: Path, index: DistIndex) -> SizeReport:
         raise ArtifactError(f"{folder} is empty: no files to analyse (expected a dist folder with a frozen "
                             f"executable)")
     results: list[tuple[str, _FileResult]] = []
+    on_disk: dict[str, int] = {}
     for rel, _size in files:
-        results.append((rel, _analyse_file(folder / rel, rel, _read(folder / rel), strict=False)))
+        data = _read(folder / rel)
+        on_disk[rel] = len(data)
+        results.append((rel, _analyse_file(folder / rel, rel, data, strict=False)))
     formats = sorted({r.format for _, r in results if r.format})
     if not formats:
         raise ArtifactError(f"{folder} holds no frozen executable (no PyInstaller archive, Nuitka payload or "
@@ -264,7 +268,9 @@ def _analyse_folder(folder: Path, index: DistIndex) -> SizeReport:
                   else frozenset())
     rows: list[Row] = []
     for rel, result in results:
-        rows += flatten(result.region, ctx, prefix=rel)
+        file_rows = flatten(result.region, ctx, prefix=rel)
+        check_accounted(file_rows, on_disk[rel], f"{folder.name}/{rel}")
+        rows += file_rows
     fmt = formats[0] if len(formats) == 1 else "folder"
     python = next((r.python for _, r in results if r.python), None)
     return _report(folder.name, fmt, rows, files=len(files), links=tuple(links), manifest=manifest, python=python)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from build.analysis.model import Row, SizeReport
-from build.errors import ConfigError
+from build.errors import ConfigError, InternalError
 
 SortKey = Literal["stored", "raw"]
 Level = Literal["name", "module", "package", "distribution", "symbol", "unit"]
@@ -80,6 +80,19 @@ def top(items: Sequence, n: int) -> tuple[tuple, tuple]:
 
 def total_stored(rows: Iterable[Row]) -> int:
     return sum(r.stored for r in rows)
+
+
+def check_accounted(rows: Iterable[Row], on_disk: int, what: str) -> None:
+    """Rows must add up to the bytes on disk, and each row's children to the row: else the
+    attribution has lost or invented bytes, which is a bug (InternalError), never an estimate."""
+    rows = list(rows)
+    stored = total_stored(rows)
+    if stored != on_disk:
+        raise InternalError(f"{what}: the rows add up to {stored:,} bytes but it has {on_disk:,} bytes on disk")
+    for row in rows:
+        if row.children and (sum(c.stored for c in row.children) != row.stored
+                             or sum(c.raw for c in row.children) != row.raw):
+            raise InternalError(f"{what}: the parts of row {row.name!r} do not add up to the row")
 
 
 def check_accounting(report: SizeReport) -> None:
