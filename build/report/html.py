@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from build.analysis.model import Retained, Row, SizeReport, display_distribution
+from build.analysis.elf_sections import LABELS
+from build.analysis.model import NativeFile, Retained, Row, SizeReport, display_distribution
 from build.analysis.ops import group_rows, sort_rows
 from build.report.table import fmt_size
 
@@ -74,7 +75,21 @@ def page_data(report: SizeReport) -> dict[str, Any]:
                   int(r.estimate), [[c.name, c.stored, c.raw, int(c.estimate)] for c in r.children]]
                  for r in rows],
         "manifest": report.manifest,
+        "section_labels": LABELS,
+        "native": {n.row: _native_data(n) for n in report.native},
     }
+
+
+# Units and functions listed under an expanded native row (report.json and `bloat --symbols` have more).
+PAGE_PARTS = 15
+
+
+def _native_data(n: NativeFile) -> dict[str, Any]:
+    b = n.breakdown
+    return {"size": n.size, "source": b.source, "units_from": b.units_from, "code_bytes": b.code_bytes,
+            "code_in_units": b.code_in_units,
+            "units": [[u.name, u.size, u.code] for u in b.units[:PAGE_PARTS]],
+            "symbols": [[p.name, p.unit, p.size, p.code] for p in b.symbols[:PAGE_PARTS]]}
 
 
 PROFILE_TEMPLATE = """<!DOCTYPE html>
@@ -217,11 +232,11 @@ a {{ color: var(--accent); }}
 </head>
 <body>
 <header><h1>slimfreeze size reports</h1>
-<div class="summary"><span>profiles <b>{count}</b></span><span>smallest <b>{smallest}</b></span></div></header>
+<div class="summary"><span>profiles <b>{count}</b></span><span>smallest on the device <b>{smallest}</b></span></div></header>
 <main>
 {sweep}
 <section>
-<h2>Bytes per profile, split by distribution</h2>
+<h2>Bytes on the device per profile (the image where there is one), split by distribution</h2>
 <div class="bars">
 {bars}
 </div>
@@ -242,15 +257,29 @@ a {{ color: var(--accent); }}
 """
 
 
+def device_bytes(report: SizeReport) -> int:
+    """What goes on the device: the image when the build made one, else the artifact (the sweep's
+    rule, build.sweep.records.sizes_from_manifest)."""
+    image = (report.manifest or {}).get("image")
+    size = image.get("size") if isinstance(image, dict) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else report.total_stored
+
+
+def _smoke(report: SizeReport) -> bool | None:
+    smoke = (report.manifest or {}).get("smoke")
+    passed = smoke.get("passed") if isinstance(smoke, dict) else None
+    return passed if isinstance(passed, bool) else None
+
+
 def index_page(entries: list[IndexEntry], *, sweep_section: str = "", script_source: str | None = None) -> str:
     """The comparison page; `sweep_section` is the sweep's ranked table (HTML), whose one script is
     allowed by its hash (`script_source`) and nothing else."""
     e = html.escape
     good = [x for x in entries if x.report is not None]
-    widest = max((x.report.total_stored for x in good), default=1) or 1
+    widest = max((device_bytes(x.report) for x in good), default=1) or 1
     seen: dict[str, None] = {}
     bars, rows = [], []
-    for entry in sorted(entries, key=lambda x: (x.report is None, x.report.total_stored if x.report else 0, x.profile)):
+    for entry in sorted(entries, key=lambda x: (x.report is None, device_bytes(x.report) if x.report else 0, x.profile)):
         link = f'<a href="{e(entry.profile, quote=True)}/index.html">{e(entry.profile)}</a>'
         if entry.report is None:
             bars.append(f'<div>{link}</div><div class="muted">{e(entry.error or "")}</div><div></div>')
@@ -259,15 +288,17 @@ def index_page(entries: list[IndexEntry], *, sweep_section: str = "", script_sou
         r = entry.report
         groups = group_rows(r.rows, "distribution")
         segments = []
+        on_device = device_bytes(r)
         for g in groups:
             label = display_distribution(g.name, g.guess)
             seen.setdefault(label, None)
-            share = 100.0 * g.stored / widest
+            # The bar is the bytes on the device; an image (compressed) scales each part alike.
+            share = 100.0 * g.stored / widest * (on_device / r.total_stored if r.total_stored else 0)
             title = f"{label}: {g.stored:,} bytes ({100.0 * g.stored / r.total_stored:.1f}%)" if r.total_stored else label
             segments.append(f'<span style="width:{share:.3f}%;background:{_fill(g.name, g.guess)}" '
                             f'title="{e(title, quote=True)}"></span>')
         bars.append(f'<div>{link}</div><div class="bar">{"".join(segments)}</div>'
-                    f'<div class="num">{e(_fmt(r.total_stored))}</div>')
+                    f'<div class="num">{e(_fmt(on_device))}</div>')
         manifest = r.manifest or {}
         image = manifest.get("image") if isinstance(manifest.get("image"), dict) else None
         image_bytes = f"{image['size']:,}" if image and isinstance(image.get("size"), int) else "-"
@@ -282,8 +313,10 @@ def index_page(entries: list[IndexEntry], *, sweep_section: str = "", script_sou
                     f"<td class=\"num\">{e(image_bytes)}</td><td>{smoke_cell}</td><td>{e(top3)}</td></tr>")
     legend = "".join(f'<span><span class="swatch" style="background:{_fill(name.removesuffix("?"), name.endswith("?"))}">'
                      f"</span>{e(name)}</span>" for name in seen)
-    smallest = min(good, key=lambda x: x.report.total_stored) if good else None
+    # Ranked as the sweep ranks: bytes on the device, among builds whose smoke test did not fail.
+    working = [x for x in good if _smoke(x.report) is not False]
+    smallest = min(working, key=lambda x: (device_bytes(x.report), x.profile)) if working else None
     return INDEX_TEMPLATE.format(
         script_policy=f"; script-src {script_source}" if script_source else "", sweep=sweep_section,
         css=_asset("report.css"), count=len(entries), bars="\n".join(bars), rows="\n".join(rows), legend=legend,
-        smallest=e(f"{smallest.profile} ({smallest.report.total_stored:,} bytes)") if smallest else "-")
+        smallest=e(f"{smallest.profile} ({device_bytes(smallest.report):,} bytes on the device)") if smallest else "-")

@@ -73,6 +73,18 @@ def test_index_page_escapes_and_links() -> None:
     assert "<script" not in page  # static page
 
 
+def test_index_headline_and_bars_use_bytes_on_the_device() -> None:
+    """As the sweep ranks: the image's bytes where a build made one, and a failed build never wins."""
+    plain = report(20, name="min")  # ~20 KB artifact, no image
+    flashed = report(40, name="flash-min", manifest={"image": {"size": 9000}, "smoke": {"passed": True}})
+    broken = report(2, name="tiny-broken", manifest={"smoke": {"passed": False}})
+    page = html.index_page([_entry("min", plain), _entry("flash-min", flashed), _entry("tiny-broken", broken)])
+    assert "smallest on the device <b>flash-min (9,000 bytes on the device)</b>" in page
+    bars = page[page.index('<div class="bars">'):page.index('<div class="legend">')]
+    assert bars.index("flash-min/index.html") < bars.index('"min/index.html"')  # ordered by device bytes
+    assert html.device_bytes(flashed) == 9000 and html.device_bytes(plain) == plain.total_stored
+
+
 def _onefile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from test_analysis_pyinstaller import make_archive  # the synthetic-archive builder
 

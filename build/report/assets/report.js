@@ -276,18 +276,31 @@
       return;
     }
     var after = tr;
-    r.children.forEach(function (c) {
+    var labels = data.section_labels || {};
+    function sub(share, stored, raw, name, kind) {
       var s = el("tr", "section-row");
-      s.appendChild(el("td", "num", fmtShare(c[1])));
-      s.appendChild(el("td", "num", (c[3] ? "~" : "") + fmtSize(c[1])));
-      s.appendChild(el("td", "num", fmtSize(c[2])));
+      s.appendChild(el("td", "num", share));
+      s.appendChild(el("td", "num", stored));
+      s.appendChild(el("td", "num", raw));
       s.appendChild(el("td", null, ""));
       s.appendChild(el("td", null, ""));
-      s.appendChild(el("td", "name", "  ." + c[0] + " (ELF sections)"));
-      s.appendChild(el("td", null, "section"));
+      s.appendChild(el("td", "name", name));
+      s.appendChild(el("td", null, kind));
       tbody.insertBefore(s, after.nextSibling);
       after = s;
+    }
+    var strip = 0;
+    r.children.forEach(function (c) {
+      if (c[0] === "symbols" || c[0] === "debug") strip += c[2];
+      sub(fmtShare(c[1]), (c[3] ? "~" : "") + fmtSize(c[1]), fmtSize(c[2]), "  " + (labels[c[0]] || c[0]), "section");
     });
+    if (strip) sub("", "", fmtSize(strip), "  strip would save " + fmtSize(strip) + " uncompressed", "strip");
+    var nat = (data.native || {})[r.name];
+    if (nat) {
+      nat.units.forEach(function (u) { sub("", "", fmtSize(u[1]), "  unit " + u[0], "unit"); });
+      nat.symbols.forEach(function (p) { sub("", "", fmtSize(p[2]), "    " + p[0] + "  (" + p[1] + ")", "function"); });
+      sub("", "", "", "  symbols: " + nat.source + "; units from " + nat.units_from, "note");
+    }
     tr.setAttribute("data-open", "1");
     button.textContent = "\u25BE";
   }
