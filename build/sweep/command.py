@@ -153,6 +153,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         if not record["ok"]:
             log.error(f"profile '{record['profile']}' failed: {_first_line(record['error'])}")
     for run in sweep.get("runs", []):
-        if run.get("source") and not run["source"]["ok"]:
+        if not run.get("source"):
+            log.error(f"run {run['run_id']} recorded no source baseline, so its figures have nothing to compare with")
+        elif not run["source"]["ok"]:
             log.error(f"the source baseline failed: {_first_line(run['source']['error'])}")
     return 0 if sweep_ok(sweep) else 1

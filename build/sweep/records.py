@@ -90,7 +90,7 @@ def merge(sweeps: Sequence[Mapping[str, Any]], *, created: str) -> dict[str, Any
                 chosen[record["profile"]] = dict(record)
     settings = next((dict(s["settings"]) for s in sweeps if s.get("settings")), {})
     return {"schema": SCHEMA, "created": created, "settings": settings,
-            "source": runs[0]["source"] if runs else None, "runs": runs, "profiles": rank(chosen.values())}
+            "source": runs[0].get("source") if runs else None, "runs": runs, "profiles": rank(chosen.values())}
 
 
 def matrix(profile_names: Iterable[str]) -> dict[str, list[dict[str, str]]]:
@@ -171,6 +171,8 @@ def _check_baseline(source: Any, where: str, fail: Any) -> None:
     if not isinstance(source, dict):
         raise fail(f"{where} must be an object or null")
     _check_fields(source, _BASELINE_TYPES, where, fail)
+    if not isinstance(source.get("ok"), bool):
+        raise fail(f"{where}: 'ok' must be true or false")
 
 
 def now() -> str:

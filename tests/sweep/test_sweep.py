@@ -240,7 +240,8 @@ def test_tree_memory_counts_the_started_process_and_its_child():
     shell = subprocess.Popen(["sh", "-c", "sleep 60 & wait"], stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 10
-        while not psutil.Process(shell.pid).children():
+        # until the forked child has exec'd sleep (between fork and exec it is still named sh)
+        while [c.name() for c in psutil.Process(shell.pid).children()] != ["sleep"]:
             assert time.monotonic() < deadline, "sh did not start its sleep"
             time.sleep(0.01)
         tree = measure.tree_memory(shell.pid)
