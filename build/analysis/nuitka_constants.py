@@ -5,16 +5,18 @@ The blob is a sequence of parts, `name NUL, u32 size, part`: ".bytecode" (module
 bytecode rather than compiled), "" (constants shared by all modules), ".files", then one part
 per compiled module with that module's constants. Every part is `u16 count, values..., end tag`.
 In ".bytecode" each value is a length-prefixed bytes value: `tag, varint length, marshalled code`,
-whose co_filename names the module. Compiled C code has no such table: it stays in the
-executable's text and is only attributed as a whole (a guess).
+whose co_filename names the module (read by build.analysis.marshal_scan, never by marshal.loads).
+Compiled C code has no such table: it stays in the executable's text and is only attributed as
+a whole (a guess).
 """
 
 from __future__ import annotations
 
-import marshal
 import re
 import struct
 from dataclasses import dataclass
+
+from build.analysis.marshal_scan import code_filename
 
 _NAME = re.compile(rb"(?:\.bytecode|\.files|[A-Za-z_][A-Za-z0-9_.]*)?\Z")
 COMPILED_MARKERS = (b"__compiled__", b"Nuitka")
@@ -130,10 +132,9 @@ def _bytecode_modules(data: bytes, part: Part) -> tuple[BytecodeModule, ...]:
 
 
 def _module_name(blob: bytes, index: int) -> str:
-    try:
-        code = marshal.loads(blob)
-        filename = code.co_filename
-    except (EOFError, ValueError, TypeError, AttributeError):
+    # Never marshal.loads: these are anybody's bytes. The span keeps its true size either way.
+    filename = code_filename(blob)
+    if filename is None:
         return f"[bytecode #{index}]"
     name = filename.rsplit(".", 1)[0].replace("\\", "/").strip("/").replace("/", ".")
     return name.removesuffix(".__init__") or f"[bytecode #{index}]"

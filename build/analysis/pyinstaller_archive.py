@@ -6,9 +6,10 @@ What we rely on, as of PyInstaller 6.22:
     (offset, stored_len, raw_len, compressed_flag, typecode) with offsets relative to the archive
     start; `._start_offset` / `._end_offset` are the archive's bounds in the file; `.options` lists
     the option entries; `_COOKIE_FORMAT` / `_COOKIE_LENGTH` describe the cookie.
-  ZlibArchiveReader(path, start_offset, check_pymagic): `.toc` maps name -> (typecode, offset,
-    stored_len) relative to the PYZ start; `.extract(name, raw=True)` returns the decompressed
-    (marshalled) bytes.
+  PYZ (ZlibArchiveWriter's format): a 12-byte header (magic, pyc magic, TOC offset), zlib-compressed
+    entries, then the TOC: marshalled (name, (typecode, offset, stored_len)) pairs, offsets relative
+    to the PYZ start. We read it with build.analysis.marshal_scan, not PyInstaller's
+    ZlibArchiveReader, which unmarshals it.
 Everything else (validation, the TOC's own extent) is ours, and every failure becomes ArtifactError.
 """
 
@@ -20,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PyInstaller.archive.readers import CArchiveReader
-from PyInstaller.loader.pyimod01_archive import ArchiveReadError, ZlibArchiveReader
+from PyInstaller.loader.pyimod01_archive import PYZ_ITEM_NSPKG as PYZ_NAMESPACE_PACKAGE
+from PyInstaller.loader.pyimod01_archive import ArchiveReadError
 
+from build.analysis.marshal_scan import read_data
 from build.errors import ArtifactError
 
 COOKIE_MAGIC = CArchiveReader._COOKIE_MAGIC_PATTERN
@@ -135,19 +138,22 @@ def read_pyz(path: Path, start: int, length: int, *, label: str) -> Pyz:
     what = f"{label}: PYZ archive"
     with path.open("rb") as stream:
         stream.seek(start)
-        header = stream.read(12)
+        pyz = stream.read(length)
+    header = pyz[:12]
     if len(header) < 12 or header[:4] != PYZ_MAGIC:
         raise ArtifactError(f"{what} is corrupted (no PYZ magic)")
     pyc_magic = header[4:8]
     (toc_offset,) = struct.unpack("!i", header[8:12])
     if not (PYZ_HEADER_LENGTH <= toc_offset < length):
         raise ArtifactError(f"{what} is truncated or corrupted: its TOC offset {toc_offset} is outside it")
+    # The TOC is marshalled; it is read as plain data (build.analysis.marshal_scan), never unmarshalled.
     try:
-        reader = ZlibArchiveReader(str(path), start, check_pymagic=False)
-    except (ArchiveReadError, EOFError, ValueError, TypeError, OSError) as err:
-        raise ArtifactError(f"{what} is truncated or corrupted ({type(err).__name__}: {err})") from None
+        toc = read_data(pyz[toc_offset:])
+        items = dict(toc).items()
+    except (ValueError, TypeError) as err:
+        raise ArtifactError(f"{what} is truncated or corrupted (its TOC: {err})") from None
     entries = []
-    for name, value in reader.toc.items():
+    for name, value in items:
         try:
             typecode, offset, stored = value
         except (TypeError, ValueError):
@@ -157,10 +163,10 @@ def read_pyz(path: Path, start: int, length: int, *, label: str) -> Pyz:
         if offset < PYZ_HEADER_LENGTH - 5 or stored < 0 or offset + stored > toc_offset:
             raise ArtifactError(f"{what} is truncated or corrupted: entry {name!r} lies outside it")
         raw = 0
-        if stored:
+        if stored and typecode != PYZ_NAMESPACE_PACKAGE:
             try:
-                raw = len(reader.extract(name, raw=True))
-            except (zlib.error, ValueError, EOFError) as err:
+                raw = len(zlib.decompress(pyz[offset:offset + stored]))
+            except zlib.error as err:
                 raise ArtifactError(f"{what}: entry {name!r} is corrupted ({err})") from None
         entries.append(PyzEntry(name=name, typecode=typecode, offset=offset, stored=stored, raw=raw))
     entries.sort(key=lambda e: (e.offset, e.name))
