@@ -9,6 +9,8 @@ would have stopped `[tool.slimfreeze.profiles.".."]` from deleting the project.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import re
 import shutil
@@ -62,3 +64,45 @@ def remove_tree(path: Path, roots: Iterable[Path], *, missing_ok: bool = True) -
         shutil.rmtree(target)
     elif not missing_ok:
         raise FileNotFoundError(target)
+
+
+# renameat2(2) flag: swap two existing paths in one step (Linux 3.15+, glibc 2.28+).
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap `a` and `b` atomically; False when this system or filesystem cannot (then nothing moved)."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def publish_tree(stage: Path, target: Path, roots: Iterable[Path]) -> None:
+    """Put the folder `stage` at `target` so that `target` is never missing: `stage` is moved beside
+    it, then the two are exchanged in one renameat2(RENAME_EXCHANGE) and the old one is removed
+    (remove_tree, so `target` must lie inside `roots`). Without an old one, or where the kernel or
+    filesystem cannot exchange, renames do it."""
+    check_deletable(target, roots)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    incoming = target.with_name(f".{target.name}.incoming")
+    outgoing = target.with_name(f".{target.name}.outgoing")
+    for leftover in (incoming, outgoing):  # of a publish that was cut short
+        remove_tree(leftover, roots)
+    shutil.move(str(stage), incoming)  # a rename when on the same filesystem
+    if not os.path.lexists(target):
+        os.rename(incoming, target)
+    elif _exchange(incoming, target):
+        remove_tree(incoming, roots)  # now the old version
+    else:
+        os.replace(target, outgoing)
+        os.replace(incoming, target)
+        remove_tree(outgoing, roots)

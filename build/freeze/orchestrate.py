@@ -7,8 +7,6 @@ complete, smoke-tested artifact, so a failed build never leaves a half-written o
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +25,7 @@ from build.freeze.standins import module_name
 from build.freeze.toolchains import toolchain_for
 from build.freeze.trace import import_graph, unused_modules
 from build.manifest import build_manifest, folder_bytes, git_commit, write_manifest
-from build.paths import remove_tree
+from build.paths import publish_tree, remove_tree
 from build.project import Project
 from build.report import write_index, write_profile_reports
 
@@ -78,21 +76,6 @@ def check_budget(profile: Profile, total: int) -> None:
     if profile.budget is not None and total > profile.budget:
         raise BuildFailed(f"artifact is {total:,} B, over the profile's budget of {profile.budget:,} B "
                           f"by {total - profile.budget:,} B")
-
-
-def swap_into_place(stage: Path, target: Path) -> None:
-    """Replace `target` with `stage` by renames only (same filesystem), never a partial copy."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    incoming = target.with_name(f".{target.name}.incoming")
-    outgoing = target.with_name(f".{target.name}.outgoing")
-    for leftover in (incoming, outgoing):
-        if leftover.exists():
-            shutil.rmtree(leftover)
-    shutil.move(str(stage), incoming)
-    if target.exists():
-        os.replace(target, outgoing)
-    os.replace(incoming, target)
-    shutil.rmtree(outgoing, ignore_errors=True)
 
 
 @dataclass(kw_only=True)
@@ -176,8 +159,9 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
         # its old report together; then both are swapped in by renames.
         reports = work / "reports" / profile.name
         write_profile_reports(stage, reports, graph=graph)
-    swap_into_place(stage, project.dist_root / profile.name)
-    swap_into_place(reports, project.reports_root / profile.name)
+    # Each swapped in by one atomic exchange: dist/<profile> is never missing, even if killed here.
+    publish_tree(stage, project.dist_root / profile.name, project.output_roots)
+    publish_tree(reports, project.reports_root / profile.name, project.output_roots)
     write_index(project.reports_root)
 
 

@@ -19,7 +19,6 @@ are merged.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import sys
@@ -34,6 +33,7 @@ from build.config import ALL_COMMANDS
 from build.errors import ArtifactError, ConfigError
 from build.freeze.orchestrate import build_many
 from build.manifest import MANIFEST_NAME, read_manifest
+from build.paths import publish_tree, remove_tree
 from build.report import write_index
 from build.report.pages import write_atomic
 from build.sweep import measure
@@ -186,21 +186,16 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def copy_folder_atomic(source: Path, target: Path) -> None:
-    """Replace `target` by a copy of `source`: copied beside it first, then renamed into place."""
+    """Replace `target` (inside size_reports/) by a copy of `source`: copied beside it first, then
+    exchanged with it in one step (build.paths.publish_tree), so it is never missing."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    roots = (target.parent,)
     incoming = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         shutil.copytree(source, incoming, symlinks=True, dirs_exist_ok=True)
-        if target.exists():
-            outgoing = target.with_name(f".{target.name}.outgoing-{secrets.token_hex(3)}")
-            os.replace(target, outgoing)
-            os.replace(incoming, target)
-            shutil.rmtree(outgoing, ignore_errors=True)
-        else:
-            os.replace(incoming, target)
-    except BaseException:
-        shutil.rmtree(incoming, ignore_errors=True)
-        raise
+        publish_tree(incoming, target, roots)
+    finally:
+        remove_tree(incoming, roots)  # gone already unless the copy failed
 
 
 def refresh_index(reports_root: Path) -> None:
