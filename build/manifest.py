@@ -9,16 +9,20 @@ import hashlib
 import json
 import os
 import platform
+import posixpath
+import re
 import stat
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from build import proc
 from build.errors import ArtifactError
-from build.toolchain import Toolchain, host_architecture
+from build.paths import is_plain_name
+from build.toolchain import ALIASES, Toolchain, host_architecture
 
 SCHEMA = "slimfreeze.manifest/1"
 MANIFEST_NAME = "manifest.json"
@@ -134,15 +138,179 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
     return path
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
+# ---- the one strict reader (flash, sweep and bloat all read manifests through it) ----
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+Fail = Callable[[str], ArtifactError]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkEntry:
+    path: str
+    target: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    """A manifest whose every field this version uses was checked: paths normalised, relative and
+    inside the artifact; names plain; sizes, digests and the other fields of the right type."""
+
+    doc: dict[str, Any]  # the whole document, as reports embed it
+    profile: str
+    machine: str
+    target: str  # the artifact's architecture (older manifests: the build machine's)
+    files: tuple[FileEntry, ...]
+    links: tuple[LinkEntry, ...]
+    commands: tuple[tuple[str, str], ...]  # (command, path relative to the artifact folder), by name
+    executables: tuple[str, ...]
+    image: FileEntry | None
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def parse_manifest(data: bytes, *, origin: str) -> Manifest:
+    """Check a manifest (schema slimfreeze.manifest/1); ArtifactError names what is wrong (pure).
+
+    Every path must be a normalised relative path that stays inside the artifact: the manifest
+    decides which files are read, run, and written onto a device."""
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{origin} is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ArtifactError(f"{origin} is not a JSON object")
+    if doc.get("schema") != SCHEMA:
+        raise ArtifactError(f"{origin} has schema {doc.get('schema')!r}, expected {SCHEMA!r}")
+
+    def fail(what: str) -> ArtifactError:
+        return ArtifactError(f"{origin}: {what}")
+
+    profile, machine = doc.get("profile"), doc.get("machine")
+    if not is_plain_name(profile) or not isinstance(machine, str):
+        raise fail("'profile' must be a plain name and 'machine' a string")
+    files = tuple(_file_entry(item, f"files[{i}]", fail) for i, item in enumerate(_list(doc, "files", fail)))
+    links = tuple(_link_entry(item, f"links[{i}]", fail) for i, item in enumerate(_list(doc, "links", fail)))
+    image_doc = doc.get("image")
+    image = None if image_doc is None else _file_entry(image_doc, "image", fail)
+    _check_unique([e.path for e in files] + [link.path for link in links] + ([image.path] if image else []), fail)
+    commands_doc = doc.get("commands")
+    if not isinstance(commands_doc, dict):
+        raise fail("'commands' must be an object")
+    for name in commands_doc:
+        if not is_plain_name(name):
+            raise fail(f"command {name!r} is not a plain name")
+    commands = tuple(sorted((name, _safe_path(path, f"commands.{name}", fail)) for name, path in commands_doc.items()))
+    executables = tuple(_safe_path(p, f"executables[{i}]", fail) for i, p in enumerate(_list(doc, "executables", fail)))
+    file_paths, link_paths = {e.path for e in files}, {link.path for link in links}
+    for name, path in commands:
+        if path not in file_paths and path not in link_paths:
+            raise fail(f"command {name!r} runs {path!r}, which is neither a listed file nor a link")
+    for path in executables:
+        if path not in file_paths:
+            raise fail(f"executable {path!r} is not a listed file")
+    target = doc.get("target", ALIASES.get(machine, machine))
+    if not isinstance(target, str):
+        raise fail("'target' must be a string")
+    _check_types(doc, fail)
+    return Manifest(doc=doc, profile=profile, machine=machine, target=target, files=files, links=links,
+                    commands=commands, executables=executables, image=image)
+
+
+def load_manifest(folder: Path) -> Manifest:
     path = folder / MANIFEST_NAME
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ArtifactError(f"{folder}: no {MANIFEST_NAME}; build the profile first") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ArtifactError(f"{path}: not a readable manifest ({err})") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise ArtifactError(f"{path}: unknown manifest schema {data.get('schema') if isinstance(data, dict) else None!r} "
-                            f"(expected {SCHEMA})")
-    return data
+    except OSError as err:
+        raise ArtifactError(f"{path}: not a readable manifest ({err.strerror})") from None
+    return parse_manifest(data, origin=str(path))
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The checked manifest of a dist folder as its document (see parse_manifest)."""
+    return load_manifest(folder).doc
+
+
+def inside(folder: Path, rel: str) -> Path:
+    """`folder / rel`, if no symlinked parent folder takes it elsewhere; else ArtifactError."""
+    path = folder / rel
+    real_folder = os.path.realpath(folder)
+    if os.path.commonpath([real_folder, os.path.realpath(path.parent)]) != real_folder:
+        raise ArtifactError(f"{folder / MANIFEST_NAME} lists {rel!r}, whose folder is a link out of {folder}")
+    return path
+
+
+# Fields used beside the file lists (sweep, reports): a type each; absent is allowed (older builds).
+_OPTIONAL = {"total_bytes": (int,), "build_seconds": (int, float), "resolved_profile": (dict,),
+             "tools": (dict,), "toolchain": (dict,), "smoke": (dict,), "python": (str,), "backend": (str,),
+             "layout": (str,), "multicall": (bool,), "git_commit": (str,), "created": (str,)}
+_IMAGE = {"format": (str,), "compressor": (str,), "block_size": (int,)}
+
+
+def _check_types(doc: dict[str, Any], fail: Fail) -> None:
+    for fields, where in ((_OPTIONAL, doc), (_IMAGE, doc.get("image") or {})):
+        for key, types in fields.items():
+            value = where.get(key)
+            if value is not None and (not isinstance(value, types) or (bool not in types and isinstance(value, bool))
+                                      or (isinstance(value, (int, float)) and not 0 <= value < float("inf"))):
+                raise fail(f"{key!r} must be {' or '.join(t.__name__ for t in types)}, not {value!r:.60}")
+    total = doc.get("total_bytes")
+    if total is not None and total != sum(entry["size"] for entry in doc["files"]):
+        raise fail(f"'total_bytes' {total:,} is not the sum of the files' sizes")
+
+
+def _list(doc: dict[str, object], key: str, fail: Fail) -> list[object]:
+    value = doc.get(key)
+    if not isinstance(value, list):
+        raise fail(f"'{key}' must be a list")
+    return value
+
+
+def _file_entry(item: object, where: str, fail: Fail) -> FileEntry:
+    if not isinstance(item, dict):
+        raise fail(f"{where} must be an object")
+    size, sha = item.get("size"), item.get("sha256")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise fail(f"{where}.size must be a non-negative integer")
+    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+        raise fail(f"{where}.sha256 must be 64 lowercase hex digits")
+    return FileEntry(path=_safe_path(item.get("path"), f"{where}.path", fail), size=size, sha256=sha)
+
+
+def _link_entry(item: object, where: str, fail: Fail) -> LinkEntry:
+    if not isinstance(item, dict):
+        raise fail(f"{where} must be an object")
+    path = _safe_path(item.get("path"), f"{where}.path", fail)
+    target = item.get("target")
+    if not isinstance(target, str) or not target or target.startswith("/") or "\0" in target:
+        raise fail(f"{where}.target must be a relative path")
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    if resolved == ".." or resolved.startswith("../"):
+        raise fail(f"{where}.target {target!r} points outside the artifact")
+    return LinkEntry(path=path, target=target)
+
+
+def _safe_path(value: object, where: str, fail: Fail) -> str:
+    if not isinstance(value, str) or not value:
+        raise fail(f"{where} must be a non-empty path")
+    pure = PurePosixPath(value)
+    if pure.is_absolute() or str(pure) != value or ".." in pure.parts or value == "." or "\0" in value:
+        raise fail(f"{where} {value!r} is not a normalised relative path inside the artifact")
+    if value == MANIFEST_NAME:
+        raise fail(f"{where} may not be {MANIFEST_NAME!r}: the flasher writes that itself")
+    return value
+
+
+def _check_unique(paths: Iterable[str], fail: Fail) -> None:
+    seen: set[str] = set()
+    for path in paths:
+        if path in seen:
+            raise fail(f"{path!r} is listed twice")
+        seen.add(path)
+    parents = {str(p) for path in seen for p in PurePosixPath(path).parents}
+    clash = sorted(seen & parents)
+    if clash:
+        raise fail(f"{clash[0]!r} is listed as an entry but other entries lie inside it")

@@ -42,7 +42,9 @@ def profile_facts(resolved: Mapping[str, Any]) -> dict[str, Any]:
 
 def sizes_from_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """artifact, image and on-device bytes: the image is what goes on flash when there is one."""
-    artifact = manifest["total_bytes"]
+    artifact = manifest.get("total_bytes")
+    if artifact is None:  # older manifests: the files' sizes (build.manifest checked both)
+        artifact = sum(entry["size"] for entry in manifest["files"])
     image = manifest.get("image") or {}
     size = image.get("size")
     image_format = " ".join(str(image[k]) for k in ("format", "compressor") if image.get(k)) or None

@@ -32,7 +32,7 @@ from build import log
 from build.config import ALL_COMMANDS
 from build.errors import ArtifactError, ConfigError
 from build.freeze.orchestrate import build_many
-from build.manifest import MANIFEST_NAME, read_manifest
+from build.manifest import MANIFEST_NAME, inside, read_manifest
 from build.paths import publish_tree, remove_tree
 from build.report import write_index
 from build.report.pages import write_atomic
@@ -126,7 +126,7 @@ def program_figures(programs: Sequence[Program], *, settings: MeasureSettings, b
 def dist_program(dist_dir: Path, manifest: Mapping[str, Any], name: str = "artifact") -> Program:
     """The artifact in a dist folder: each command through its link or its own executable."""
 
-    return Program(name=name, launch={c: [str(dist_dir / path)] for c, path in manifest["commands"].items()},
+    return Program(name=name, launch={c: [str(inside(dist_dir, path))] for c, path in manifest["commands"].items()},
                    cwd=dist_dir)
 
 
@@ -158,7 +158,7 @@ def measure_dist(dist_dir: Path, *, settings: MeasureSettings = MeasureSettings(
         return empty_record(manifest["profile"], ok=True, **sizes_from_manifest(manifest),
                             build_seconds=manifest.get("build_seconds") if build_seconds is None
                             else round(build_seconds, 2),
-                            **profile_facts(manifest["resolved_profile"]), emulated=True,
+                            **profile_facts(manifest.get("resolved_profile") or {}), emulated=True,
                             note=f"{target}: sizes only; timings and memory under emulation are not comparable")
     programs = [dist_program(dist_dir, manifest)]
     if baseline_root is not None:
@@ -166,7 +166,7 @@ def measure_dist(dist_dir: Path, *, settings: MeasureSettings = MeasureSettings(
     figures = program_figures(programs, settings=settings, bench=bench)
     return empty_record(manifest["profile"], ok=True, **sizes_from_manifest(manifest),
                         build_seconds=manifest.get("build_seconds") if build_seconds is None else round(build_seconds, 2),
-                        **figures["artifact"], **profile_facts(manifest["resolved_profile"]),
+                        **figures["artifact"], **profile_facts(manifest.get("resolved_profile") or {}),
                         source=figures.get("baseline"))
 
 
@@ -320,7 +320,7 @@ def _measure(project: Project, built: Built, settings: MeasureSettings) -> tuple
                 record = empty_record(name, error=f"measuring failed: {err}")
                 try:
                     manifest = read_manifest(dist_dir)
-                    record.update(sizes_from_manifest(manifest), **profile_facts(manifest["resolved_profile"]))
+                    record.update(sizes_from_manifest(manifest), **profile_facts(manifest.get("resolved_profile") or {}))
                 except ArtifactError:
                     pass
                 records[name] = record
