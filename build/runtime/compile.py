@@ -1,0 +1,222 @@
+"""Configure, make, relink with the export list, install and strip: work/.cache/runtime/<key>/.
+
+Built once per key (source version, flags, target, export inputs): a complete runtime folder holds
+`runtime.json`, written last, and the whole folder is renamed into place from `<key>.tmp`, so a
+failed or interrupted compile never leaves a runtime that looks usable, and never touches the
+previous one. The build log stays inside the runtime folder (`build.log`); the manifest names it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from build import proc
+from build.errors import CommandFailed, SlimfreezeError
+from build.paths import remove_tree
+from build.project import Project
+from build.runtime import exports
+from build.runtime.flags import OPT, SOURCE_PACKAGE, FlagSet, cache_key
+from build.runtime.sources import Source
+
+MINOR = "3.11"
+STAMP = "runtime.json"
+LOG_NAME = "build.log"
+JOBS = "2"
+COMPILE_TIMEOUT = 3 * 3600
+
+
+class RuntimeBuildFailed(SlimfreezeError):
+    """The size runtime did not compile, or the result does not run."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Runtime:
+    prefix: Path
+    key: str
+    source_version: str
+    flags: FlagSet
+    exported: int | None  # symbols libpython exports when trimmed, else None
+
+    @property
+    def python(self) -> Path:
+        return self.prefix / "bin" / f"python{MINOR}"
+
+    @property
+    def libpython(self) -> Path:
+        return self.prefix / "lib" / f"libpython{MINOR}.so.1.0"
+
+    @property
+    def static_libpython(self) -> Path:
+        return self.prefix / "lib" / f"python{MINOR}" / f"config-{MINOR}-x86_64-linux-gnu" / f"libpython{MINOR}.a"
+
+    @property
+    def build_log(self) -> Path:
+        return self.prefix / LOG_NAME
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportInputs:
+    """Who imports from libpython besides its own modules: the pinned packages' extension modules and
+    the bootloaders that dlsym() it."""
+
+    users: tuple[Path, ...] = ()
+    by_name: tuple[Path, ...] = ()
+
+    def names(self) -> set[str]:
+        return exports.wanted(self.users, self.by_name)
+
+
+def runtime_key(source: Source, flags: FlagSet, target: str, export_inputs: ExportInputs) -> str:
+    trims = "exports" in flags.steps
+    extra = {"exports": hashlib.sha256(",".join(sorted(export_inputs.names())).encode()).hexdigest() if trims else "all"}
+    return cache_key(source_version=source.version, flags=flags, target=target, extra=extra)
+
+
+def load(prefix: Path) -> Runtime | None:
+    """The runtime in `prefix` if it is complete."""
+    try:
+        data = json.loads((prefix / STAMP).read_text())
+        flags = FlagSet(**{k: tuple(v) for k, v in data["flags"].items()})
+        return Runtime(prefix=prefix, key=data["key"], source_version=data["source_version"], flags=flags,
+                       exported=data.get("exported"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def build_runtime(project: Project, source: Source, flags: FlagSet, *, target: str,
+                  export_inputs: ExportInputs = ExportInputs()) -> Runtime:
+    """The runtime for these inputs: reused from work/.cache/runtime/<key>/ when built before."""
+    key = runtime_key(source, flags, target, export_inputs)
+    final = project.cache_root / "runtime" / key
+    existing = load(final)
+    if existing is not None:
+        return existing
+    tmp = final.with_name(f"{key}.tmp")
+    remove_tree(tmp, project.output_roots)
+    (tmp / "build").mkdir(parents=True)
+    log = tmp / LOG_NAME
+    exported = _compile(source, flags, final, tmp, log, export_inputs)
+    runtime = Runtime(prefix=final, key=key, source_version=source.version, flags=flags, exported=exported)
+    prefix = tmp / "prefix"
+    _check_runs(prefix, log)
+    for scratch in ("build", "src", "root"):
+        remove_tree(tmp / scratch, project.output_roots)
+    (prefix / STAMP).write_text(json.dumps({
+        "key": key, "package": SOURCE_PACKAGE, "source_version": source.version, "target": target,
+        "flags": {k: list(v) for k, v in vars(flags).items()}, "exported": exported}, indent=2) + "\n")
+    shutil.move(str(log), prefix / LOG_NAME)
+    if final.exists():  # a leftover without its stamp: never a complete runtime
+        remove_tree(final, project.output_roots)
+    os.replace(prefix, final)
+    remove_tree(tmp, project.output_roots)
+    return runtime
+
+
+def configure_argv(tree: Path, prefix: Path, flags: FlagSet) -> list[str]:
+    """configure's command line (pure)."""
+    return [str(tree / "configure"), f"--prefix={prefix}", *flags.configure, f"CFLAGS={' '.join(flags.cflags)}",
+            f"LDFLAGS={' '.join(flags.ldflags)}", f"OPT={OPT}"]
+
+
+def _step(what: str, log: Path, argv: list[str | Path], cwd: Path, env: dict[str, str] | None = None,
+          timeout: float = COMPILE_TIMEOUT) -> None:
+    try:
+        proc.run(argv, log=log, cwd=cwd, env=env, timeout=timeout)
+    except CommandFailed as err:
+        raise RuntimeBuildFailed(f"size runtime: {what} failed (build log {log}): {err}") from None
+
+
+# Markers in Tools/scripts/freeze_modules.py (CPython 3.11) around what `frozen-import-only` removes.
+_FROZEN_FROM = "    ('stdlib - startup, without site (python -S)', ["
+_FROZEN_TO = "    (TESTS_SECTION, ["
+_EMPTY_SECTION = ("        if not lines[0]:", "        if lines and not lines[0]:")
+
+
+def frozen_import_only(script: str) -> str:
+    """freeze_modules.py with only the import system (and the tiny test modules) left to freeze (pure)."""
+    start, end = script.find(_FROZEN_FROM), script.find(_FROZEN_TO)
+    if start < 0 or end < start or _EMPTY_SECTION[0] not in script:
+        raise RuntimeBuildFailed("size runtime: editing the source (frozen-import-only): "
+                                 "Tools/scripts/freeze_modules.py is not the one this edit was written for")
+    return (script[:start] + script[end:]).replace(*_EMPTY_SECTION)
+
+
+def _edited_tree(source: Source, flags: FlagSet, tmp: Path, log: Path) -> Path:
+    """The source tree configure runs from: the cached one, or an edited copy in the temp folder."""
+    if not flags.edits:
+        return source.tree
+    tree = tmp / "src"
+    shutil.copytree(source.tree, tree, symlinks=True)
+    for edit in flags.edits:
+        if edit != "frozen-import-only":
+            raise RuntimeBuildFailed(f"size runtime: unknown source edit {edit!r}")
+        script = tree / "Tools" / "scripts" / "freeze_modules.py"
+        script.write_text(frozen_import_only(script.read_text()))
+        # Regenerates Python/frozen.c and Makefile.pre.in's freeze rules from the edited list.
+        _step("source edit frozen-import-only", log, [sys.executable, script], tree, timeout=600)
+    return tree
+
+
+def _compile(source: Source, flags: FlagSet, final: Path, tmp: Path, log: Path, export_inputs: ExportInputs) -> int | None:
+    build = tmp / "build"
+    env = {**os.environ, "LC_ALL": "C"}
+    tree = _edited_tree(source, flags, tmp, log)
+    _step("configure", log, configure_argv(tree, final, flags), build, env)
+    _step("make", log, ["make", f"-j{JOBS}"], build, env)
+    exported = None
+    if "exports" in flags.steps:
+        exported = _relink(build, log, env, export_inputs)
+    root = tmp / "root"
+    _step("make install", log, ["make", "install", f"DESTDIR={root}"], build, env)
+    os.replace(root / final.relative_to(final.anchor), tmp / "prefix")
+    _strip(tmp / "prefix", log)
+    return exported
+
+
+def _relink(build: Path, log: Path, env: dict[str, str], export_inputs: ExportInputs) -> int:
+    """Link libpython again, exporting only what its users import, so --gc-sections drops the rest."""
+    own = [*build.glob("build/lib.*/*.so"), *build.glob("Modules/*.so"), build / "python"]
+    names = export_inputs.names() | exports.wanted(own, ())
+    script = build / "exports.map"
+    script.write_text(exports.version_script(names))
+    library = build / f"libpython{MINOR}.so.1.0"
+    library.unlink()
+    (build / f"libpython{MINOR}.so").unlink(missing_ok=True)
+    # LIBC is empty in CPython's Makefile and only the libpython rule runs in this make: the version
+    # script reaches that one link and no extension module (whose PyInit_* it would hide).
+    _step("relink with the export list", log, ["make", f"libpython{MINOR}.so", f"LIBC=-Wl,--version-script={script}"],
+          build, env)
+    return len(names)
+
+
+def _strip(prefix: Path, log: Path) -> None:
+    libraries = [prefix / "lib" / f"libpython{MINOR}.so.1.0",
+                 *sorted((prefix / "lib" / f"python{MINOR}" / "lib-dynload").glob("*.so"))]
+    _step("strip", log, ["strip", "--strip-unneeded", *libraries], prefix)
+    python = prefix / "bin" / f"python{MINOR}"
+    _step("strip", log, ["strip", python], prefix)
+    # The interpreter finds its libpython beside it wherever the folder is (built in <key>.tmp).
+    _step("set the interpreter's rpath", log, ["patchelf", "--set-rpath", "$ORIGIN/../lib", python], prefix)
+
+
+def _check_runs(prefix: Path, log: Path) -> None:
+    """The interpreter starts and loads what the app and the freezer need, before it is published."""
+    probe = "import ssl, json, ctypes, zlib, _socket, select, hashlib, sys; print(sys.version)"
+    _step("first run of the new interpreter", log, [prefix / "bin" / f"python{MINOR}", "-I", "-c", probe], prefix,
+          timeout=120)
+
+
+def elf_files(folders: Iterable[Path]) -> tuple[Path, ...]:
+    """Every shared object under `folders` (the pinned packages' extension modules)."""
+    return tuple(sorted(p for folder in folders for p in folder.rglob("*.so") if p.is_file()))
+
+
+def host_site_packages() -> tuple[Path, ...]:
+    return tuple(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())

@@ -1,0 +1,55 @@
+"""The export list: only the symbols libpython's users import, as a linker version script.
+
+libpython's users are the extension modules (its own lib-dynload ones and those of the pinned
+packages the freezer's venv installs), the `python` executable, and PyInstaller's bootloader, which
+finds its functions with dlsym() by name (so they are strings in it, not undefined symbols).
+Everything else becomes local, and `--gc-sections` drops what no exported function reaches.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+# CPython's public and private C API names; nothing else in libpython is anyone's business.
+PYTHON_SYMBOL = re.compile(r"_?_?Py[A-Za-z0-9_]*")
+
+
+def undefined_symbols(path: Path) -> set[str]:
+    """The dynamic symbols an ELF file imports (empty for a file that is not ELF)."""
+    try:
+        with path.open("rb") as stream:
+            elf = ELFFile(stream)
+            table = elf.get_section_by_name(".dynsym")
+            if table is None:
+                return set()
+            return {sym.name for sym in table.iter_symbols()
+                    if sym.name and sym["st_shndx"] == "SHN_UNDEF"}
+    except (ELFError, OSError):
+        return set()
+
+
+def dlsym_names(path: Path) -> set[str]:
+    """Python API names a program looks up by string (PyInstaller's bootloader does, with dlsym)."""
+    data = path.read_bytes()
+    return {m.decode() for m in re.findall(rb"(?<![\x21-\x7e])(_?Py[A-Za-z0-9_]+)\x00", data)}
+
+
+def wanted(users: Iterable[Path], by_name: Iterable[Path]) -> set[str]:
+    """The Python API symbols that `users` import or `by_name` look up."""
+    names: set[str] = set()
+    for path in users:
+        names |= undefined_symbols(path)
+    for path in by_name:
+        names |= dlsym_names(path)
+    return {name for name in names if PYTHON_SYMBOL.fullmatch(name)}
+
+
+def version_script(names: Iterable[str]) -> str:
+    """A GNU ld version script exporting exactly `names` (sorted, so the file is reproducible)."""
+    body = "".join(f"    {name};\n" for name in sorted(set(names)))
+    return "{\n  global:\n" + body + "  local: *;\n};\n"

@@ -1,0 +1,146 @@
+"""The size runtime's compiler, linker and configure flags as data, and the cache key (pure).
+
+Each step is one named, measured choice (figures: benchmarks/runtime.py and issue 11's closing
+note); `SIZE_STEPS` lists those kept, in the order they were measured, each on top of the ones
+before. A step that did not make libpython smaller, or broke the smoke test, is in `TRIED` with the
+reason, so nobody measures it again without knowing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+# The runtime's source: Debian's package for the minor version slimfreeze runs on.
+SOURCE_PACKAGE = "python3.11"
+# Bump when the build recipe changes in a way the flags do not show (install layout, stripping).
+RECIPE = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlagStep:
+    """One measured choice: what it adds to CFLAGS, LDFLAGS and configure's options."""
+
+    name: str
+    why: str
+    cflags: tuple[str, ...] = ()
+    ldflags: tuple[str, ...] = ()
+    configure: tuple[str, ...] = ()
+    # Edits to the source tree before configure (build/runtime/compile.py applies them by name).
+    edits: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlagSet:
+    """Steps merged into what configure is given."""
+
+    steps: tuple[str, ...]
+    cflags: tuple[str, ...]
+    ldflags: tuple[str, ...]
+    configure: tuple[str, ...]
+    edits: tuple[str, ...] = ()
+
+    def describe(self) -> list[str]:
+        """Every flag once, for the manifest: configure options, then CFLAGS, then LDFLAGS."""
+        return [*self.configure, *(f"CFLAGS {f}" for f in self.cflags), *(f"LDFLAGS {f}" for f in self.ldflags),
+                *(f"source edit {e}" for e in self.edits), *(["export list"] if "exports" in self.steps else [])]
+
+
+BASE = FlagStep(
+    name="Os",
+    why="optimise for size; no docstrings; no test modules (the issue's first measurement)",
+    cflags=("-Os",),
+    # LDFLAGS too: with LTO the link is where code is generated.
+    ldflags=("-Os",),
+    configure=("--enable-shared", "--without-doc-strings", "--disable-test-modules", "--with-ensurepip=no"),
+)
+LTO = FlagStep(
+    name="lto",
+    why="link-time optimisation across the whole of libpython: inlines and drops what no caller needs",
+    configure=("--with-lto",),
+)
+RELR = FlagStep(
+    name="relr",
+    why="pack the relative relocations (DT_RELR, glibc >= 2.36): deep-frozen code objects and type "
+        "tables are pointers, each one a 24-byte .rela.dyn entry otherwise",
+    ldflags=("-Wl,-z,pack-relative-relocs",),
+)
+BSYMBOLIC = FlagStep(
+    name="bsymbolic",
+    why="bind libpython's references to its own symbols at link time: no symbol relocations, no PLT "
+        "calls inside libpython (safe: its users are extension modules and a dlsym()ing bootloader; an "
+        "executable linked against it with copy relocations would not be)",
+    ldflags=("-Wl,-Bsymbolic",),
+)
+NO_UNWIND = FlagStep(
+    name="no-unwind-tables",
+    why="no .eh_frame for C code that never throws (pthread_exit still ends a thread: glibc's forced "
+        "unwind stops at the first frame without tables and jumps to the thread's start)",
+    cflags=("-fno-asynchronous-unwind-tables", "-fno-unwind-tables"),
+)
+FROZEN = FlagStep(
+    name="frozen-import-only",
+    why="deep-freeze only the import system into libpython; os, site, codecs, io, ... (about 600 KB of "
+        "static code objects) load from the frozen app's archive, which carries them anyway",
+    edits=("frozen-import-only",),
+)
+EXPORTS = FlagStep(
+    name="exports",
+    why="relink libpython exporting only what the bundled extension modules and the bootloader import "
+        "(build/runtime/exports.py), so LTO drops the rest of the C API",
+)
+GC_SECTIONS = FlagStep(
+    name="gc-sections",
+    why="one section per function and datum, so the linker drops those nothing references",
+    cflags=("-ffunction-sections", "-fdata-sections"),
+    ldflags=("-Wl,--gc-sections",),
+)
+
+STEPS: tuple[FlagStep, ...] = (BASE, LTO, RELR, BSYMBOLIC, NO_UNWIND, FROZEN, EXPORTS, GC_SECTIONS)
+# The steps the size runtime uses, in the order they were measured (each on top of those before).
+SIZE_STEPS: tuple[str, ...] = ("Os", "lto", "relr", "bsymbolic", "no-unwind-tables", "frozen-import-only", "exports")
+# Steps measured and left out, with why.
+TRIED: Mapping[str, str] = {
+    "gc-sections": "no byte less once LTO runs (stripped libpython identical with and without): LTO "
+                   "already drops what nothing references; without LTO it saved nothing either",
+}
+
+# What configure is always given: no -O3/-g from CPython's own OPT (our -Os must win; the runtime is
+# stripped anyway), and the freezer's venv brings its own pip.
+OPT = "-DNDEBUG -fwrapv"
+
+
+def step_named(name: str) -> FlagStep:
+    for step in STEPS:
+        if step.name == name:
+            return step
+    raise KeyError(name)
+
+
+def merge(steps: Iterable[FlagStep]) -> FlagSet:
+    """The steps' flags in order, each flag once."""
+    steps = tuple(steps)
+
+    def once(values: Iterable[str]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(values))
+
+    return FlagSet(steps=tuple(s.name for s in steps),
+                   cflags=once(f for s in steps for f in s.cflags),
+                   ldflags=once(f for s in steps for f in s.ldflags),
+                   configure=once(f for s in steps for f in s.configure),
+                   edits=once(f for s in steps for f in s.edits))
+
+
+def size_flags() -> FlagSet:
+    return merge(step_named(name) for name in SIZE_STEPS)
+
+
+def cache_key(*, source_version: str, flags: FlagSet, target: str, extra: Mapping[str, str] | None = None) -> str:
+    """A short hash of everything that determines the built runtime: the folder name under work/runtime/."""
+    data = {"recipe": RECIPE, "package": SOURCE_PACKAGE, "source": source_version, "target": target,
+            "opt": OPT, "steps": list(flags.steps), "cflags": list(flags.cflags), "ldflags": list(flags.ldflags),
+            "configure": list(flags.configure), "edits": list(flags.edits), "extra": dict(sorted((extra or {}).items()))}
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{SOURCE_PACKAGE}-{target}-{digest}"

@@ -1,0 +1,113 @@
+"""The size runtime's flags, cache key, export list and source edit (fast: pure functions, and one
+tiny shared object compiled with gcc for the export list)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from build.paths import plain_name
+from build.runtime import exports
+from build.runtime.compile import RuntimeBuildFailed, configure_argv, frozen_import_only
+from build.runtime.flags import STEPS, SIZE_STEPS, TRIED, cache_key, merge, size_flags, step_named
+from build.runtime.toolchain import pinned_requirements
+
+
+def test_size_flags_are_the_kept_steps_in_order() -> None:
+    flags = size_flags()
+    assert flags.steps == SIZE_STEPS
+    assert flags.cflags[0] == "-Os"
+    assert "--without-doc-strings" in flags.configure and "--with-lto" in flags.configure
+    assert "-Wl,-z,pack-relative-relocs" in flags.ldflags
+    # Every step is either used or recorded as tried with a reason; none is both.
+    names = {step.name for step in STEPS}
+    assert set(SIZE_STEPS) | set(TRIED) == names and not set(SIZE_STEPS) & set(TRIED)
+
+
+def test_merge_keeps_each_flag_once_in_order() -> None:
+    flags = merge([step_named("Os"), step_named("no-unwind-tables"), step_named("Os")])
+    assert flags.cflags == ("-Os", "-fno-asynchronous-unwind-tables", "-fno-unwind-tables")
+
+
+def test_cache_key_changes_with_every_input() -> None:
+    flags = size_flags()
+    key = cache_key(source_version="3.11.2-6+deb12u8", flags=flags, target="x86_64")
+    assert key == cache_key(source_version="3.11.2-6+deb12u8", flags=flags, target="x86_64")
+    others = {
+        cache_key(source_version="3.11.2-6+deb12u9", flags=flags, target="x86_64"),
+        cache_key(source_version="3.11.2-6+deb12u8", flags=merge([step_named("Os")]), target="x86_64"),
+        cache_key(source_version="3.11.2-6+deb12u8", flags=flags, target="aarch64"),
+        cache_key(source_version="3.11.2-6+deb12u8", flags=flags, target="x86_64", extra={"exports": "x"}),
+    }
+    assert key not in others and len(others) == 4
+    # A plain folder name: no '+' or '~' from Debian's version.
+    assert plain_name(key, "key") == key and "+" not in key
+
+
+def test_configure_line() -> None:
+    argv = configure_argv(Path("/src"), Path("/p"), merge([step_named("Os"), step_named("relr")]))
+    assert argv[:2] == ["/src/configure", "--prefix=/p"]
+    assert "CFLAGS=-Os" in argv and "LDFLAGS=-Os -Wl,-z,pack-relative-relocs" in argv
+    assert "OPT=-DNDEBUG -fwrapv" in argv
+
+
+def test_version_script_exports_only_what_users_import(tmp_path: Path) -> None:
+    source = tmp_path / "ext.c"
+    source.write_text("extern int PyLong_FromLong(long);\nextern void *_Py_NoneStruct;\nint puts(const char *);\n"
+                      "int PyInit_ext(void) { puts(\"PyErr_Print\"); return PyLong_FromLong(1) + (_Py_NoneStruct != 0); }\n")
+    ext = tmp_path / "ext.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", ext, source], check=True, timeout=60)
+    loader = tmp_path / "loader"
+    loader.write_bytes(b"\x00garbage\x00Py_Initialize\x00PyConfig_Read\x00notPy_x\x00")
+    names = exports.wanted([ext], [loader])
+    # Imported by the module, or looked up by name by the loader; never the module's own
+    # definitions or libc's.
+    assert {"PyLong_FromLong", "_Py_NoneStruct", "Py_Initialize", "PyConfig_Read"} <= names
+    assert "PyInit_ext" not in names and "puts" not in names and "notPy_x" not in names
+    script = exports.version_script(names)
+    assert script.startswith("{\n  global:\n") and script.endswith("  local: *;\n};\n")
+    assert "    PyLong_FromLong;\n" in script
+
+
+FREEZE_MODULES = """\
+FROZEN = [
+    ('import system', [
+        'importlib._bootstrap : _frozen_importlib',
+        'zipimport',
+        ]),
+    ('stdlib - startup, without site (python -S)', [
+        'abc',
+        'io',
+        ]),
+    ('runpy - run module with -m', [
+        "runpy",
+    ]),
+    (TESTS_SECTION, [
+        '__hello__',
+        ]),
+]
+def regen_frozen():
+    for lines in (a, b):
+        if not lines[0]:
+            del lines[0]
+"""
+
+
+def test_frozen_import_only_keeps_the_import_system() -> None:
+    edited = frozen_import_only(FREEZE_MODULES)
+    assert "'zipimport'" in edited and "_frozen_importlib" in edited and "__hello__" in edited
+    assert "'abc'" not in edited and "runpy" not in edited
+    assert "if lines and not lines[0]:" in edited
+
+
+def test_frozen_edit_refuses_an_unknown_script() -> None:
+    with pytest.raises(RuntimeBuildFailed, match="frozen-import-only"):
+        frozen_import_only("FROZEN = []\n")
+
+
+def test_venv_pins_are_run_time_and_build() -> None:
+    text = ('[project]\ndependencies = ["paho-mqtt==2.2.0"]\n[project.optional-dependencies]\n'
+            'build = ["pyinstaller==6.22.3"]\ntest = ["pytest==9.2.0"]\n')
+    assert pinned_requirements(text) == ["paho-mqtt==2.2.0", "pyinstaller==6.22.3"]
