@@ -9,7 +9,10 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 APT_PACKAGES=(mosquitto mosquitto-clients patchelf squashfs-tools binutils openssl chromium
-              gcc ccache)
+              gcc ccache
+              # runtime = "size" (build/runtime/): Debian's python3.11 source, unpacked by dpkg-source
+              # and compiled with what the app and the freezer load (ctypes, zlib, ssl/hashlib).
+              dpkg-dev make pkg-config libffi-dev zlib1g-dev libssl-dev)
 BACKPORTS_PACKAGES=(upx-ucl)
 BACKPORTS_FILE=/etc/apt/sources.list.d/slimfreeze-bookworm-backports.sources
 
