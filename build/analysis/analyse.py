@@ -45,7 +45,11 @@ NOTE_ESTIMATE = ("Stored sizes marked ~ are estimates: the bytes share one compr
                  "apportioned by their position in it. Totals are exact.")
 NOTE_GUESS = "Distributions marked ? are guesses (inferred from names, not found in package metadata)."
 NOTE_NUITKA = ("Nuitka compiles modules to C: their code is in [executable] together with the Python "
-               "runtime, and only their constants and bytecode are attributed per module.")
+               "runtime, and only their constants and bytecode are attributed per module (the executable is "
+               "stripped; build with Nuitka's --unstripped to see each module's compiled code).")
+NOTE_NUITKA_SYMBOLS = ("Nuitka compiles modules to C: the compiled code of {count} modules is attributed to them by "
+                       "the symbol table (code/<module> rows); [executable] is the Python runtime, Nuitka's own "
+                       "runtime and what no module's symbols cover.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -288,7 +292,8 @@ def _report(name: str, fmt: str, rows: list[Row] | tuple[Row, ...], *, files: in
     if any(r.guess for r in rows):
         notes.append(NOTE_GUESS)
     if fmt.startswith("nuitka"):
-        notes.append(NOTE_NUITKA)
+        compiled = sum(1 for r in rows if r.kind == "code" and "/code/" in f"/{r.name}")
+        notes.append(NOTE_NUITKA_SYMBOLS.format(count=compiled) if compiled else NOTE_NUITKA)
     return SizeReport(artifact=name, format=fmt, total_stored=sum(r.stored for r in rows),
                       total_raw=sum(r.raw for r in rows), rows=rows, links=links, files=files,
                       notes=tuple(notes), manifest=manifest)

@@ -152,7 +152,7 @@ def classify_module(module: str, index: DistIndex, *, slimfreeze_build: bool = F
         return result(APP)
     if top.startswith(("nuitka", "__nuitka")):
         return result(NUITKA)
-    return result(canonical(top), guess=True)
+    return result(canonical(top.lstrip("_") or top), guess=True)
 
 
 def library_stem(name: str) -> str:
@@ -211,5 +211,5 @@ def classify_file(path: str, index: DistIndex, *, soname: str | None = None, sli
     if top and (top == APP or top in app):
         return result(APP, package=top)
     if top and top.isidentifier():
-        return result(canonical(top), package=top, guess=True)
+        return result(canonical(top.lstrip("_") or top), package=top, guess=True)
     return result(UNKNOWN, guess=True)

@@ -167,23 +167,162 @@ def dwarf_units(data: bytes | memoryview) -> tuple[tuple[int, int, str], ...]:
         elf = ELFFile(io.BytesIO(bytes(data)))
         if not elf.has_dwarf_info() or elf.get_section_by_name(".debug_aranges") is None:
             return ()
-        dwarf = elf.get_dwarf_info()
+        dwarf = elf.get_dwarf_info(relocate_dwarf_sections=False)  # linked files: nothing to relocate
         aranges = dwarf.get_aranges()
+        reader = _CuNames(elf)
         names: dict[int, str] = {}
         out = []
         for entry in aranges.entries:
             if entry.length == 0:
                 continue
             if entry.info_offset not in names:
-                top = dwarf.get_CU_at(entry.info_offset).get_top_DIE()
-                attr = top.attributes.get("DW_AT_name")
-                value = attr.value if attr is not None else b""
-                names[entry.info_offset] = (value.decode("utf-8", "backslashreplace")
-                                            if isinstance(value, bytes) else str(value)) or UNKNOWN_UNIT
+                names[entry.info_offset] = reader.name(entry.info_offset) or _slow_cu_name(dwarf, entry.info_offset)
             out.append((entry.begin_addr, entry.begin_addr + entry.length, names[entry.info_offset]))
         return tuple(sorted(out))
     except Exception:  # noqa: BLE001  damaged debug info: units fall back to the symbol table
         return ()
+
+
+def _slow_cu_name(dwarf, offset: int) -> str:
+    attr = dwarf.get_CU_at(offset).get_top_DIE().attributes.get("DW_AT_name")
+    value = attr.value if attr is not None else b""
+    return (value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)) or UNKNOWN_UNIT
+
+
+# DWARF forms by the bytes they take: fixed sizes; "o" the offset size (4 or 8), "a" the address size,
+# "u"/"s" a LEB128, "z" a NUL-terminated string, "b1"/"b2"/"b4"/"bu" a block with that length prefix.
+_FORMS: dict[int, int | str] = {
+    0x01: "a", 0x03: "b2", 0x04: "b4", 0x05: 2, 0x06: 4, 0x07: 8, 0x08: "z", 0x09: "bu", 0x0A: "b1", 0x0B: 1,
+    0x0C: 1, 0x0D: "s", 0x0E: "o", 0x0F: "u", 0x10: "o", 0x11: 1, 0x12: 2, 0x13: 4, 0x14: 8, 0x15: "u",
+    0x17: "o", 0x18: "bu", 0x19: 0, 0x1A: "u", 0x1B: "u", 0x1C: 4, 0x1D: "o", 0x1E: 16, 0x1F: "o", 0x20: 8,
+    0x21: 0, 0x22: "u", 0x23: "u", 0x25: 1, 0x26: 2, 0x27: 3, 0x28: 4, 0x29: 1, 0x2A: 2, 0x2B: 3, 0x2C: 4,
+}
+DW_AT_NAME, DW_FORM_STRING, DW_FORM_STRP, DW_FORM_LINE_STRP, DW_FORM_IMPLICIT_CONST = 0x03, 0x08, 0x0E, 0x1F, 0x21
+
+
+class _CuNames:
+    """DW_AT_name of a compilation unit's top DIE, read directly: pyelftools parses each unit's
+    whole abbreviation table first (seconds for libpython); the top DIE needs only its own entry.
+    Returns None for anything unusual (compressed sections, DWARF 5 string indexes), and the
+    caller asks pyelftools then."""
+
+    def __init__(self, elf: ELFFile) -> None:
+        def raw(name: str) -> bytes:
+            section = elf.get_section_by_name(name)
+            if section is None or section["sh_flags"] & 0x800:  # SHF_COMPRESSED
+                return b""
+            return section.data()
+
+        self.info, self.abbrev = raw(".debug_info"), raw(".debug_abbrev")
+        self.strings, self.line_strings = raw(".debug_str"), raw(".debug_line_str")
+        self.order = "<" if elf.little_endian else ">"
+
+    def name(self, offset: int) -> str | None:
+        try:
+            return self._name(offset)
+        except (IndexError, struct.error, KeyError, UnicodeDecodeError):
+            return None
+
+    def _name(self, pos: int) -> str | None:
+        info, order = self.info, self.order
+        if not info:
+            return None
+        (length,) = struct.unpack_from(order + "I", info, pos)
+        pos += 4
+        offset_size = 4
+        if length == 0xFFFFFFFF:
+            offset_size, pos = 8, pos + 8
+        (version,) = struct.unpack_from(order + "H", info, pos)
+        pos += 2
+        off_fmt = order + ("I" if offset_size == 4 else "Q")
+        if version >= 5:
+            unit_type, address_size = info[pos], info[pos + 1]
+            if unit_type not in (1, 3):  # DW_UT_compile, DW_UT_partial
+                return None
+            (abbrev_at,) = struct.unpack_from(off_fmt, info, pos + 2)
+            pos += 2 + offset_size
+        else:
+            (abbrev_at,) = struct.unpack_from(off_fmt, info, pos)
+            address_size = info[pos + offset_size]
+            pos += offset_size + 1
+        code, pos = _uleb(info, pos)
+        # Find the abbreviation `code` (for a unit's top DIE, nearly always the first entry).
+        apos = abbrev_at
+        while True:
+            entry, apos = _uleb(self.abbrev, apos)
+            if entry == 0:
+                return None
+            _tag, apos = _uleb(self.abbrev, apos)
+            apos += 1  # children flag
+            attrs = []
+            while True:
+                attr, apos = _uleb(self.abbrev, apos)
+                form, apos = _uleb(self.abbrev, apos)
+                if attr == 0 and form == 0:
+                    break
+                if form == DW_FORM_IMPLICIT_CONST:
+                    _, apos = _sleb(self.abbrev, apos)
+                attrs.append((attr, form))
+            if entry == code:
+                break
+        for attr, form in attrs:
+            if attr == DW_AT_NAME:
+                if form == DW_FORM_STRING:
+                    return _cstring(info, pos)
+                if form in (DW_FORM_STRP, DW_FORM_LINE_STRP):
+                    (at,) = struct.unpack_from(off_fmt, info, pos)
+                    return _cstring(self.strings if form == DW_FORM_STRP else self.line_strings, at)
+                return None
+            size = _FORMS.get(form)
+            if size is None:
+                return None
+            if isinstance(size, int):
+                pos += size
+            elif size == "o":
+                pos += offset_size
+            elif size == "a":
+                pos += address_size
+            elif size in ("u", "s"):
+                _, pos = _uleb(info, pos)
+            elif size == "z":
+                pos = info.index(b"\0", pos) + 1
+            elif size == "bu":
+                n, pos = _uleb(info, pos)
+                pos += n
+            else:  # b1, b2, b4
+                width = int(size[1])
+                n = int.from_bytes(info[pos:pos + width], "little" if order == "<" else "big")
+                pos += width + n
+        return None
+
+
+def _uleb(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, pos
+
+
+def _sleb(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            if byte & 0x40:
+                value -= 1 << shift
+            return value, pos
+
+
+def _cstring(buf: bytes, at: int) -> str:
+    end = buf.index(b"\0", at)
+    return buf[at:end].decode("utf-8", "backslashreplace")
 
 
 # --- attribution (pure) -----------------------------------------------------------------------
@@ -214,17 +353,20 @@ def breakdown(sections: Sequence[ElfSection], table: SymbolTable | None, units: 
             return spans[i][2]
         return None
 
+    by_address = sorted(loaded, key=lambda s: s.address)
+    section_starts = [s.address for s in by_address]
+    groups = [s.group for s in by_address]
+
     def in_file(address: int, size: int) -> tuple[int, str]:
         """Bytes of [address, address+size) that are in the file (not .bss), and their group."""
-        for s in loaded:
-            if s.address <= address < s.address + s.size:
-                return min(size, s.address + s.size - address), s.group
+        i = bisect.bisect_right(section_starts, address) - 1
+        if i >= 0:
+            s = by_address[i]
+            if address < s.address + s.size:
+                return min(size, s.address + s.size - address), groups[i]
         return 0, ""
 
-    def in_code(address: int) -> bool:
-        return any(s.address <= address < s.address + s.size for s in code_sections)
-
-    spans = [(lo, hi, clean_unit(u)) for lo, hi, u in spans]
+    spans = [(lo, hi, unit_name(clean_unit(u), nuitka) or u) for lo, hi, u in spans]
     # An STT_FILE names a unit by its base name; DWARF by its path: one unit, one name.
     bases: dict[str, set[str]] = {}
     for _, _, u in spans:
@@ -249,7 +391,7 @@ def breakdown(sections: Sequence[ElfSection], table: SymbolTable | None, units: 
         if unit is None:
             unit = unit_name(sym.file, nuitka)
             unit = by_base.get(unit, unit) if unit else unit
-        code = size if in_code(start) else 0
+        code = size if group == "code" else 0
         parts.append(Part(name=sym.name, kind=sym.kind, unit=unit or UNKNOWN_UNIT, size=size, code=code))
         claimed.append((start, start + size))
         last_end = end
