@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from build.analysis import SizeReport, analyse
+from build.analysis.native import with_native
 from build.analysis.retained import retained_sizes
 from build.errors import SlimfreezeError
 from build.report import html, jsonio
@@ -48,7 +49,7 @@ def write_profile_reports(dist_dir: Path, out_dir: Path, graph: Mapping[str, Any
     report's path. Both are rendered before either is written, so a failure leaves the old ones.
     With the build's import graph (build.freeze.trace.import_graph), the report carries retained sizes."""
 
-    report = analyse(Path(dist_dir))
+    report = with_native(analyse(Path(dist_dir)), Path(dist_dir))  # the largest native files' functions
     if graph is not None:
         report = replace(report, retained=retained_sizes(graph, report.rows))
     report_text = jsonio.dumps(report)
