@@ -182,7 +182,7 @@ def parse_manifest(data: bytes, *, origin: str) -> Manifest:
     if not isinstance(doc, dict):
         raise ArtifactError(f"{origin} is not a JSON object")
     if doc.get("schema") != SCHEMA:
-        raise ArtifactError(f"{origin} has schema {doc.get('schema')!r}, expected {SCHEMA!r}")
+        raise ArtifactError(f"{origin}: unknown manifest schema {doc.get('schema')!r} (expected {SCHEMA})")
 
     def fail(what: str) -> ArtifactError:
         return ArtifactError(f"{origin}: {what}")

@@ -104,9 +104,11 @@ def _dist_with_manifest(tmp_path: Path, onefile: Path) -> Path:
     (dist / "min.squashfs").write_bytes(b"hsqs" + bytes(100))
     size = (dist / "slimfreeze").stat().st_size
     manifest = {"schema": "slimfreeze.manifest/1", "profile": "min", "resolved_profile": {"name": "min"},
+                "machine": "x86_64", "commands": {"telemetry": "telemetry"}, "executables": ["slimfreeze"],
                 "files": [{"path": "slimfreeze", "size": size, "sha256": "0" * 64}],
                 "links": [{"path": "telemetry", "target": "slimfreeze"}], "total_bytes": size,
-                "image": {"path": "min.squashfs", "size": 104}, "smoke": {"passed": True, "checks": []}}
+                "image": {"path": "min.squashfs", "size": 104, "sha256": "0" * 64},
+                "smoke": {"passed": True, "checks": []}}
     (dist / "manifest.json").write_text(json.dumps(manifest))
     return dist
 

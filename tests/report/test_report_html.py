@@ -180,8 +180,9 @@ def test_current_report_is_the_one_of_that_build(tmp_path: Path, tmp_path_factor
     dist.mkdir(parents=True)
     shutil.copy(_onefile(tmp_path_factory), dist / "slimfreeze")
     size = (dist / "slimfreeze").stat().st_size
-    manifest = {"schema": "slimfreeze.manifest/1", "profile": "min", "files": [{"path": "slimfreeze", "size": size,
-                                                                                  "sha256": "0" * 64}]}
+    manifest = {"schema": "slimfreeze.manifest/1", "profile": "min", "machine": "x86_64", "commands": {},
+                "executables": ["slimfreeze"], "links": [],
+                "files": [{"path": "slimfreeze", "size": size, "sha256": "0" * 64}]}
     (dist / "manifest.json").write_text(json.dumps(manifest))
     write_profile_reports(dist, out)
     stored = jsonio.load(out / "report.json")
