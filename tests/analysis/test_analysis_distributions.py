@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sysconfig
-from pathlib import Path
 
 import pytest
 
 from build.analysis import elf
 from build.analysis.distributions import classify_file, classify_module, library_stem, load_index, module_of_path
+from platform_names import extension
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +74,7 @@ def test_helpers() -> None:
 
 
 def test_elf_sections_cover_a_real_library() -> None:
-    lib = Path(sysconfig.get_config_var("DESTSHARED")) / "_socket.cpython-311-x86_64-linux-gnu.so"
+    lib = extension("_socket")
     data = lib.read_bytes()
     ranges = elf.section_ranges(data)
     assert ranges is not None

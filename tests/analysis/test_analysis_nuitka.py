@@ -6,7 +6,6 @@ from __future__ import annotations
 import marshal
 import shutil
 import struct
-import sysconfig
 import warnings
 from pathlib import Path
 
@@ -24,8 +23,9 @@ from build.analysis.nuitka_constants import find_blob
 from build.analysis.nuitka_payload import STARTER_MARKER
 from build.analysis.ops import check_accounting
 from build.errors import ArtifactError
+from platform_names import extension
 
-EXTENSION = Path(sysconfig.get_config_var("DESTSHARED")) / "_bisect.cpython-311-x86_64-linux-gnu.so"
+EXTENSION = extension("_bisect")
 STARTER_HEAD = b"\x7fELF\x02\x01\x01" + b"\0" * 57 + b"Error, " + STARTER_MARKER + b".\0" + b"\x11" * 2000
 STARTER_TAIL = b"\x22" * 700  # what follows .rodata in a real starter
 

@@ -13,7 +13,6 @@ import marshal
 import py_compile
 import shutil
 import struct
-import sysconfig
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from PyInstaller.building.utils import replace_filename_in_code_object
 from PyInstaller.loader.pyimod01_archive import ArchiveReadError, ZlibArchiveReader
 
 from build.report import command as bloat
+from platform_names import EXT_SUFFIX, LIBPYTHON, PY_VERSION, PYTHON, extension
 from build.analysis import analyse
 from build.analysis.model import ARCHIVE_INDEX, BOOTLOADER
 from build.analysis.ops import check_accounting, group_rows
@@ -33,8 +33,8 @@ from build.analysis.pyinstaller_archive import COOKIE_LENGTH, read_carchive, rea
 from build.errors import ArtifactError
 
 HOSTILE = "<script>alert(1)</script>"
-EXTENSION = Path(sysconfig.get_config_var("DESTSHARED")) / "_bisect.cpython-311-x86_64-linux-gnu.so"
-EXT_NAME = "python3.11/lib-dynload/_bisect.cpython-311-x86_64-linux-gnu.so"
+EXTENSION = extension("_bisect")
+EXT_NAME = f"{PYTHON}/lib-dynload/_bisect{EXT_SUFFIX}"
 # A bootloader stand-in: ELF magic and the strings by which we recognise PyInstaller's bootloader.
 PREFIX = b"\x7fELF\x02\x01\x01" + b"\0" * 57 + b"_MEIPASS PyInstaller bootloader stand-in " + b"\xaa" * 3000
 
@@ -110,7 +110,7 @@ def make_archive(tmp: Path, *, binaries: bool = True) -> Synthetic:
     if binaries:
         entries[4:4] = [(EXT_NAME, str(EXTENSION), True, "b"), ("libdemo.so.1", str(EXTENSION), False, "b")]
     pkg = tmp / "pkg.bin"
-    CArchiveWriter(str(pkg), entries, "libpython3.11.so.1.0")
+    CArchiveWriter(str(pkg), entries, LIBPYTHON)
     exe = tmp / ("onefile" if binaries else "onedir-exe")
     exe.write_bytes(PREFIX + pkg.read_bytes())
     return Synthetic(path=exe, pkg_size=pkg.stat().st_size, toc_length=_toc_length([e[0] for e in entries]),
@@ -164,7 +164,7 @@ def test_records_match_what_the_writers_wrote(onefile: Synthetic) -> None:
     assert archive is not None
     assert archive.start == len(PREFIX) and archive.end == onefile.path.stat().st_size
     assert archive.toc_length == onefile.toc_length
-    assert archive.python_version == 311 and archive.pylib_name == "libpython3.11.so.1.0"
+    assert archive.python_version == PY_VERSION and archive.pylib_name == LIBPYTHON
     assert [e.offset for e in archive.entries] == sorted(e.offset for e in archive.entries)
     pyz_entry = next(e for e in archive.entries if e.typecode == "z")
     assert pyz_entry.stored == onefile.pyz_size and not pyz_entry.compressed

@@ -1,11 +1,14 @@
-"""The strategy sweep: ranking, merging runners' results, the CI matrix, the HTML section, the
-/proc readers, and (integration) measuring a real built artifact against a real mosquitto."""
+"""The strategy sweep: ranking, merging runners' results, the CI matrix, the HTML section, process
+memory, and (integration) measuring a real built artifact against a real mosquitto."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
-import platform
 import os
+import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -19,7 +22,8 @@ from build.sweep import measure
 from build.cli import main
 from build.config import load_profiles
 from build.errors import ArtifactError
-from build.report.sweep_section import SCRIPT, SCRIPT_CSP_SOURCE, render_sweep_section
+from build.report.pages import write_index
+from build.report.sweep_section import SCRIPT, render_sweep_section
 from build.sweep.command import table_rows
 from build.sweep.records import (FIGURES, SCHEMA, SWEEP_NAME, empty_record, make_sweep, matrix, merge, rank,
                                  sizes_from_manifest, strategy)
@@ -217,11 +221,17 @@ def test_sweep_section_is_ranked_escaped_and_marks_failed_rows_with_their_reason
     assert page.count("<script>") == 1 and SCRIPT in page  # only the sorting script, nothing from the data
 
 
-def test_sweep_section_csp_hash_matches_the_script():
-    import base64
-    import hashlib
-
-    assert SCRIPT_CSP_SOURCE == "'sha256-" + base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode() + "'"
+def test_the_index_pages_csp_allows_exactly_the_inline_script_it_holds(tmp_path):
+    # What a browser checks: the sha256 of the text between <script> and </script> as the written
+    # page holds it, against the hashes that page's own Content-Security-Policy lists.
+    (tmp_path / SWEEP_NAME).write_text(json.dumps(sweep_of([record("min", 300)])))
+    page = write_index(tmp_path).read_text()
+    scripts = re.findall(r"<script>(.*?)</script>", page, flags=re.S)
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page).group(1)
+    allowed = re.search(r"script-src ([^;]*)", policy).group(1).split()
+    assert len(scripts) == 1
+    digest = base64.b64encode(hashlib.sha256(scripts[0].encode("utf-8")).digest()).decode()
+    assert allowed == [f"'sha256-{digest}'"]
 
 
 # ---- process memory (real /proc, through psutil) ----

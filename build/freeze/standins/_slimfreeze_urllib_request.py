@@ -9,24 +9,40 @@ import os
 
 
 def getproxies():
-    """Proxies from `<scheme>_proxy` environment variables (lower case wins), as urllib does."""
+    """urllib.request.getproxies_environment: `<scheme>_proxy` variables, lower case winning (an
+    empty lower-case one removes the scheme); HTTP_PROXY is ignored under CGI (REQUEST_METHOD)."""
     proxies = {}
     for name, value in os.environ.items():
-        lowered = name.lower()
-        if value and lowered.endswith("_proxy"):
-            scheme = lowered[: -len("_proxy")]
-            if name == lowered or scheme not in proxies:
-                proxies[scheme] = value
+        name = name.lower()
+        if value and name[-6:] == "_proxy":
+            proxies[name[:-6]] = value
+    if "REQUEST_METHOD" in os.environ:
+        proxies.pop("http", None)
+    for name, value in os.environ.items():
+        if name[-6:] == "_proxy":
+            if value:
+                proxies[name.lower()[:-6]] = value
+            else:
+                proxies.pop(name.lower()[:-6], None)
     return proxies
 
 
 def proxy_bypass(host):
-    """True when `host` matches an entry of no_proxy (comma-separated names or suffixes, or *)."""
-    no_proxy = os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""
-    if no_proxy.strip() == "*":
+    """urllib.request.proxy_bypass_environment: True when `host` (with or without its port)
+    matches an entry of no_proxy: a name, a domain suffix (leading dots ignored) or '*'."""
+    no_proxy = getproxies().get("no")
+    if no_proxy is None:
+        return False
+    if no_proxy == "*":
         return True
-    hostname = host.split(":", 1)[0].lower()
-    for entry in (e.strip().lstrip(".").lower() for e in no_proxy.split(",")):
-        if entry and (hostname == entry or hostname.endswith("." + entry)):
-            return True
+    host = host.lower()
+    hostonly, colon, port = host.rpartition(":")
+    if not colon or not (port == "" or (port.isascii() and port.isdigit())):
+        hostonly = host
+    for name in no_proxy.split(","):
+        name = name.strip()
+        if name:
+            name = name.lstrip(".").lower()
+            if name in (hostonly, host) or hostonly.endswith("." + name) or host.endswith("." + name):
+                return True
     return False
