@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from PyInstaller.compat import PY3_BASE_MODULES
+
 from build import log, proc
 from build.analysis.retained import covered
 from build.config import Profile
@@ -35,16 +37,16 @@ PROBE = Path(__file__).with_name("trace_probe.py")
 GRAPH_PROBE = Path(__file__).with_name("import_graph_probe.py")
 
 # Never candidates for exclusion: what a frozen program needs before or beside the application.
-# PyInstaller's bootstrap imports these (PY3_BASE_MODULES and its loader's imports). Of the codecs,
-# the ones a Linux device's locale may ask for at start-up stay even when the trace did not load
-# them (Python 3.11 coerces the C locale to UTF-8; Latin-1 and ASCII locales remain possible).
-FROZEN_RUNTIME_NEEDS = frozenset({
-    "_collections_abc", "_weakrefset", "abc", "codecs", "collections", "copyreg", "encodings.aliases",
-    "encodings.ascii", "encodings.latin_1", "encodings.utf_8", "encodings.utf_8_sig", "encodings.cp437", "enum",
-    "functools", "genericpath", "io", "heapq", "keyword", "linecache", "locale", "ntpath", "operator",
-    "os", "posixpath", "re", "reprlib", "stat", "traceback", "types", "weakref", "warnings",
-    "struct", "_struct", "marshal", "zlib", "zipimport", "sys", "_thread", "_io",
-})
+# What the frozen runtime needs before any of the app runs, so never "unused" whatever a trace saw:
+# PyInstaller's own list of the modules its bootstrap imports (PY3_BASE_MODULES, always put into
+# base_library.zip), and the C-level modules its loader uses. PyInstaller names the whole
+# `encodings` package; of its codecs we keep those a Linux device's locale may ask for at start-up
+# (Python 3.11 coerces the C locale to UTF-8; Latin-1 and ASCII locales remain possible), so the
+# other codecs can still be left out when the trace never loads them.
+LOCALE_CODECS = frozenset({"encodings.aliases", "encodings.ascii", "encodings.latin_1", "encodings.utf_8",
+                           "encodings.utf_8_sig", "encodings.cp437"})
+LOADER_NEEDS = frozenset({"struct", "_struct", "marshal", "zlib", "zipimport", "sys", "_thread", "_io"})
+FROZEN_RUNTIME_NEEDS = frozenset(PY3_BASE_MODULES - {"encodings"}) | LOCALE_CODECS | LOADER_NEEDS
 GRAPH_KINDS_WITH_BYTES = frozenset({"SourceModule", "Package", "Extension", "CompiledModule",
                                     "ExtensionPackage", "NamespacePackage"})
 
