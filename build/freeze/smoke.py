@@ -230,7 +230,7 @@ def run_scenarios(launcher: Launcher, commands: Sequence[str], *, tls: bool, log
     log.parent.mkdir(parents=True, exist_ok=True)
     checks: list[Check] = []
     with tempfile.TemporaryDirectory(prefix="slimfreeze-smoke-") as tmp:
-        certs = make_test_certs(Path(tmp) / "certs", log=log)
+        certs = make_test_certs(Path(tmp) / "certs")
         with Broker(Path(tmp) / "broker", certs=certs) as broker, \
                 Subscriber(broker.host, broker.port, ["devices/#"]) as seen:
             scenario = Scenario(launcher, broker=broker, seen=seen, cwd=cwd, log=log, env=base_env)

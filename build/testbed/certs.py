@@ -1,20 +1,22 @@
-"""Test certificates made with the openssl CLI: a CA, a server certificate for 127.0.0.1 / ::1 /
+"""Test certificates made with `cryptography`: a CA, a server certificate for 127.0.0.1 / ::1 /
 localhost signed by it, a client certificate signed by it, and a second, unrelated CA (a client
 trusting only that one must refuse the server)."""
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import os
-import secrets
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from build import proc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-# P-256 keys: made in milliseconds, understood by mosquitto, OpenSSL and Python's ssl.
-_KEY_OPTS = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+from build.paths import remove_tree
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,52 +32,71 @@ class CertSet:
     other_ca_cert: Path    # unrelated CA: trusting only this one, the server does not verify
 
 
-def make_test_certs(folder: Path, *, days: int = 30, log: Path | None = None) -> CertSet:
-    """Create (or replace) the test certificates in `folder`; the openssl output goes to `log`.
+@dataclass(frozen=True)
+class _Issued:
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+
+def make_test_certs(folder: Path, *, days: int = 30) -> CertSet:
+    """Create (or replace) the test certificates in `folder`.
 
     Files are made in a scratch folder and moved into place, so `folder` never holds half a set.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    log = log or folder / "openssl.log"
     scratch = Path(tempfile.mkdtemp(prefix=".certs-", dir=folder))
     try:
-        _make_ca(scratch, "ca", "slimfreeze test CA", days, log)
-        _make_ca(scratch, "other-ca", "slimfreeze unrelated CA", days, log)
-        _make_leaf(scratch, "server", "localhost", days, log, [
-            "subjectAltName = IP:127.0.0.1, IP:::1, DNS:localhost",
-            "extendedKeyUsage = serverAuth",
-        ])
-        _make_leaf(scratch, "client", "slimfreeze test client", days, log, ["extendedKeyUsage = clientAuth"])
-        names = ("ca.pem", "other-ca.pem", "server.pem", "server.key", "client.pem", "client.key", "ca.key")
-        for name in names:
+        ca = _issue("slimfreeze test CA", days, ca=True)
+        other = _issue("slimfreeze unrelated CA", days, ca=True)
+        server = _issue("localhost", days, issuer=ca, usage=ExtendedKeyUsageOID.SERVER_AUTH,
+                        names=[x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                               x509.IPAddress(ipaddress.ip_address("::1")), x509.DNSName("localhost")])
+        client = _issue("slimfreeze test client", days, issuer=ca, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+        for name, issued in (("ca", ca), ("other-ca", other), ("server", server), ("client", client)):
+            _write(scratch / f"{name}.pem", issued.cert.public_bytes(serialization.Encoding.PEM))
+            _write(scratch / f"{name}.key", issued.key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        for name in ("ca.pem", "other-ca.pem", "server.pem", "server.key", "client.pem", "client.key", "ca.key"):
             os.replace(scratch / name, folder / name)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_tree(scratch, (folder,))
     return CertSet(folder=folder, ca_cert=folder / "ca.pem", server_cert=folder / "server.pem",
                    server_key=folder / "server.key", client_cert=folder / "client.pem",
                    client_key=folder / "client.key", other_ca_cert=folder / "other-ca.pem")
 
 
-def _make_ca(folder: Path, name: str, common_name: str, days: int, log: Path) -> None:
-    proc.run(["openssl", "req", "-x509", *_KEY_OPTS, "-keyout", folder / f"{name}.key",
-              "-out", folder / f"{name}.pem", "-days", str(days), "-subj", f"/CN={common_name}",
-              "-addext", "basicConstraints = critical, CA:TRUE",
-              "-addext", "keyUsage = critical, keyCertSign, cRLSign"], log=log, timeout=60)
+def _issue(common_name: str, days: int, *, ca: bool = False, issuer: _Issued | None = None,
+           usage: x509.ObjectIdentifier | None = None, names: list[x509.GeneralName] | None = None) -> _Issued:
+    """A P-256 key (made in milliseconds, understood by mosquitto, OpenSSL and Python's ssl) and its
+    certificate: self-signed when there is no `issuer`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateBuilder()
+               .subject_name(subject)
+               .issuer_name(issuer.cert.subject if issuer else subject)
+               .public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=days))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+               .add_extension(x509.KeyUsage(digital_signature=not ca, key_encipherment=not ca, key_cert_sign=ca,
+                                            crl_sign=ca, content_commitment=False, data_encipherment=False,
+                                            key_agreement=False, encipher_only=False, decipher_only=False),
+                              critical=True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
+    if issuer:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False)
+    if usage:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return _Issued(cert=builder.sign(issuer.key if issuer else key, hashes.SHA256()), key=key)
 
 
-def _make_leaf(folder: Path, name: str, common_name: str, days: int, log: Path, extensions: list[str]) -> None:
-    ext = folder / f"{name}.ext"
-    ext.write_text("\n".join([
-        "basicConstraints = critical, CA:FALSE",
-        "keyUsage = critical, digitalSignature, keyEncipherment",
-        "subjectKeyIdentifier = hash",
-        "authorityKeyIdentifier = keyid, issuer",
-        *extensions,
-    ]) + "\n")
-    csr = folder / f"{name}.csr"
-    proc.run(["openssl", "req", "-new", *_KEY_OPTS, "-keyout", folder / f"{name}.key", "-out", csr,
-              "-subj", f"/CN={common_name}"], log=log, timeout=60)
-    proc.run(["openssl", "x509", "-req", "-in", csr, "-CA", folder / "ca.pem", "-CAkey", folder / "ca.key",
-              "-set_serial", str(secrets.randbits(63)), "-days", str(days), "-extfile", ext,
-              "-out", folder / f"{name}.pem"], log=log, timeout=60)
+def _write(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    if path.suffix == ".key":
+        path.chmod(0o600)

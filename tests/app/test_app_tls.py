@@ -1,4 +1,4 @@
-"""TLS against mosquitto's TLS listener, with certificates made by openssl in the test run."""
+"""TLS against mosquitto's TLS listener, with certificates made by build.testbed.certs (cryptography) in the test run."""
 
 from __future__ import annotations
 
