@@ -40,6 +40,11 @@ TOOL_PACKAGES: dict[str, str] = {
     "chromium": "chromium",
     "gcc": "gcc",
     "git": "git",
+    # Target roots of other architectures (build/targets/).
+    "mmdebstrap": "mmdebstrap",
+    "proot": "proot",
+    "qemu-aarch64-static": "qemu-user-static",
+    "qemu-arm-static": "qemu-user-static",
 }
 
 TAIL_LINES = 25

@@ -132,7 +132,7 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
     tools = backend.tool_versions(toolchain)
     if profile.upx:
         with log.step(profile.name, "UPX"):
-            tools.update(upx.apply(profile, stage, [exe.name for exe in plan.executables], log_path))
+            tools.update(upx.apply(profile, stage, [exe.name for exe in plan.executables], log_path, toolchain))
     total = known.total_bytes = folder_bytes(stage)
     check_budget(profile, total)
     where = f" ({toolchain.target}, emulated)" if toolchain.emulated else ""

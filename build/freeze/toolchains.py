@@ -21,7 +21,7 @@ def toolchain_for(profile: Profile, project: Project, log: Path) -> Toolchain:
         return runtime.size_runtime_toolchain(project, log, target=profile.target)
     if foreign:
         targets = _provider("build.targets.toolchain", f"target = \"{profile.target}\"", profile)
-        return targets.target_toolchain(profile.target, project, log)
+        return targets.target_toolchain(profile.target, project, log, backend=profile.backend)
     return host_toolchain()
 
 

@@ -28,6 +28,7 @@ from build import proc
 from build.analysis.pyinstaller_archive import read_carchive
 from build.config import Profile
 from build.errors import BuildFailed, CommandFailed
+from build.toolchain import Toolchain
 
 EXECUTABLE_OPTIONS = ("--lzma", "-q", "-q", "--no-progress")
 LIBRARY_OPTIONS = ("-q", "-q", "--no-progress")  # NRV: never --lzma for a shared object (SIGTRAP)
@@ -48,8 +49,13 @@ def is_shared_object(path: Path) -> bool:
     return head[:4] == ELF_MAGIC and int.from_bytes(head[16:18], "little") == ET_DYN
 
 
-def pack_pyinstaller_executable(path: Path, log: Path) -> tuple[int, int]:
-    """Pack the bootloader part of a PyInstaller executable, keep its archive byte for byte."""
+def pack_pyinstaller_executable(path: Path, log: Path, toolchain: Toolchain | None = None) -> tuple[int, int]:
+    """Pack the bootloader part of a PyInstaller executable, keep its archive byte for byte.
+
+    The host's objcopy reads only the host's ELF machine; for a target artifact the target root's
+    own objcopy runs (under emulation). upx itself packs ARM ELF (linux/arm64, linux/arm): measured
+    on min-aarch64 and min-armv7, the packed bootloaders run under emulation and pass the smoke test.
+    """
     data = path.read_bytes()
     archive = read_carchive(path, len(data))
     if archive is None:
@@ -57,8 +63,10 @@ def pack_pyinstaller_executable(path: Path, log: Path) -> tuple[int, int]:
     with tempfile.TemporaryDirectory(prefix="slimfreeze-upx-") as tmp:
         bootloader, packed = Path(tmp) / "bootloader", Path(tmp) / "bootloader.upx"
         # PyInstaller put the archive into an ELF section on Linux; without it, this is its bootloader.
-        proc.run(["objcopy", "--remove-section", "pydata", str(path), str(bootloader)], log=log,
-                 timeout=TOOL_TIMEOUT)
+        objcopy = ["objcopy", "--remove-section", "pydata", str(path), str(bootloader)]
+        if toolchain is not None and toolchain.emulated:
+            objcopy = toolchain.program_argv(["/usr/bin/objcopy", *objcopy[1:]])
+        proc.run(objcopy, log=log, timeout=TOOL_TIMEOUT)
         proc.run(["upx", *EXECUTABLE_OPTIONS, "-o", str(packed), str(bootloader)], log=log, timeout=TOOL_TIMEOUT)
         result = path.with_name(f".{path.name}.upx")
         result.write_bytes(packed.read_bytes() + data[archive.start:archive.end])
@@ -77,14 +85,15 @@ def pack_library(path: Path, log: Path) -> tuple[int, int] | None:
     return before, path.stat().st_size
 
 
-def apply(profile: Profile, stage: Path, executables: list[str], log: Path) -> dict[str, str]:
+def apply(profile: Profile, stage: Path, executables: list[str], log: Path,
+          toolchain: Toolchain | None = None) -> dict[str, str]:
     """Pack what works here; return the tool version for the manifest. The caller smoke-tests."""
     versions = tool_versions()
     if profile.backend != "pyinstaller":
         return versions  # Nuitka's upx plugin did its part during the build
     lines = []
     for name in executables:
-        before, after = pack_pyinstaller_executable(stage / name, log)
+        before, after = pack_pyinstaller_executable(stage / name, log, toolchain)
         lines.append(f"{name}: {before:,} -> {after:,} B (bootloader, --lzma)")
     if profile.layout == "onedir":
         runtime = stage / "_internal"
