@@ -35,6 +35,7 @@ from pathlib import Path
 
 from build.errors import ArtifactError, ConfigError, SlimfreezeError
 from build.flash.plan import MANIFEST_NAME, Content, parse_manifest
+from build.paths import UnsafeDelete, check_deletable
 
 ROOT_NAME = "slimfreeze"
 SLOTS_NAME = "slots"
@@ -331,11 +332,19 @@ class DeviceWriter:
         finally:
             os.close(fd)
 
-    def remove_tree(self, path: Path) -> None:
-        """Remove a file, link or folder tree without following links."""
+    def remove_tree(self, path: Path, root: Path) -> None:
+        """Remove a file, link or folder tree without following links; only strictly inside `root`
+        (the device's slimfreeze/ folder: the rest of the device is the user's)."""
+        try:
+            check_deletable(path, (root,))
+        except UnsafeDelete as exc:
+            raise DeviceError(str(exc)) from None
+        self._remove(path)
+
+    def _remove(self, path: Path) -> None:
         if path.is_dir() and not path.is_symlink():
             for entry in sorted(path.iterdir()):
-                self.remove_tree(entry)
+                self._remove(entry)
             self._step()
             os.rmdir(path)
         else:

@@ -284,7 +284,7 @@ def _install(writer: DeviceWriter, plan: FlashPlan, layout: Layout, slot_id: str
         writer.fsync_dir(layout.slots)
     except OSError as exc:
         with suppress(OSError):
-            writer.remove_tree(incoming)
+            writer.remove_tree(incoming, layout.root)
         if is_out_of_space(exc):
             raise NoSpace(f"{layout.target} ran out of space while writing {exc.filename}; "
                           f"the new slot was removed" + _unchanged(state)) from None
@@ -292,7 +292,7 @@ def _install(writer: DeviceWriter, plan: FlashPlan, layout: Layout, slot_id: str
                           f"the new slot was removed" + _unchanged(state)) from None
     except CorruptSlot:
         with suppress(OSError):
-            writer.remove_tree(incoming)
+            writer.remove_tree(incoming, layout.root)
         raise
     say(f"flash: {count(len(content.payload), 'file')} read back from the device match their sha256; "
         f"slot {slot_id} is complete")
@@ -309,7 +309,7 @@ def _check_or_switch_back(writer: DeviceWriter, layout: Layout, content: Content
         # current first: a cut between the two switches leaves both on the old version.
         writer.set_link(layout, CURRENT, old_current)
         writer.set_link(layout, PREVIOUS, state.previous)
-        writer.remove_tree(layout.slot(slot_id))
+        writer.remove_tree(layout.slot(slot_id), layout.root)
         writer.fsync_dir(layout.slots)
         raise CheckFailed(f"{exc}; switched back to slot {old_current} and removed the new version") from None
 
@@ -379,7 +379,7 @@ def _remove(writer: DeviceWriter, layout: Layout, paths: Iterable[Path], say: Sa
     paths = list(paths)
     for path in paths:
         say(f"flash: removing {path.relative_to(layout.root)}")
-        writer.remove_tree(path)
+        writer.remove_tree(path, layout.root)
     if paths:
         if layout.slots.is_dir():
             writer.fsync_dir(layout.slots)

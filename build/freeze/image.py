@@ -10,6 +10,7 @@ from typing import Any
 from build import proc
 from build.config import Profile
 from build.manifest import sha256_of
+from build.paths import remove_tree
 
 TOOL_TIMEOUT = 900.0  # mksquashfs with xz on a slow device-class machine
 
@@ -41,7 +42,7 @@ def mksquashfs_command(source: Path, image: Path, profile: Profile, machine: str
 def make(profile: Profile, stage: Path, work: Path, log: Path) -> dict[str, Any]:
     """Pack `stage` into an image placed beside the artifact in `stage`; return its manifest record."""
     image = work / image_name(profile)
-    image.unlink(missing_ok=True)
+    remove_tree(image, (work,))
     proc.run(mksquashfs_command(stage, image, profile), log=log, timeout=TOOL_TIMEOUT)
     final = stage / image.name
     image.rename(final)

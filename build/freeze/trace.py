@@ -31,6 +31,7 @@ from build.freeze.entry import entry_source
 from build.freeze.excludes import plan_excludes
 from build.freeze.standins import DIRECTORY as STANDINS_DIRECTORY
 from build.freeze.standins import module_name
+from build.paths import remove_tree
 from build.project import Project
 
 PROBE = Path(__file__).with_name("trace_probe.py")
@@ -98,7 +99,7 @@ def run_trace(project: Project, profile: Profile) -> Trace:
     folder = project.work_root / profile.name / "trace"
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.txt"):
-        old.unlink()
+        remove_tree(old, project.output_roots)
     entry = folder / "slimfreeze_entry.py"
     entry.write_text(entry_source(profile.effective_stand_ins, profile.name), encoding="utf-8")
     counter = iter(range(1_000_000))

@@ -15,6 +15,7 @@ from build.analysis import SizeReport, analyse
 from build.analysis.native import with_native
 from build.analysis.retained import retained_sizes
 from build.errors import SlimfreezeError
+from build.paths import remove_tree
 from build.report import html, jsonio
 from build.report.html import IndexEntry
 from build.report.sweep_section import SCRIPT_CSP_SOURCE, render_sweep_section
@@ -40,7 +41,7 @@ def write_atomic(path: Path, text: str) -> None:
             stream.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        remove_tree(Path(tmp), (path.parent,))
         raise
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import queue
 import secrets
-import shutil
 import signal
 import statistics
 import subprocess
@@ -35,6 +34,7 @@ import psutil
 from build import proc
 from build.errors import SlimfreezeError
 from build.manifest import folder_bytes
+from build.paths import remove_tree
 from build.testbed.broker import Broker, Subscriber
 
 # Variables the app reads; cleared so the caller's shell cannot change what is measured.
@@ -126,8 +126,8 @@ class Bench:
             self.seen.close()
         if self.broker:
             self.broker.close()
-        if self._own:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        if self._own:  # made by mkdtemp in the temporary folder
+            remove_tree(self.folder, (Path(tempfile.gettempdir()),))
 
     def device(self, label: str) -> str:
         """A device id no earlier measurement used, so topics never mix."""
@@ -234,7 +234,7 @@ def first_ack_ms(argv: Sequence[str], *, bench: Bench, cwd: Path, label: str = "
         reader.join(timeout=5)
         if child.stderr:
             child.stderr.close()
-        shutil.rmtree(env["TMPDIR"], ignore_errors=True)
+        remove_tree(Path(env["TMPDIR"]), (bench.folder,))
     if code != 0:
         raise MeasureError(_describe(argv, code, "".join(output)))
     try:
@@ -368,7 +368,7 @@ def measure_workers(specs: Iterable[WorkerSpec], *, bench: Bench, settle: float 
     finally:
         _stop([child for _, _, _, child, _ in started])
         for _, _, tmpdir, _, _ in started:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+            remove_tree(tmpdir, (bench.folder,))
 
 
 def _stop(children: Sequence[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:

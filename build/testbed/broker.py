@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import pwd
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +29,7 @@ from types import TracebackType
 
 from build import proc
 from build.errors import SlimfreezeError
+from build.paths import remove_tree
 from build.testbed.certs import CertSet
 
 LOG_TAIL_LINES = 30
@@ -118,8 +118,8 @@ class Broker:
     def close(self) -> None:
         """Stop; remove the folder if this Broker made it."""
         self.stop()
-        if self._own_folder:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        if self._own_folder:  # made by mkdtemp in the temporary folder
+            remove_tree(self.folder, (Path(tempfile.gettempdir()),))
 
     @property
     def running(self) -> bool:
@@ -215,7 +215,7 @@ class Broker:
     def _write_password_file(self) -> Path:
         path = self.folder / "passwords"
         tmp = path.with_name("passwords.tmp")
-        tmp.unlink(missing_ok=True)
+        remove_tree(tmp, (self.folder,))
         # Plain `user:password` lines, hashed in place by `mosquitto_passwd -U`: the passwords never
         # appear on a command line (ps) or in the log, which records the command.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -32,6 +32,7 @@ from build.flash.device import (
     KILL_AT_ENV,
     CheckFailed,
     CorruptSlot,
+    DeviceError,
     DeviceWriter,
     Layout,
     NoSpace,
@@ -729,3 +730,16 @@ def test_arch_says_what_a_root_without_a_loader_runs_and_the_cli_refuses_in_one_
     assert_one_line_error(cli("--profile", "for-x86", "--dist", dist, "--target", device, "--arch", "sparc"),
                           code=2, fragment="unknown architecture 'sparc'")
     do_flash(dist, "for-x86", device, arch="x86_64", run_commands=False)
+
+
+def test_the_device_writer_deletes_only_inside_the_slimfreeze_folder(dist: Path, device: Path) -> None:
+    do_flash(dist, "v1", device, run_commands=False)
+    (device / "user-data").write_text("the user's own file\n")
+    root = device / "slimfreeze"
+    os.symlink(device, root / "slots" / ".incoming-evil")  # a leftover that is a link out of slimfreeze/
+    writer = DeviceWriter()
+    for outside in (device / "user-data", device, root, root / ".." / "user-data"):
+        with pytest.raises(DeviceError, match="refusing to delete"):
+            writer.remove_tree(outside, root)
+    writer.remove_tree(root / "slots" / ".incoming-evil", root)  # removes the link, not what it points to
+    assert (device / "user-data").read_text() == "the user's own file\n" and running_version(device) == "v1"

@@ -17,6 +17,7 @@ from build.freeze.backends.base import (
     bytecode_env,
     distribution_versions,
 )
+from build.paths import remove_tree
 from build.toolchain import Toolchain
 
 
@@ -62,8 +63,7 @@ class NuitkaBackend:
         env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (plan.project_root, *plan.module_paths))
         for exe, argv in zip(plan.executables, self.command_lines(plan), strict=True):
             output_dir = self._output_dir(plan, exe)
-            if output_dir.exists():
-                shutil.rmtree(output_dir)
+            remove_tree(output_dir, (plan.work_dir,))
             proc.run(argv, log=plan.log, env=env, cwd=plan.project_root, timeout=3600)
             if plan.profile.layout == "onefile":
                 shutil.move(str(output_dir / exe.name), plan.stage_dir / exe.name)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from build import proc
 from build.freeze.backends.base import BuildPlan, bytecode_env, distribution_versions
+from build.paths import remove_tree
 from build.toolchain import Toolchain
 
 # PyInstaller applies UPX itself only when forced on Linux, and then packs every shared library,
@@ -84,8 +85,7 @@ class PyInstallerBackend:
         spec, _, distpath = self._paths(plan)
         spec.parent.mkdir(parents=True, exist_ok=True)
         spec.write_text(spec_source(plan), encoding="utf-8")
-        if distpath.exists():
-            shutil.rmtree(distpath)
+        remove_tree(distpath, (plan.work_dir,))
         env = {k: v for k, v in os.environ.items() if k not in _ENV_DROP}
         env.update(plan.toolchain.env)
         env.update(bytecode_env(plan.profile))
