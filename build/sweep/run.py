@@ -33,7 +33,7 @@ from build.config import ALL_COMMANDS
 from build.errors import ArtifactError, ConfigError
 from build.freeze.orchestrate import build_many
 from build.manifest import MANIFEST_NAME, inside, read_manifest
-from build.paths import publish_tree, remove_tree
+from build.paths import plain_name, publish_tree, remove_tree
 from build.report import write_index
 from build.report.pages import write_atomic
 from build.sweep import measure
@@ -227,17 +227,20 @@ def collect(folder: Path, reports_root: Path) -> dict[str, Any]:
     merged = merge(sweeps, created=now())
     # Each profile's report folder comes from the runner whose record won; then any other
     # report folder that no record names, from the first runner that has it.
-    copied = set()
+    chosen: dict[str, Path] = {}
     for record in merged["profiles"]:
         runner = runner_of.get(record.get("run_id"))
         if runner and (runner / record["profile"] / REPORT_NAME).is_file():
-            copy_folder_atomic(runner / record["profile"], reports_root / record["profile"])
-            copied.add(record["profile"])
+            chosen[record["profile"]] = runner / record["profile"]
     for path in found:
         for report in sorted(path.parent.glob(f"*/{REPORT_NAME}")):
-            if report.parent.name not in copied:
-                copy_folder_atomic(report.parent, reports_root / report.parent.name)
-                copied.add(report.parent.name)
+            chosen.setdefault(report.parent.name, report.parent)
+    for name, source in chosen.items():  # all checked before anything is copied
+        plain_name(name, f"--collect: report folder {source}")
+        if source.is_symlink():
+            raise ArtifactError(f"--collect: report folder {source} is a link; copy the runner's files there instead")
+    for name, source in chosen.items():
+        copy_folder_atomic(source, reports_root / name)
     write_json_atomic(reports_root / SWEEP_NAME, merged)
     refresh_index(reports_root)
     return merged

@@ -21,7 +21,7 @@ import pytest
 from build.sweep import measure
 from build.cli import main
 from build.config import load_profiles
-from build.errors import ArtifactError
+from build.errors import ArtifactError, ConfigError
 from build.report.pages import write_index
 from build.report.sweep_section import SCRIPT, render_sweep_section
 from build.sweep.command import table_rows
@@ -348,3 +348,22 @@ def test_sweep_without_building_ranks_min_and_lists_a_missing_profile_as_failed(
     assert first["source"]["worker_processes"] == 3  # the source measured beside min
     assert second["source"] == {k: source[k] for k in second["source"]}  # not measured: the run's baseline
     assert "onedir-min" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("folder", [".hidden", "-x", "a b"])
+def test_collect_refuses_a_report_folder_whose_name_is_not_a_plain_name(tmp_path, folder):
+    runner_folder(tmp_path / "runners" / "r", sweep_of([record("min", 300)]), {"min": "m", folder: "x"})
+    with pytest.raises(ConfigError, match="not a plain name"):
+        collect(tmp_path / "runners", tmp_path / "size_reports")
+    assert not (tmp_path / "size_reports").exists()  # checked before anything was copied
+
+
+def test_collect_refuses_a_report_folder_that_is_a_link(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "report.json").write_text('{"marker": "not the runner\'s"}')
+    runner_folder(tmp_path / "runners" / "r", sweep_of([record("min", 300)]), {})
+    (tmp_path / "runners" / "r" / "min").symlink_to(outside)
+    with pytest.raises(ArtifactError, match="is a link"):
+        collect(tmp_path / "runners", tmp_path / "size_reports")
+    assert not (tmp_path / "size_reports" / "min").exists()
