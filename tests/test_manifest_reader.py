@@ -90,3 +90,15 @@ def test_parse_is_pure_and_names_its_origin() -> None:
     with pytest.raises(ArtifactError, match="^somewhere: 'commands' must be an object"):
         parse_manifest(json.dumps({"schema": SCHEMA, "profile": "p", "machine": "m", "files": [], "links": [],
                                    "executables": [], "commands": []}).encode(), origin="somewhere")
+
+
+def test_bloat_does_not_read_through_a_symlinked_parent_folder(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "data").write_bytes(b"x" * 100)
+    folder = make(tmp_path / "dist" / "p")
+    (folder / "lib" / "data").unlink()
+    (folder / "lib").rmdir()
+    os.symlink(outside, folder / "lib")
+    with pytest.raises(ArtifactError, match="whose folder is a link out of"):
+        analyse(folder)

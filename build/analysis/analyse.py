@@ -37,6 +37,7 @@ from build.analysis.pyinstaller_archive import (
 from build.analysis.regions import Region
 from build.errors import ArtifactError, ConfigError
 from build.manifest import MANIFEST_NAME
+from build.manifest import inside
 from build.manifest import read_manifest as read_checked_manifest
 
 CONTENTS_OPTION = "pyi-contents-directory "
@@ -204,24 +205,16 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     path = folder / MANIFEST_NAME
     if not path.is_file():
         return None
-    manifest = read_checked_manifest(folder)
-    if not isinstance(manifest.get("files"), list):
-        raise ArtifactError(f"{path}: manifest has no list of files")
-    return manifest
+    return read_checked_manifest(folder)
 
 
 def _listing(folder: Path, manifest: dict[str, Any] | None) -> tuple[list[tuple[str, int]], list[Link]]:
     """(relative path, size) of every file to account for, and the symlinks."""
     if manifest is not None:
         files = []
-        for entry in manifest["files"]:
-            try:
-                rel, size = str(entry["path"]), int(entry["size"])
-            except (KeyError, TypeError, ValueError):
-                raise ArtifactError(f"{folder / MANIFEST_NAME}: malformed files entry {entry!r}") from None
-            target = folder / rel
-            if ".." in Path(rel).parts or Path(rel).is_absolute():
-                raise ArtifactError(f"{folder / MANIFEST_NAME}: file path {rel!r} leaves the folder")
+        for entry in manifest["files"]:  # checked by build.manifest: normalised paths inside the folder
+            rel, size = entry["path"], entry["size"]
+            target = inside(folder, rel)  # and no symlinked parent folder takes it elsewhere
             if target.is_symlink() or not target.is_file():
                 raise ArtifactError(f"{folder / MANIFEST_NAME} lists {rel!r}, which is missing; rebuild the profile")
             actual = target.stat().st_size
@@ -229,8 +222,7 @@ def _listing(folder: Path, manifest: dict[str, Any] | None) -> tuple[list[tuple[
                 raise ArtifactError(f"{folder / MANIFEST_NAME} lists {rel!r} with {size} bytes but it has "
                                     f"{actual}; the folder changed after the build, rebuild the profile")
             files.append((rel, size))
-        links = [Link(path=str(link["path"]), target=str(link["target"])) for link in manifest.get("links") or ()
-                 if isinstance(link, dict) and "path" in link and "target" in link]
+        links = [Link(path=link["path"], target=link["target"]) for link in manifest["links"]]
         return sorted(files), sorted(links, key=lambda link: link.path)
     files, links = [], []
     for root, dirs, names in os.walk(folder):

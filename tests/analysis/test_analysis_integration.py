@@ -14,6 +14,7 @@ from build.analysis.model import display_distribution
 from build.analysis.ops import check_accounting, diff_reports, group_rows
 from build.report import jsonio, write_profile_reports
 from build.report.table import fmt_size
+from platform_names import LIBPYTHON
 
 # `built(profile)` (tests/conftest.py) builds a shipped profile once per session and returns its
 # BuildResult; these tests only read its dist folder.
@@ -70,9 +71,9 @@ def test_pyinstaller_onefile_holds_what_pyinstaller_put_in(built) -> None:
     report = analyse(built("default").dist_dir)
     names = {r.name.split("/", 1)[1] for r in report.rows}
     assert {"[bootloader]", "[archive index]", "PYZ.pyz/[archive index]", "PYZ.pyz/paho.mqtt.client",
-            "libpython3.11.so.1.0"} <= names
+            LIBPYTHON} <= names
     assert any(n.startswith("base_library.zip/encodings/") for n in names)
-    lib = next(r for r in report.rows if r.name.endswith("/libpython3.11.so.1.0"))
+    lib = next(r for r in report.rows if r.name.endswith(f"/{LIBPYTHON}"))
     groups = [c.name for c in lib.children]  # default does not strip: symbol tables and debug info stay
     assert groups == [g for g in ("code", "rodata", "data", "dynamic", "unwind", "symbols", "debug", "other")
                       if g in groups] and {"code", "rodata", "data", "symbols"} <= set(groups)
