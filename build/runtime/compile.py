@@ -23,7 +23,7 @@ from build.paths import remove_tree
 from build.project import Project
 from build.runtime import exports
 from build.runtime.flags import OPT, SOURCE_PACKAGE, FlagSet, cache_key
-from build.runtime.sources import Source
+from build.runtime.sources import Source, require_tools
 
 MINOR = "3.11"
 STAMP = "runtime.json"
@@ -165,6 +165,7 @@ def _edited_tree(source: Source, flags: FlagSet, tmp: Path, log: Path) -> Path:
 
 
 def _compile(source: Source, flags: FlagSet, final: Path, tmp: Path, log: Path, export_inputs: ExportInputs) -> int | None:
+    require_tools("gcc", "make", "strip", "patchelf")
     build = tmp / "build"
     env = {**os.environ, "LC_ALL": "C"}
     tree = _edited_tree(source, flags, tmp, log)

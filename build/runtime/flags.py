@@ -79,6 +79,8 @@ NO_UNWIND = FlagStep(
     why="no .eh_frame for C code that never throws (pthread_exit still ends a thread: glibc's forced "
         "unwind stops at the first frame without tables and jumps to the thread's start)",
     cflags=("-fno-asynchronous-unwind-tables", "-fno-unwind-tables"),
+    # At the link too: LTO generates the code there, and without them it emits the tables anyway.
+    ldflags=("-fno-asynchronous-unwind-tables", "-fno-unwind-tables"),
 )
 FROZEN = FlagStep(
     name="frozen-import-only",

@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from build import proc
-from build.errors import CommandFailed, SlimfreezeError
+from build.errors import CommandFailed, SlimfreezeError, ToolMissing
 from build.paths import remove_tree
 from build.project import Project
 from build.runtime.flags import SOURCE_PACKAGE
@@ -33,8 +34,20 @@ DEB_SRC_NAME = "slimfreeze-deb-src"
 TREE = "tree"
 
 
+# The Debian package of each program the size runtime needs (build.proc only knows the common ones).
+TOOLS: Mapping[str, str] = {"apt-get": "apt", "dpkg-source": "dpkg-dev", "make": "make", "gcc": "gcc",
+                            "strip": "binutils", "patchelf": "patchelf"}
+
+
 class RuntimeSourceError(SlimfreezeError):
     """The runtime's source could not be obtained or did not verify."""
+
+
+def require_tools(*names: str) -> None:
+    """ToolMissing naming the Debian package for the first of `names` not on PATH."""
+    for name in names:
+        if shutil.which(name) is None:
+            raise ToolMissing(name, TOOLS.get(name, name))
 
 
 # --- deriving the deb-src entry (pure) -------------------------------------------------------
@@ -232,6 +245,7 @@ def _download(project: Project, src: Path, log: Path) -> Path:
     tmp = src.with_name("src.tmp")
     remove_tree(tmp, project.output_roots)
     tmp.mkdir(parents=True)
+    require_tools("apt-get", "dpkg-source")
     ensure_deb_src(log)
     try:
         proc.run(["apt-get", "source", "--download-only", SOURCE_PACKAGE], log=log, cwd=tmp, timeout=1800)

@@ -1,0 +1,173 @@
+"""Benchmark (issue 11): what the size-built runtime saves and what it costs, beside the system one.
+
+    .venv/bin/python benchmarks/runtime.py [--ladder] [--size-profile min] [--system-profile min-system]
+        [--runs 11] [--messages 300] [--markdown]
+
+Prints:
+- libpython bytes (raw, stripped, xz -9e) of the machine's Python and of every size runtime in the
+  cache (work/.cache/runtime/), one row per flag set; `--ladder` first builds the missing ones,
+  one per step of flags.SIZE_STEPS, each on top of those before (a full compile each, cached);
+- artifact bytes of the size and system profiles from their dist/*/manifest.json (built before:
+  `build.py --profile min min-system`);
+- the price: start-up (`hello`), start to first acknowledged publish, messages per second through
+  one worker (`telemetry --interval 0`), each for both artifacts, and a pure-Python loop in both
+  interpreters (the size venv's Python and the one running this), all in the same run, in turns.
+A benchmark, not a test: it prints figures and asserts nothing about them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import lzma
+import os
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # `build` is the source tree's package, never an installed one
+
+from build import proc  # noqa: E402
+from build.errors import SlimfreezeError  # noqa: E402
+from build.manifest import read_manifest  # noqa: E402
+from build.project import Project  # noqa: E402
+from build.runtime import compile as runtime_compile  # noqa: E402
+from build.runtime.flags import SIZE_STEPS, merge, step_named  # noqa: E402
+from build.runtime.sources import obtain_source  # noqa: E402
+from build.runtime.toolchain import export_inputs, size_runtime_toolchain  # noqa: E402
+from build.sweep.measure import (Bench, MeasureError, Program, alternate, first_ack_medians,  # noqa: E402
+                                 startup_medians)
+from build.sweep.run import dist_program  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from memory_startup import emit, num, ratio  # noqa: E402
+
+LOOP = ("import time\nt = time.perf_counter()\ns = 0\nfor i in range(3_000_000):\n    s += i * i % 7\n"
+        "d = {}\nfor i in range(300_000):\n    d[str(i)] = [i, (i, str(i))]\nprint(time.perf_counter() - t)")
+
+
+def library_bytes(path: Path) -> tuple[int, int, int]:
+    """Raw, stripped (--strip-unneeded, as PyInstaller's strip does) and xz -9e bytes of a library."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stripped = Path(tmp) / "lib.so"
+        subprocess.run(["strip", "--strip-unneeded", "-o", stripped, path], check=True, timeout=120)
+        data = stripped.read_bytes()
+        return path.stat().st_size, len(data), len(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
+
+
+def cached_runtimes(project: Project) -> list[runtime_compile.Runtime]:
+    folder = project.cache_root / "runtime"
+    found = [runtime_compile.load(p) for p in sorted(folder.iterdir())] if folder.is_dir() else []
+    return sorted((r for r in found if r is not None), key=lambda r: (len(r.flags.steps), r.key))
+
+
+def build_ladder(project: Project, log: Path) -> None:
+    source = obtain_source(project, log)
+    for i in range(1, len(SIZE_STEPS) + 1):
+        flags = merge(step_named(name) for name in SIZE_STEPS[:i])
+        print(f"runtime: building {', '.join(flags.steps)} (cached when built before) ...", file=sys.stderr)
+        runtime_compile.build_runtime(project, source, flags, target="x86_64", export_inputs=export_inputs(flags))
+
+
+def library_rows(project: Project) -> list[list[str]]:
+    system = Path(sysconfig.get_config_var("LIBDIR")) / sysconfig.get_config_var("INSTSONAME")
+    raw, stripped, xz = library_bytes(system)
+    rows = [["system (the Python running this)", num(raw), num(stripped), num(xz), "", ""]]
+    for runtime in cached_runtimes(project):
+        r, s, x = library_bytes(runtime.libpython)
+        rows.append([" + ".join(runtime.flags.steps), num(r), num(s), num(x), f"{s / stripped - 1:+.1%}",
+                     f"{x / xz - 1:+.1%}"])
+    return rows
+
+
+def artifact_rows(size_dir: Path, system_dir: Path) -> list[list[str]]:
+    rows = []
+    for label, folder in (("size", size_dir), ("system", system_dir)):
+        manifest = read_manifest(folder)
+        image = (manifest.get("image") or {}).get("size")
+        rows.append([f"{manifest['profile']} ({label})", num(manifest["total_bytes"]), num(image) if image else "-",
+                     manifest.get("toolchain", {}).get("source", manifest.get("python", ""))])
+    return rows
+
+
+def messages_per_second(program: Program, bench: Bench, messages: int) -> float:
+    """Acknowledged publishes per second through one `telemetry` worker: the time of N+1 readings
+    minus that of 1, so start-up and connecting cancel out."""
+
+    def run(count: int) -> float:
+        env = bench.env(bench.device("rate"))
+        started = time.perf_counter()
+        done = proc.capture([*program.launch["telemetry"], "--interval", "0", "--count", str(count)], env=env,
+                            cwd=program.cwd, timeout=300)
+        if done.code != 0:
+            raise MeasureError(f"{program.name} telemetry --count {count} exited {done.code}: {done.output[-500:]}")
+        return time.perf_counter() - started
+
+    return messages / max(1e-6, run(messages + 1) - run(1))
+
+
+def loop_seconds(python: str, runs: int) -> list[float]:
+    return [float(subprocess.run([python, "-I", "-c", LOOP], capture_output=True, text=True, timeout=600,
+                                 check=True).stdout) for _ in range(runs)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ladder", action="store_true", help="build one runtime per flag step first (slow once)")
+    parser.add_argument("--size-profile", default="min", help="profile built with runtime = size (default min)")
+    parser.add_argument("--system-profile", default="min-system", help="its runtime = system twin (default min-system)")
+    parser.add_argument("--runs", type=int, default=11, help="timed runs per figure (default 11)")
+    parser.add_argument("--messages", type=int, default=300, help="publishes for the rate figure (default 300)")
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args(argv)
+    project = Project.at(ROOT)
+    md = args.markdown
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            log = Path(tmp) / "runtime.log"
+            if args.ladder:
+                build_ladder(project, log)
+            toolchain = size_runtime_toolchain(project, log)
+        emit("libpython3.11.so.1.0 per flag set (bytes; change against the system's)",
+             ["runtime", "raw", "stripped", "xz -9e", "stripped vs system", "xz vs system"], library_rows(project),
+             as_markdown=md, numeric=("raw", "stripped", "xz -9e", "stripped vs system", "xz vs system"))
+        size_dir, system_dir = project.dist_root / args.size_profile, project.dist_root / args.system_profile
+        emit("artifacts (dist/*/manifest.json)", ["profile", "total bytes", "image bytes", "runtime"],
+             artifact_rows(size_dir, system_dir), as_markdown=md, numeric=("total bytes", "image bytes"))
+        size_p = dist_program(size_dir, read_manifest(size_dir), name="size")
+        system_p = dist_program(system_dir, read_manifest(system_dir), name="system")
+        with Bench() as bench:
+            print("measuring both artifacts in turns ...", file=sys.stderr)
+            programs = [size_p, system_p]
+            startup = startup_medians(programs, bench=bench, runs=args.runs)
+            first_ack = first_ack_medians(programs, bench=bench, runs=args.runs)
+            rates = alternate([lambda p=p: messages_per_second(p, bench, args.messages) for p in programs],
+                              max(3, args.runs // 3))
+        loops = alternate([lambda: loop_seconds(str(toolchain.python), 1)[0],
+                           lambda: loop_seconds(sys.executable, 1)[0]], max(3, args.runs // 3))
+    except SlimfreezeError as err:
+        print(f"runtime: error: {err}", file=sys.stderr)
+        return err.return_code
+    rate = {p.name: sorted(r)[len(r) // 2] for p, r in zip(programs, rates)}
+    loop = [sorted(samples)[len(samples) // 2] for samples in loops]
+    emit(f"the price of the size runtime (same run, in turns; medians of {args.runs})",
+         ["figure", "size", "system", "size / system"],
+         [["hello start-up ms", num(startup["size"], ",.1f"), num(startup["system"], ",.1f"),
+           ratio(startup["size"], startup["system"])],
+          ["start to first acknowledged publish ms", num(first_ack["size"], ",.1f"), num(first_ack["system"], ",.1f"),
+           ratio(first_ack["size"], first_ack["system"])],
+          ["acknowledged publishes per second, one worker (QoS 1)", num(rate["size"], ",.0f"),
+           num(rate["system"], ",.0f"), ratio(rate["size"], rate["system"])],
+          ["pure-Python loop s (interpreters, not artifacts)", num(loop[0], ",.3f"), num(loop[1], ",.3f"),
+           ratio(loop[0], loop[1])]],
+         as_markdown=md, numeric=("size", "system", "size / system"))
+    print(f"system runtime: {sys.version.split()[0]} at {sys.base_prefix}; size runtime: "
+          f"{toolchain.facts['source']}, {', '.join(toolchain.facts['flag_steps'])}; {os.cpu_count()} CPUs")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""runtime = "size" for real: Debian's source compiled once per CI run (cached under the project's
+cache folder, shared with the test builds), reused by a second call, and a smaller libpython in the
+shipped profile than in min-system, whose artifact still passes the smoke test."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from build.analysis.analyse import analyse
+from build.project import Project
+from build.runtime.compile import STAMP, load
+from build.runtime.toolchain import size_runtime_toolchain
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.integration
+
+
+def _libpython(dist: Path):
+    return next(r for r in analyse(dist).rows if r.name.endswith("libpython3.11.so.1.0"))
+
+
+def test_size_runtime_is_built_once_and_runs_the_freezer(built, tmp_path: Path) -> None:
+    # The test builds' project: the same cache folder, so this is the runtime the profiles use.
+    project: Project = built.project
+    log = tmp_path / "runtime.log"
+    first = size_runtime_toolchain(project, log)
+    prefix = project.cache_root / "runtime" / first.facts["runtime_key"]
+    runtime = load(prefix)
+    assert runtime is not None and runtime.libpython.is_file() and runtime.build_log.is_file()
+    before = {p: os.stat(p).st_mtime_ns for p in (prefix, prefix / STAMP, runtime.libpython, runtime.build_log)}
+
+    second = size_runtime_toolchain(project, log)
+    assert second == first
+    assert {p: os.stat(p).st_mtime_ns for p in before} == before  # nothing rebuilt, nothing rewritten
+
+    facts = first.facts
+    assert facts["runtime"] == "size" and facts["source"].startswith("python3.11 3.11.")
+    assert "-Os" in " ".join(facts["flags"]) and facts["python"].startswith("3.11.")
+    # The freezer's venv runs on it, with the pinned PyInstaller.
+    ran = json.loads(subprocess.run(
+        first.python_argv("-c", "import sys, json, PyInstaller; print(json.dumps([sys.base_prefix, PyInstaller.__version__]))"),
+        capture_output=True, text=True, timeout=120, check=True).stdout)
+    assert Path(ran[0]) == prefix and ran[1] == "6.22.3"
+
+
+def test_min_carries_a_smaller_libpython_than_min_system(built) -> None:
+    size, system = built("min"), built("min-system")
+    manifest = json.loads((size.dist_dir / "manifest.json").read_text())
+    assert manifest["resolved_profile"]["runtime"] == "size" and manifest["smoke"]["passed"]
+    assert manifest["toolchain"]["runtime"] == "size" and manifest["toolchain"]["build_log"].startswith("work/")
+    assert json.loads((system.dist_dir / "manifest.json").read_text())["resolved_profile"]["runtime"] == "system"
+    small, big = _libpython(size.dist_dir), _libpython(system.dist_dir)
+    assert small.raw < big.raw and small.stored < big.stored
+    assert size.total_bytes < system.total_bytes
