@@ -246,6 +246,13 @@ def _check_combination(profile: Profile) -> None:
     if profile.tls is False and "ssl" in profile.exclude:
         raise ConfigError(f"{path}: tls = false already replaces 'ssl' with a stand-in; "
                           f"remove it from exclude (excluding it breaks paho-mqtt)")
+    if profile.runtime == "size" and profile.target != host_architecture():
+        raise ConfigError(f"{path}: runtime = 'size' is built for this machine's architecture "
+                          f"({host_architecture()}) only, not target = '{profile.target}'; set runtime = 'system'")
+    if profile.runtime == "size" and profile.backend != "pyinstaller":
+        # The size runtime's libpython exports only what PyInstaller's bootloader and the extension
+        # modules import (build/runtime/exports.py); a Nuitka program links against far more.
+        raise ConfigError(f"{path}: runtime = 'size' works with the pyinstaller backend only; set runtime = 'system'")
 
 
 def load_profiles(pyproject: Path) -> dict[str, Profile]:
