@@ -111,3 +111,16 @@ def test_venv_pins_are_run_time_and_build() -> None:
     text = ('[project]\ndependencies = ["paho-mqtt==2.2.0"]\n[project.optional-dependencies]\n'
             'build = ["pyinstaller==6.22.3"]\ntest = ["pytest==9.2.0"]\n')
     assert pinned_requirements(text) == ["paho-mqtt==2.2.0", "pyinstaller==6.22.3"]
+
+
+def test_size_runtime_is_for_pyinstaller_on_this_machine_only() -> None:
+    from build.config import resolve_profiles
+    from build.errors import ConfigError
+    from build.toolchain import host_architecture
+
+    assert resolve_profiles({"profiles": {"a": {"runtime": "size"}}})["a"].runtime == "size"
+    with pytest.raises(ConfigError, match="a.*pyinstaller backend only"):
+        resolve_profiles({"profiles": {"a": {"runtime": "size", "backend": "nuitka"}}})
+    foreign = "armv7" if host_architecture() != "armv7" else "x86_64"
+    with pytest.raises(ConfigError, match=f"not target = '{foreign}'"):
+        resolve_profiles({"profiles": {"a": {"runtime": "size", "target": foreign}}})
