@@ -22,6 +22,7 @@ from build.errors import CommandFailed, SlimfreezeError
 from build.paths import remove_tree
 from build.project import Project
 from build.runtime import exports
+from build.runtime.lock import exclusive
 from build.runtime.flags import OPT, SOURCE_PACKAGE, FlagSet, cache_key
 from build.runtime.sources import Source, require_tools
 
@@ -98,6 +99,12 @@ def build_runtime(project: Project, source: Source, flags: FlagSet, *, target: s
     existing = load(final)
     if existing is not None:
         return existing
+    with exclusive(final):
+        return load(final) or _build(project, source, flags, target, export_inputs, key, final)
+
+
+def _build(project: Project, source: Source, flags: FlagSet, target: str, export_inputs: ExportInputs, key: str,
+           final: Path) -> Runtime:
     tmp = final.with_name(f"{key}.tmp")
     remove_tree(tmp, project.output_roots)
     (tmp / "build").mkdir(parents=True)

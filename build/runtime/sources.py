@@ -26,6 +26,7 @@ from build.errors import CommandFailed, SlimfreezeError, ToolMissing
 from build.paths import remove_tree
 from build.project import Project
 from build.runtime.flags import SOURCE_PACKAGE
+from build.runtime.lock import exclusive
 
 APT_SOURCES = Path("/etc/apt/sources.list.d")
 APT_SOURCES_LIST = Path("/etc/apt/sources.list")
@@ -184,7 +185,7 @@ def debian_release(os_release: Path = Path("/etc/os-release")) -> str:
         text = os_release.read_text()
     except OSError:
         text = ""
-    match = re.search(r"^VERSION_CODENAME=\"?([a-z]+)\"?$", text, re.M)
+    match = re.search(r"^VERSION_CODENAME=\"?([a-z]+)\"?$", text, re.MULTILINE)
     if not match:
         raise RuntimeSourceError("getting the runtime's source: this is not Debian (no VERSION_CODENAME in "
                                  f"{os_release}); runtime = \"size\" builds from Debian's source package")
@@ -235,7 +236,8 @@ def obtain_source(project: Project, log: Path) -> Source:
     src = project.cache_root / "runtime" / "src"
     dsc = _cached(src)
     if dsc is None:
-        dsc = _download(project, src, log)
+        with exclusive(src):
+            dsc = _cached(src) or _download(project, src, log)
     # Checked again on reuse: the cache is only as good as its files.
     version = verify_dsc(dsc).version
     return Source(version=version, tree=src / TREE, dsc=dsc)

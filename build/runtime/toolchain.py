@@ -21,6 +21,7 @@ from build.project import Project
 from build.runtime.compile import (ExportInputs, Runtime, RuntimeBuildFailed, build_runtime, elf_files,
                                    host_site_packages)
 from build.runtime.flags import EXPORTS, SOURCE_PACKAGE, FlagSet, size_flags
+from build.runtime.lock import exclusive
 from build.runtime.sources import obtain_source
 from build.toolchain import Toolchain, host_architecture
 
@@ -85,6 +86,13 @@ def make_venv(project: Project, runtime: Runtime, requirements: list[str], log: 
     final = runtime.prefix.with_name(f"{runtime.key}-venv-{pins}")
     if (final / VENV_STAMP).is_file():
         return final
+    with exclusive(final):
+        if not (final / VENV_STAMP).is_file():
+            _make_venv(project, runtime, requirements, log, final)
+    return final
+
+
+def _make_venv(project: Project, runtime: Runtime, requirements: list[str], log: Path, final: Path) -> None:
     tmp = final.with_name(final.name + ".tmp")
     remove_tree(tmp, project.output_roots)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
@@ -98,5 +106,4 @@ def make_venv(project: Project, runtime: Runtime, requirements: list[str], log: 
         raise RuntimeBuildFailed(f"size runtime: installing the pinned packages into its venv failed: {err}") from None
     (tmp / VENV_STAMP).write_text(json.dumps({"runtime": runtime.key, "requirements": requirements}, indent=2) + "\n")
     os.replace(tmp, final)
-    return final
 
