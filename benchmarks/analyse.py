@@ -39,6 +39,17 @@ def best_of(repeat: int, func):
     return best, result
 
 
+def cpu_of(repeat: int, func) -> float:
+    """The least CPU time of `repeat` runs: on a machine shared with other work, wall time shows the
+    load as much as the analysis."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.process_time()
+        func()
+        best = min(best, time.process_time() - started)
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="*", type=Path, default=[ROOT / "dist" / "default"])
@@ -51,16 +62,17 @@ def main(argv: list[str] | None = None) -> int:
 
     table = Table(title="slimfreeze size analysis")
     for column in ("artifact", "format", "bytes", "rows", "index load s", "analyse s", "with symbols s",
-                   "native files", "json s", "html s", "report.json", "index.html"):
+                   "with symbols cpu s", "native files", "json s", "html s", "report.json", "index.html"):
         table.add_column(column, justify="left" if column in ("artifact", "format") else "right")
     for path in args.paths:
         seconds, report = best_of(args.repeat, lambda: analyse(path))
         symbols_s, report = best_of(args.repeat, lambda: with_native(analyse(path), path))
+        symbols_cpu = cpu_of(args.repeat, lambda: with_native(analyse(path), path))
         json_s, json_text = best_of(args.repeat, lambda: jsonio.dumps(report))
         html_s, html_text = best_of(args.repeat, lambda: html.profile_page(report))
         json_bytes, html_bytes = len(json_text.encode()), len(html_text.encode())
         table.add_row(str(path), report.format, f"{report.total_stored:,}", f"{len(report.rows):,}", f"{index_s:.2f}",
-                      f"{seconds:.2f}", f"{symbols_s:.2f}", str(len(report.native)), f"{json_s:.3f}", f"{html_s:.3f}",
+                      f"{seconds:.2f}", f"{symbols_s:.2f}", f"{symbols_cpu:.2f}", str(len(report.native)), f"{json_s:.3f}", f"{html_s:.3f}",
                       f"{json_bytes:,} ({fmt_size(json_bytes)})", f"{html_bytes:,} ({fmt_size(html_bytes)})")
     Console(width=200).print(table)
     return 0

@@ -47,15 +47,24 @@ def file_bytes(artifact: Path, row: str) -> bytes | None:
     """The uncompressed bytes of the file a row stands for, or None when they cannot be found."""
     name = row[:-len(EXECUTABLE) - 1] if row.endswith("/" + EXECUTABLE) else row
     artifact = Path(artifact)
-    if artifact.is_dir():
-        path = artifact / name
-        if path.is_file() and not path.is_symlink():
-            return path.read_bytes()
-        return None
-    data = artifact.read_bytes()
-    if name == "[file]" or name == "":
+    if not artifact.is_dir():
+        return _inside(artifact, name)
+    # In a folder: a file on disk, or a file inside one (a onefile executable in dist/<profile>).
+    parts = name.split("/")
+    for i in range(len(parts), 0, -1):
+        candidate = artifact.joinpath(*parts[:i])
+        if candidate.is_file() and not candidate.is_symlink():
+            rest = "/".join(parts[i:])
+            return candidate.read_bytes() if not rest else _inside(candidate, rest)
+    return None
+
+
+def _inside(path: Path, name: str) -> bytes | None:
+    """A file inside a frozen executable: a PyInstaller archive entry or a Nuitka payload file."""
+    data = path.read_bytes()
+    if name in ("[file]", ""):
         return data
-    archive = read_carchive(artifact, len(data))
+    archive = read_carchive(path, len(data))
     if archive is not None:
         for e in archive.entries:
             if e.name == name and e.stored:
@@ -63,12 +72,12 @@ def file_bytes(artifact: Path, row: str) -> bytes | None:
                 return zlib.decompress(blob) if e.compressed else blob
         return None
     if looks_like_starter(data):
-        payload = find_payload(data, label=artifact.name)
+        payload = find_payload(data, label=path.name)
         for f in payload.files:
             if f.name == name and f.link_target is None:
                 stored = payload.table[f.data[0]:f.data[1]]
                 if payload.mode == "archive":
-                    return zstd_stream(stored, what=f"{artifact.name}: {name}")[0]
+                    return zstd_stream(stored, what=f"{path.name}: {name}")[0]
                 return stored
     return None
 
@@ -81,8 +90,10 @@ def breakdowns(artifact: Path, rows: Sequence[Row], *, search: Sequence[Path] = 
         data = file_bytes(artifact, row.name)
         if data is None or not elf.is_elf(data):
             continue
-        b = native_breakdown(data, row.name, search=search,
-                             nuitka=nuitka or row.name.endswith("/" + EXECUTABLE))
+        compiled = nuitka or row.name.endswith("/" + EXECUTABLE)
+        b = native_breakdown(data, row.name, search=search, nuitka=compiled)
+        if b is not None and compiled and row.name.endswith("/" + EXECUTABLE) and b.units_from == "none":
+            b = replace(b, source=b.source + " (Nuitka strips its program unless built with --unstripped)")
         if b is not None:
             out.append(NativeFile(row=row.name, size=len(data), breakdown=b))
     return tuple(out)

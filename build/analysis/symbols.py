@@ -423,8 +423,8 @@ def breakdown(sections: Sequence[ElfSection], table: SymbolTable | None, units: 
         if rest > 0:
             unit_parts.append(Part(name=f"[{LABELS.get(group, group)}{REST_SUFFIX.get(group, '')}]", kind="rest",
                                    unit=UNKNOWN_UNIT, size=rest, code=rest if group == "code" else 0))
-    units_from = "DWARF" if spans else ("Nuitka names" if nuitka and parts else
-                                       "symbol table" if any(p.unit != UNKNOWN_UNIT for p in parts) else "none")
+    named = any(p.unit != UNKNOWN_UNIT for p in parts)
+    units_from = "DWARF" if spans else ("none" if not named else "Nuitka names" if nuitka else "symbol table")
     return Breakdown(source=source, units_from=units_from, code_bytes=code_bytes,
                      code_in_units=min(named_code, code_bytes),
                      symbols=tuple(sorted(parts, key=lambda p: (-p.size, p.name))),

@@ -151,3 +151,27 @@ def test_control_characters_are_shown_not_sent() -> None:
     assert visible("data/nl\nline.txt") == "data/nl\\nline.txt"
     assert visible("rtl\u202eevil") == "rtl\\u202eevil"
     assert visible("plain/ünïcode.txt") == "plain/ünïcode.txt"
+
+
+def test_diff_says_which_function_grew(lib: dict[str, Path], tmp_path: Path) -> None:
+    from build.analysis.model import NativeFile, SizeReport
+    from build.analysis.ops import diff_native
+
+    bigger = tmp_path / "bigger"
+    bigger.mkdir()
+    (bigger / "tiny.c").write_text(SOURCE.replace("s += table[i % 4096] * i * x;",
+                                                  "{ s += table[i % 4096] * i * x; s ^= s >> (i & 7); s += x / (i + 1); }"))
+    _run("gcc", "-g", "-O1", "-shared", "-fPIC", "-o", "libtiny.so.1", "tiny.c", cwd=bigger)
+
+    def report(path: Path, name: str) -> SizeReport:
+        data = path.read_bytes()
+        native = NativeFile(row=f"_internal/{path.name}", size=len(data),
+                            breakdown=native_breakdown(data, path.name))
+        return SizeReport(artifact=name, format="folder", total_stored=0, total_raw=0, rows=(), native=(native,))
+
+    diff = diff_native(report(lib["unstripped"], "old"), report(bigger / "libtiny.so.1", "new"))
+    grew = {c.name: c for c in diff.changes if c.kind == "grew"}
+    assert "libtiny.so.1: big_function" in grew and grew["libtiny.so.1: big_function"].distribution == "tiny.c"
+    assert "libtiny.so.1: table" not in {c.name for c in diff.changes}  # the same object, unchanged
+    units = diff_native(report(lib["unstripped"], "old"), report(bigger / "libtiny.so.1", "new"), "unit")
+    assert any(c.name == "libtiny.so.1: tiny.c" and c.kind == "grew" for c in units.changes)
