@@ -221,6 +221,8 @@ def collect(folder: Path, reports_root: Path) -> dict[str, Any]:
             data = check_sweep(json.loads(path.read_text(encoding="utf-8")), path)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ArtifactError(f"{path}: not valid JSON ({err})") from None
+        except OSError as err:
+            raise ArtifactError(f"{path}: cannot read it ({err.strerror})") from None
         sweeps.append(data)
         for run in data.get("runs", []):
             runner_of[run["run_id"]] = path.parent
@@ -240,7 +242,10 @@ def collect(folder: Path, reports_root: Path) -> dict[str, Any]:
         if source.is_symlink():
             raise ArtifactError(f"--collect: report folder {source} is a link; copy the runner's files there instead")
     for name, source in chosen.items():
-        copy_folder_atomic(source, reports_root / name)
+        try:
+            copy_folder_atomic(source, reports_root / name)
+        except (OSError, shutil.Error) as err:  # what was copied before stays whole: each folder is swapped in
+            raise ArtifactError(f"--collect: cannot copy {source}: {err}") from None
     write_json_atomic(reports_root / SWEEP_NAME, merged)
     refresh_index(reports_root)
     return merged

@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -367,3 +368,17 @@ def test_collect_refuses_a_report_folder_that_is_a_link(tmp_path):
     with pytest.raises(ArtifactError, match="is a link"):
         collect(tmp_path / "runners", tmp_path / "size_reports")
     assert not (tmp_path / "size_reports" / "min").exists()
+
+
+def test_collect_of_unreadable_runner_files_is_one_line(tmp_path):
+    from test_proc import without_dac_override
+
+    runner_folder(tmp_path / "runners" / "r", sweep_of([record("min", 300)]), {"min": "m"})
+    for unreadable in (tmp_path / "runners" / "r" / "min" / "report.json", tmp_path / "runners" / "r" / SWEEP_NAME):
+        unreadable.chmod(0)
+        ran = subprocess.run([*without_dac_override(), sys.executable, "build.py", "sweep", "--collect",
+                              str(tmp_path / "runners"), "--reports", str(tmp_path / "out")],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+        unreadable.chmod(0o644)
+        assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stderr
+        assert ran.stderr.count("slimfreeze: error:") == 1 and "Permission denied" in ran.stderr
