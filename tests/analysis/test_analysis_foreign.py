@@ -20,7 +20,7 @@ from build.analysis import analyse
 from build.analysis.debug_copies import native_breakdown
 from build.analysis.model import SizeReport
 from build.analysis.native import file_bytes, with_native
-from build.analysis.ops import check_accounting
+from build.analysis.ops import check_accounting, diff_native
 from build.report import command as bloat
 from build.report import html, jsonio
 
@@ -251,8 +251,6 @@ def test_diff_says_which_functions_grew(pyi_onefile: Path, pyi_onedir: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     old = with_native(analyse(pyi_onefile), pyi_onefile, wanted="libpython3.11.so.1.0")
     new = with_native(analyse(pyi_onedir), pyi_onedir, wanted="_internal/libpython3.11.so.1.0")
-    from build.analysis.ops import diff_native
-
     same = diff_native(old, new)
     assert same.changes == () and same.unchanged > 1000  # the same library: no function changed
     assert bloat.main(["--diff", str(pyi_onefile), str(pyi_onedir), "--symbols", "--json"]) == 0
@@ -282,8 +280,9 @@ def test_min_libpython_code_is_attributed_to_source_files(built, capsys: pytest.
     assert "same build-id" in b.source and b.units_from == "DWARF"
     assert b.code_in_units >= 0.9 * b.code_bytes, (b.code_in_units, b.code_bytes)
     top5 = [u for u in b.units if not u.name.startswith("[")][:5]
-    print(f"\nmin: {100 * b.code_in_units / b.code_bytes:.1f}% of libpython's {b.code_bytes:,} code bytes in named "
-          f"units; largest: " + ", ".join(f"{u.name} {u.size:,}" for u in top5))
+    with capsys.disabled():
+        print(f"\nmin: {100 * b.code_in_units / b.code_bytes:.1f}% of libpython's {b.code_bytes:,} code bytes in "
+              f"named units; largest: " + ", ".join(f"{u.name} {u.size:,}" for u in top5))
     assert bloat.main([str(dist), "--symbols", lib.name, "-n", "10"]) == 0
     assert "same build-id" in capsys.readouterr().out.replace("\n", " ")
 
