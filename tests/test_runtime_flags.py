@@ -124,3 +124,35 @@ def test_size_runtime_is_for_pyinstaller_on_this_machine_only() -> None:
     foreign = "armv7" if host_architecture() != "armv7" else "x86_64"
     with pytest.raises(ConfigError, match=f"not target = '{foreign}'"):
         resolve_profiles({"profiles": {"a": {"runtime": "size", "target": foreign}}})
+
+
+@pytest.mark.parametrize(("script", "step"), [
+    ("echo 'configure: error: no C compiler' >&2; exit 1", "configure"),
+    ("printf 'all:\\n\\t@echo compiling; false\\n' > Makefile", "make"),
+])
+def test_failed_compile_names_its_step_and_log_and_touches_nothing_else(tmp_path: Path, script: str, step: str) -> None:
+    from build.project import Project
+    from build.runtime.compile import build_runtime
+    from build.runtime.sources import Source
+
+    root = Path(__file__).resolve().parent.parent
+    project = Project.at(root, work=tmp_path / "work", dist=tmp_path / "dist", reports=tmp_path / "reports",
+                         cache=tmp_path / "cache")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "configure").write_text(f"#!/bin/sh\n{script}\n")
+    (tree / "configure").chmod(0o755)
+    previous = project.cache_root / "runtime" / "python3.11-x86_64-previous"
+    previous.mkdir(parents=True)
+    (previous / "runtime.json").write_text("{}")
+    with pytest.raises(RuntimeBuildFailed) as failed:
+        build_runtime(project, Source(version="3.11.2-1", tree=tree, dsc=tmp_path / "x.dsc"),
+                      merge([step_named("Os")]), target="x86_64")
+    message = str(failed.value)
+    assert message.startswith(f"size runtime: {step} failed (build log ")
+    log = Path(message.split("(build log ", 1)[1].split(")", 1)[0])
+    assert log.is_file() and ("no C compiler" in log.read_text() or "compiling" in log.read_text())
+    # No runtime appeared under the key, and the one built before is as it was.
+    assert sorted(p.name for p in (project.cache_root / "runtime").iterdir() if not p.name.endswith((".tmp", ".lock"))) \
+        == ["python3.11-x86_64-previous"]
+    assert (previous / "runtime.json").read_text() == "{}"
