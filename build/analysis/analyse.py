@@ -257,11 +257,12 @@ def _analyse_folder(folder: Path, index: DistIndex) -> SizeReport:
     prefix = f"{contents}/" if contents else ""
     bundled = [*read_folder_dist_infos(folder, (rel for rel, _ in files), strip=prefix),
                *(m for _, r in results for m in r.metadata)]
-    apps = [r for _, r in results if r.format]
+    apps: set[str] = set()
+    for rel, result in results:
+        if result.format:  # a frozen executable: its scripts (and a Nuitka program's name) are the app
+            apps |= _app_names(rel, [result])
     ctx = Context(index=with_bundled(index, bundled), slimfreeze_build=manifest is not None,
-                  contents_prefix=prefix,
-                  app=frozenset().union(*(_app_names(rel, [r]) for rel, r in results if r.format)) if apps
-                  else frozenset())
+                  contents_prefix=prefix, app=frozenset(apps))
     rows: list[Row] = []
     for rel, result in results:
         file_rows = flatten(result.region, ctx, prefix=rel)

@@ -395,6 +395,7 @@ def breakdown(sections: Sequence[ElfSection], table: SymbolTable | None, units: 
         parts.append(Part(name=sym.name, kind=sym.kind, unit=unit or UNKNOWN_UNIT, size=size, code=code))
         claimed.append((start, start + size))
         last_end = end
+    parts = _units_from_neighbours(parts)
     unit_sizes: dict[str, list[int]] = {}
     for p in parts:
         acc = unit_sizes.setdefault(p.unit, [0, 0])
@@ -429,6 +430,21 @@ def breakdown(sections: Sequence[ElfSection], table: SymbolTable | None, units: 
                      code_in_units=min(named_code, code_bytes),
                      symbols=tuple(sorted(parts, key=lambda p: (-p.size, p.name))),
                      units=tuple(sorted(unit_parts, key=lambda p: (-p.size, p.name))))
+
+
+def _units_from_neighbours(parts: list[Part]) -> list[Part]:
+    """A symbol without a unit (a global object: DWARF's address ranges cover only code) between
+    two symbols of the same unit, in address order, is that unit's: the linker lays out each
+    object file's sections contiguously."""
+    out = list(parts)
+    known = [i for i, p in enumerate(out) if p.unit != UNKNOWN_UNIT]
+    for k in range(len(known) - 1):
+        a, b = known[k], known[k + 1]
+        if b - a > 1 and out[a].unit == out[b].unit:
+            for i in range(a + 1, b):
+                out[i] = Part(name=out[i].name, kind=out[i].kind, unit=out[a].unit, size=out[i].size,
+                              code=out[i].code)
+    return out
 
 
 def clean_unit(name: str) -> str:
