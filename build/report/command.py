@@ -131,10 +131,12 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         write_atomic(args.html, html.profile_page(report))
     if wanted is not None and not args.json:
-        if not report.native:
+        # A report.json carries the breakdowns it was written with: the row asked for, or the largest.
+        natives = [n for n in report.native if not wanted or n.row == wanted or wanted in n.row][:1]
+        if not natives:
             raise ArtifactError(f"{report.artifact}: no native file to break down"
                                 + (f" matches {wanted!r}" if wanted else ""))
-        for n in report.native:
+        for n in natives:
             console.print(table.native_table(n, units=args.units is not None, n=args.n))
         return 0
     if args.json:

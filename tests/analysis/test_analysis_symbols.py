@@ -175,3 +175,11 @@ def test_diff_says_which_function_grew(lib: dict[str, Path], tmp_path: Path) -> 
     assert "libtiny.so.1: table" not in {c.name for c in diff.changes}  # the same object, unchanged
     units = diff_native(report(lib["unstripped"], "old"), report(bigger / "libtiny.so.1", "new"), "unit")
     assert any(c.name == "libtiny.so.1: tiny.c" and c.kind == "grew" for c in units.changes)
+
+
+def test_symbols_and_units_together_is_a_usage_error(lib: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    from build.report import command as bloat
+
+    assert bloat.main([str(lib["unstripped"]), "--symbols", "--units"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("slimfreeze: error: ") and "--symbols or --units" in err and err.count("\n") == 1
