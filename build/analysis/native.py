@@ -15,7 +15,6 @@ from build.analysis.nuitka import EXECUTABLE
 from build.analysis.nuitka_payload import find_payload, looks_like_starter
 from build.analysis.pyinstaller_archive import read_carchive
 from build.analysis.streams import zstd_stream
-from build.analysis.symbols import Breakdown
 from build.errors import ArtifactError
 
 NATIVE_KINDS = ("library", "extension", "executable", "code")
