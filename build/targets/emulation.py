@@ -35,6 +35,7 @@ CA_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "PIP_CERT
 # pip settings whose values are paths or file:// URLs of the host.
 PIP_PATH_KEYS = ("cert", "client-cert", "constraint", "constraints", "requirement", "find-links", "index-url",
                  "extra-index-url", "build-constraint")
+INDEX_KEYS = ("index-url", "extra-index-url")
 GUEST_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 # tmpfs, for armv7: a 32-bit guest's readdir() of a host ext4 folder fails (the 64-bit kernel hands
 # qemu 64-bit directory offsets), so a onefile's bootloader could not delete its _MEI folder on exit.
@@ -61,14 +62,16 @@ def minimal(paths: Iterable[PurePosixPath]) -> list[PurePosixPath]:
     return sorted(kept)
 
 
-def path_values(value: str) -> list[PurePosixPath]:
-    """Host paths a pip setting names: absolute paths and file:// URLs, one or several (space/newline)."""
+def path_values(value: str, *, index: bool = False) -> list[PurePosixPath]:
+    """Host paths a pip setting names: absolute paths and file:// URLs, one or several (space/newline).
+    A local index's pages link to files beside its `simple/` folder, so for an index its parent."""
     found = []
     for token in value.split():
         if token.startswith("file://"):
             token = token[len("file://"):]
         if token.startswith("/"):
-            found.append(PurePosixPath(os.path.normpath(token)))
+            path = PurePosixPath(os.path.normpath(token))
+            found.append(path.parent if index and path.name == "simple" else path)
     return found
 
 
@@ -84,10 +87,11 @@ def pip_config_paths(texts: Iterable[str], environ: Mapping[str, str]) -> list[P
         for section in parser.sections():
             for key, value in parser.items(section):
                 if key in PIP_PATH_KEYS:
-                    found += path_values(value)
+                    found += path_values(value, index=key in INDEX_KEYS)
     for name, value in environ.items():
-        if name.startswith("PIP_") and name[4:].lower().replace("_", "-") in PIP_PATH_KEYS:
-            found += path_values(value)
+        key = name[4:].lower().replace("_", "-")
+        if name.startswith("PIP_") and key in PIP_PATH_KEYS:
+            found += path_values(value, index=key in INDEX_KEYS)
     return found
 
 

@@ -117,13 +117,13 @@ def test_pip_configuration_names_the_host_paths_to_bind():
              "[global]\nconstraint = /etc/xdg/pip/constraints.txt\n",
              "[global]\nfind-links = /opt/wheels\nextra-index-url =\n    file:///opt/pypi/simple\n"
              "    https://index.example/simple\ntimeout = 60\n",
-             "[install]\nindex-url = file:///srv/mirror/simple/\n",
+             "[install]\nindex-url = file:///srv/mirror/simple/\nrequirement = /srv/req/simple\n",
              "not an ini file ["]
     environ = {"PIP_FIND_LINKS": "/opt/more /opt/other", "PIP_CERT": "/etc/pki/ca.pem", "PIP_TIMEOUT": "/x",
                "HOME": "/root"}
     assert sorted(map(str, emulation.pip_config_paths(texts, environ))) == [
         "/etc/pki/ca.pem", "/etc/ssl/certs/ca-certificates.crt", "/etc/xdg/pip/constraints.txt", "/opt/more",
-        "/opt/other", "/opt/pypi/simple", "/opt/wheels", "/srv/mirror/simple"]
+        "/opt/other", "/opt/pypi", "/opt/wheels", "/srv/mirror", "/srv/req/simple"]
 
 
 def test_pip_config_files_follow_xdg(tmp_path: Path):

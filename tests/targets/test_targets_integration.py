@@ -1,0 +1,169 @@
+"""Real target roots and builds: a root made once (cached under work/.cache), its own Python and
+libraries seen through the launcher, ARM artifacts smoke-tested under emulation, clear failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from build import proc
+from build.errors import ToolMissing
+from build.project import Project
+from build.targets import root as roots
+from build.targets import sources
+from build.targets.arch import EMULATED
+from build.targets.toolchain import target_toolchain
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / "work" / ".cache"  # shared with the builds and the README's first build
+pytestmark = pytest.mark.integration
+# What each target's artifact must be, as its ELF header says.
+ELF = {"min-aarch64": ("EM_AARCH64", 64), "min-armv7": ("EM_ARM", 32)}
+
+
+def project_in(tmp_path: Path, cache: Path = CACHE) -> Project:
+    return Project.at(ROOT, dist=tmp_path / "dist", work=tmp_path / "work", reports=tmp_path / "reports", cache=cache)
+
+
+@pytest.fixture(scope="module")
+def aarch64(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("aarch64")
+    return target_toolchain("arm64", project_in(folder), folder / "toolchain.log")
+
+
+def guest(toolchain, argv: list[str], timeout: float = 120) -> proc.Captured:
+    return proc.capture(toolchain.program_argv(argv), timeout=timeout)
+
+
+def test_a_root_is_made_once_and_reused_without_downloading(aarch64, tmp_path):
+    log = tmp_path / "again.log"
+    again = target_toolchain("aarch64", project_in(tmp_path), log)
+    assert again.python == aarch64.python and again.launcher == aarch64.launcher
+    assert not log.exists() or "mmdebstrap" not in log.read_text()  # nothing made, nothing downloaded
+    facts = aarch64.facts
+    assert facts["architecture"] == "aarch64" and facts["debian_arch"] == "arm64"
+    assert facts["root_packages"]["python3.11"].startswith("3.11.") and "libc6" in facts["root_packages"]
+    assert facts["emulator"].startswith("qemu-aarch64-static ") and facts["python"].startswith("3.11.")
+
+
+def test_the_roots_python_runs_under_emulation_in_its_venv(aarch64):
+    ran = proc.capture(aarch64.python_argv("-c", "import platform, sys; print(platform.machine(), sys.prefix)"),
+                       timeout=120)
+    assert ran.code == 0, ran.output
+    machine, prefix = ran.output.split()
+    assert machine == "aarch64" and prefix == str(aarch64.python.parent.parent)
+
+
+def test_ldd_inside_the_root_sees_the_roots_libraries(aarch64):
+    # Without launcher.py's ENOSYS for faccessat2, Debian's ldd calls every library unreadable and
+    # PyInstaller bundles none of the libraries an extension module needs.
+    module = f"/usr/lib/python3.11/lib-dynload/_ssl.cpython-311-{EMULATED['aarch64'].triplet}.so"
+    ran = guest(aarch64, ["/usr/bin/ldd", module])
+    assert ran.code == 0, ran.output
+    assert f"libssl.so.3 => /usr/lib/{EMULATED['aarch64'].triplet}/libssl.so.3" in ran.output
+
+
+def test_the_guest_reaches_the_hosts_loopback(aarch64, broker):
+    ran = proc.capture(aarch64.python_argv("-c", f"import socket; socket.create_connection(('127.0.0.1', "
+                                                 f"{broker.port}), timeout=20).close(); print('connected')"),
+                       timeout=120)
+    assert ran.code == 0 and ran.output.strip() == "connected", ran.output
+
+
+def test_the_guest_runs_the_roots_own_strip(aarch64):
+    ran = guest(aarch64, ["/bin/sh", "-c", "command -v strip && strip --version | head -n 1"])
+    assert ran.code == 0 and ran.output.splitlines()[0] == "/usr/bin/strip", ran.output
+    assert "GNU strip" in ran.output
+
+
+@pytest.mark.parametrize("profile", sorted(ELF))
+def test_target_profiles_build_and_pass_the_smoke_test_under_emulation(built, profile):
+    result = built(profile)
+    assert result.ok and result.smoke_passed is True
+    manifest = json.loads((result.dist_dir / "manifest.json").read_text())
+    machine, bits = ELF[profile]
+    with (result.dist_dir / "slimfreeze").open("rb") as stream:
+        header = ELFFile(stream).header
+        assert (header["e_machine"], header["e_ident"]["EI_CLASS"]) == (machine, f"ELFCLASS{bits}")
+    assert manifest["target"] == manifest["toolchain"]["architecture"] == profile.split("-")[-1]
+    assert manifest["smoke"]["passed"] is True and all(c["passed"] for c in manifest["smoke"]["checks"])
+    assert manifest["toolchain"]["root_packages"]["libpython3.11"].startswith("3.11.")
+    report = json.loads((built.project.reports_root / profile / "report.json").read_text())
+    assert report["total_stored"] == result.total_bytes == (result.dist_dir / "slimfreeze").stat().st_size
+
+
+def test_target_artifacts_bundle_the_libraries_their_modules_need(built):
+    # The zlib and expat extension modules are in Debian's libpython; their libraries must travel
+    # with the artifact (the device need not have them), which needs a working ldd in the root.
+    from PyInstaller.archive.readers import CArchiveReader
+
+    names = set(CArchiveReader(str(built("min-aarch64").dist_dir / "slimfreeze")).toc)
+    assert {"libz.so.1", "libexpat.so.1", "libpython3.11.so.1.0"} <= names
+
+
+# --- failures: one line, nothing half-made ------------------------------------------------------
+
+def test_a_missing_emulator_names_its_debian_package(tmp_path, monkeypatch):
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("mmdebstrap", "proot"):
+        (tools / tool).symlink_to(proc.require_tool(tool))
+    monkeypatch.setenv("PATH", str(tools))
+    with pytest.raises(ToolMissing) as info:
+        target_toolchain("armv7", project_in(tmp_path), tmp_path / "log")
+    assert str(info.value) == ("'qemu-arm-static' was not found on PATH; install the Debian package "
+                               "'qemu-user-static' (or run scripts/install.sh)")
+
+
+def test_a_root_that_cannot_be_downloaded_says_why_and_leaves_nothing(tmp_path):
+    project = project_in(tmp_path, cache=tmp_path / "cache")
+    unreachable = sources.render([sources.Entry(uri="http://127.0.0.1:9/debian", suites=("bookworm",),
+                                                components=("main",))])
+    spec = roots.RootSpec(arch=EMULATED["aarch64"], packages=("dash",), sources=unreachable)
+    cache = project.cache_root / "targets"
+    cache.mkdir(parents=True)
+    with pytest.raises(roots.RootFailed) as info:
+        roots.make_root(spec, cache=cache, log=tmp_path / "root.log", deletable=project.output_roots,
+                        launch=lambda path: ["/bin/false"])
+    message = str(info.value)
+    assert message.startswith("cannot make the aarch64 (arm64) Debian root: mmdebstrap: E: ")
+    assert "127.0.0.1:9" in message and "\n" not in message
+    assert sorted(p.name for p in cache.iterdir()) == [f".{spec.name}.lock"]
+
+
+def test_a_root_without_room_is_refused_before_anything_is_downloaded(tmp_path, monkeypatch):
+    project = project_in(tmp_path, cache=tmp_path / "cache")
+    monkeypatch.setattr(roots, "MIN_FREE_BYTES", 1 << 60)
+    spec = roots.RootSpec(arch=EMULATED["armv7"], packages=("dash",), sources="Types: deb\n")
+    cache = project.cache_root / "targets"
+    cache.mkdir(parents=True)
+    with pytest.raises(roots.RootFailed, match=r"^cannot make the armv7 \(armhf\) Debian root: only \d+ MiB free"):
+        roots.make_root(spec, cache=cache, log=tmp_path / "root.log", deletable=project.output_roots,
+                        launch=lambda path: ["/bin/false"])
+    assert not (tmp_path / "root.log").exists()
+    assert sorted(p.name for p in cache.iterdir()) == [f".{spec.name}.lock"]
+
+
+def test_the_cli_names_a_missing_proot_in_one_line_and_publishes_nothing(tmp_path):
+    tools = tmp_path / "bin"  # every program of /usr/bin and /bin but proot
+    tools.mkdir()
+    for folder in (Path("/usr/bin"), Path("/bin")):
+        for program in folder.iterdir():
+            if program.name != "proot" and not (tools / program.name).exists():
+                (tools / program.name).symlink_to(program)
+    env = {**os.environ, "PATH": f"{tools}:/usr/local/bin:/usr/sbin:/sbin"}
+    ran = subprocess.run([sys.executable, "build.py", "--profile", "min-aarch64", "--dist", str(tmp_path / "dist"),
+                          "--work", str(tmp_path / "work"), "--reports", str(tmp_path / "reports")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert ran.returncode != 0
+    errors = [line for line in ran.stderr.splitlines() if "error:" in line]
+    assert errors == ["slimfreeze: error: profile 'min-aarch64' failed: 'proot' was not found on PATH; install "
+                      "the Debian package 'proot' (or run scripts/install.sh)"], ran.stderr
+    assert not (tmp_path / "dist" / "min-aarch64").exists()
+    assert not (tmp_path / "reports" / "min-aarch64").exists()
