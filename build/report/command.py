@@ -83,8 +83,9 @@ def load_any(path: Path, args: argparse.Namespace | None = None, *, native: str 
     report = analyse(path, site_packages=site, python=python)
     if native is not None:
         search = python_search(getattr(args, "debug_file", None) or (), python)
-        limit = 1 if getattr(args, "symbols", None) is not None or getattr(args, "units", None) is not None \
-            else NATIVE_FILES
+        # One file to show (the largest), several to keep (JSON, HTML) or to compare (--diff).
+        showing = getattr(args, "symbols", None) is not None or getattr(args, "units", None) is not None
+        limit = 1 if showing and not getattr(args, "diff", None) else NATIVE_FILES
         report = with_native(report, path, wanted=native or None, limit=limit, search=search)
     return report
 
