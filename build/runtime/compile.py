@@ -178,13 +178,17 @@ def _compile(source: Source, flags: FlagSet, final: Path, tmp: Path, log: Path, 
     tree = _edited_tree(source, flags, tmp, log)
     _step("configure", log, configure_argv(tree, final, flags), build, env)
     _step("make", log, ["make", f"-j{JOBS}"], build, env)
-    exported = None
-    if "exports" in flags.steps:
-        exported = _relink(build, log, env, export_inputs)
     root = tmp / "root"
     _step("make install", log, ["make", "install", f"DESTDIR={root}"], build, env)
-    os.replace(root / final.relative_to(final.anchor), tmp / "prefix")
-    _strip(tmp / "prefix", log)
+    prefix = tmp / "prefix"
+    os.replace(root / final.relative_to(final.anchor), prefix)
+    exported = None
+    if "exports" in flags.steps:
+        # After the install: `make install` would otherwise relink the test programs against the
+        # trimmed library, and they use API nobody ships. The static library keeps everything.
+        exported = _relink(build, log, env, export_inputs)
+        shutil.copyfile(build / f"libpython{MINOR}.so.1.0", prefix / "lib" / f"libpython{MINOR}.so.1.0")
+    _strip(prefix, log)
     return exported
 
 
