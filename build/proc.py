@@ -13,6 +13,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -95,24 +96,40 @@ def _tree(leader: int) -> list[psutil.Process]:
     return list(found.values())
 
 
+def wait(child: subprocess.Popen[Any], timeout: float) -> int | None:
+    """`child`'s exit status once it has ended (None if it still runs after `timeout` s), without
+    reaping it: until `end` reaps it, its pid stays reserved, so its process group and session can
+    still be ended without any risk of hitting an unrelated process that got the pid since.
+    (Popen.wait and Popen.poll reap; use this instead for programs from `start`.)"""
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        if child.returncode is not None:
+            return child.returncode
+        info = os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if info is not None and info.si_pid == child.pid:
+            return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.05)
+
+
 def end(child: subprocess.Popen[Any], *, grace: float = GRACE, sig: int = signal.SIGTERM) -> None:
     """End `child` (started by `start`) and everything it started: `sig` to its process group,
     SIGKILL to whatever of the group, the session or the descendants is left after `grace` s.
-    Reaps `child`. Safe to call when it has already exited."""
+    Then reap `child`. Call it before anything reaps `child` (see `wait`); on a child already
+    reaped elsewhere it does nothing, as its pid may name another process by now."""
+    if child.returncode is not None:
+        return
     leftovers = _tree(child.pid)
-    try:
-        os.killpg(child.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass  # the group is empty (an exited leader's zombie does not count)
+    _signal_group(child.pid, sig)
     for process in leftovers:
         try:
             process.send_signal(sig)  # psutil checks that the pid still names the same process
         except psutil.Error:
             pass
-    try:
-        child.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
+    wait(child, grace)
     _, alive = psutil.wait_procs(leftovers, timeout=max(0.0, grace / 5))
     # Those that ignored `sig`, and any started meanwhile.
     for process in [*alive, *_tree(child.pid)]:
@@ -120,14 +137,16 @@ def end(child: subprocess.Popen[Any], *, grace: float = GRACE, sig: int = signal
             process.kill()
         except psutil.Error:
             pass
-    try:
-        os.killpg(child.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    if child.poll() is None:
-        child.kill()
-        child.wait()
+    _signal_group(child.pid, signal.SIGKILL)
+    child.wait()  # reaps: only now may the pid be reused
     psutil.wait_procs([p for p in leftovers if _exists(p)], timeout=grace)
+
+
+def _signal_group(leader: int, sig: int) -> None:
+    try:
+        os.killpg(leader, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is empty but for the unreaped leader, or already gone
 
 
 def _exists(process: psutil.Process) -> bool:
@@ -150,27 +169,20 @@ class Captured:
 def capture(argv: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str] | None = None,
             cwd: Path | None = None, timeout: float, separate_stderr: bool = False) -> Captured:
     """Run `argv` to its end with stdout and stderr captured (together unless `separate_stderr`);
-    on a timeout, an error or Ctrl-C its whole tree is ended. OSError (no such program, not
-    executable) propagates."""
+    on a timeout, an error or Ctrl-C its whole tree is ended, and after it exits whatever it left
+    running. Output goes through temporary files, not pipes, so a process it left behind holding
+    them cannot keep this waiting. OSError (no such program, not executable) propagates."""
     args = [os.fspath(a) for a in argv]
-    child = start(args, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                  stderr=subprocess.PIPE if separate_stderr else subprocess.STDOUT)
-    try:
-        out, err = child.communicate(timeout=timeout)
-        code: int | None = child.returncode
-    except subprocess.TimeoutExpired:
-        end(child)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        child = start(args, env=env, cwd=cwd, stdout=out, stderr=err if separate_stderr else subprocess.STDOUT)
         try:
-            out, err = child.communicate(timeout=GRACE)
-        except subprocess.TimeoutExpired:  # something we could not find still holds the pipe
-            out, err = b"", b""
-        code = None
-    except BaseException:
-        end(child)
-        raise
-    end(child)  # it exited: whatever it left behind in its group goes too
-    return Captured(argv=args, code=code, output=(out or b"").decode(errors="replace"),
-                    errors=(err or b"").decode(errors="replace"))
+            code = wait(child, timeout)
+        finally:
+            end(child)  # on a timeout, an error or Ctrl-C; after an exit, what it left behind
+        out.seek(0)
+        err.seek(0)
+        return Captured(argv=args, code=code, output=out.read().decode(errors="replace"),
+                        errors=err.read().decode(errors="replace"))
 
 
 def tool_output(argv: Sequence[str], timeout: float = VERSION_TIMEOUT) -> str:
@@ -206,15 +218,12 @@ def run(
         sink.flush()
         child = start(argv, env=env, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT)
         try:
-            code = child.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            end(child)
+            code = wait(child, timeout)
+        finally:
+            end(child)  # on a timeout, an error or Ctrl-C; after an exit, what it left behind
+        if code is None:
             sink.write(f"! timed out after {timeout:.0f} s\n")
-            raise CommandFailed(_failure(argv, f"timed out after {timeout:.0f} s", log)) from None
-        except BaseException:
-            end(child)
-            raise
-        end(child)
+            raise CommandFailed(_failure(argv, f"timed out after {timeout:.0f} s", log))
         sink.write(f"= exit {code} after {time.monotonic() - started:.1f} s\n")
     if check and code != 0:
         raise CommandFailed(_failure(argv, f"exited with status {code}", log))

@@ -124,3 +124,22 @@ def test_capture_keeps_stdout_and_stderr_apart_when_asked() -> None:
     assert (ran.code, ran.output, ran.errors) == (3, "out\n", "err\n")
     merged = proc.capture([sys.executable, "-c", script], timeout=30)
     assert sorted(merged.output.split()) == ["err", "out"]
+
+
+def test_wait_gives_the_status_without_reaping_so_the_group_is_still_ours(token: str) -> None:
+    # The parent exits at once, its forked children sleep on in its process group.
+    child = proc.start([sys.executable, "-c", FORKER, "exit", token])
+    assert proc.wait(child, 20) == 0
+    os.kill(child.pid, 0)  # not reaped: the pid (and so its process group) cannot have been reused
+    wait_until_forked(token, 2)
+    proc.end(child, grace=1)
+    assert child.returncode == 0 and left_running(token) == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(child.pid, 0)  # reaped by end
+
+
+def test_wait_reports_a_signal_as_a_negative_status() -> None:
+    child = proc.start([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"])
+    assert proc.wait(child, 20) == -signal.SIGTERM
+    proc.end(child)
+    assert child.returncode == -signal.SIGTERM

@@ -161,12 +161,14 @@ class Scenario:
         detail = ""
         try:
             detail = exercise()
-            child.send_signal(signal.SIGTERM)
-            code = child.wait(timeout=30)
+            os.kill(child.pid, signal.SIGTERM)  # safe: proc.wait does not reap, so the pid is still ours
+            code = proc.wait(child, 30)
+            if code is None:
+                raise TimeoutError("still running 30 s after SIGTERM")
             self.seen.wait_payload(f"devices/{device}/status", "offline", timeout=10)
             passed = code == 0
             detail += f"; SIGTERM -> exit {code}, status offline"
-        except (TimeoutError, subprocess.TimeoutExpired) as err:
+        except TimeoutError as err:
             passed, detail = False, f"{detail} {err}".strip()
         finally:
             proc.end(child)  # whatever of its tree is still running (a onefile's child, workers)

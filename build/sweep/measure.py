@@ -225,10 +225,10 @@ def first_ack_ms(argv: Sequence[str], *, bench: Bench, cwd: Path, label: str = "
             output.append(line)
             if acked_at is None and ACK_MARKER in line:
                 acked_at = at
-        code = child.wait(timeout=max(1.0, deadline - time.monotonic()))
+        code = proc.wait(child, max(1.0, deadline - time.monotonic()))
         ended = time.perf_counter()
-    except subprocess.TimeoutExpired:
-        raise MeasureError(_describe(argv, None, "".join(output))) from None
+        if code is None:
+            raise MeasureError(_describe(argv, None, "".join(output)))
     finally:
         proc.end(child)  # if it hung, a onefile's child goes with its starter
         reader.join(timeout=5)
@@ -354,8 +354,9 @@ def measure_workers(specs: Iterable[WorkerSpec], *, bench: Bench, settle: float 
         deadline = time.monotonic() + timeout
         for spec, device, _, child, log in started:
             while _online_count(bench, device) < spec.ready:
-                if child.poll() is not None or time.monotonic() > deadline:
-                    what = "exited" if child.poll() is not None else f"not online within {timeout:g} s"
+                exited = proc.wait(child, 0) is not None
+                if exited or time.monotonic() > deadline:
+                    what = "exited" if exited else f"not online within {timeout:g} s"
                     raise MeasureError(f"worker `{' '.join(spec.argv)}` {what}; output: "
                                        f"{_tail(log.read_text(errors='replace')) or '(none)'}")
                 time.sleep(0.02)
@@ -375,14 +376,11 @@ def _stop(children: Sequence[subprocess.Popen[bytes]], timeout: float = 15.0) ->
     """SIGTERM each (a onefile starter forwards it, a supervisor stops its workers) and give them
     `timeout` s together; then each one's whole process tree is ended (build.proc.end)."""
     for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+        if proc.wait(child, 0) is None:
+            os.kill(child.pid, signal.SIGTERM)  # safe: not reaped yet (proc.wait), the pid is ours
     deadline = time.monotonic() + timeout
     for child in children:
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
+        proc.wait(child, max(0.1, deadline - time.monotonic()))
         proc.end(child)
 
 

@@ -103,12 +103,9 @@ class Broker:
         if p is None:
             return
         self._proc = None
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
+        if proc.wait(p, 0) is None:
+            os.kill(p.pid, signal.SIGTERM)  # not reaped yet (proc.wait), so the pid is still mosquitto's
+            proc.wait(p, timeout)
         proc.end(p, grace=1.0)  # SIGKILL if it did not end in time
 
     def restart(self) -> Broker:
@@ -123,7 +120,7 @@ class Broker:
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._proc is not None and proc.wait(self._proc, 0) is None
 
     @property
     def pid(self) -> int | None:
@@ -162,7 +159,8 @@ class Broker:
         # Listening is not enough: mosquitto opens its sockets before it loads the TLS files and
         # may still exit; it logs "mosquitto version X running" once everything is set up.
         while not (self._logged_running(log_offset) and all(_accepts(self.host, port) for port in ports)):
-            if self._proc.poll() is not None:
+            if proc.wait(self._proc, 0) is not None:
+                proc.end(self._proc)  # reaps it
                 self._proc = None
                 raise BrokerError(f"mosquitto exited at start; config {self.config_path}\n{self._tail()}")
             if time.monotonic() > deadline:
