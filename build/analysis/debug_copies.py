@@ -133,7 +133,22 @@ def native_breakdown(data: bytes | memoryview, name: str, *, search: Sequence[Pa
             source = ("exported symbols only (.dynsym): the file is stripped and no unstripped copy with "
                       f"build-id {bid} was found" if bid else
                       "exported symbols only (.dynsym): the file is stripped and has no build-id")
+    if nuitka and (table is None or table.table != ".symtab"):
+        folder = nuitka_build_folder(search)
+        if folder is not None:
+            objects = [(str(p.relative_to(folder)), p.read_bytes()) for p in sorted(folder.rglob("*.o"))]
+            return symbols.objects_breakdown(sections, objects, source=(
+                f"the object files in {folder} (Nuitka's build folder, given by the user; not matched by "
+                f"build-id: sizes as compiled, not places in the file)"))
     return symbols.breakdown(sections, table, units, source=source, nuitka=nuitka)
+
+
+def nuitka_build_folder(search: Sequence[Path]) -> Path | None:
+    """A folder among `search` that is Nuitka's build folder (<name>.build, with module.*.o)."""
+    for root in search:
+        if root.is_dir() and next(root.glob("module.*.o"), None) is not None:
+            return root
+    return None
 
 
 def python_search(paths: Sequence[str | os.PathLike[str]] = (), python: str | None = None) -> tuple[Path, ...]:

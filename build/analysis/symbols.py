@@ -502,3 +502,55 @@ def module_spans(data: bytes | memoryview) -> dict[str, tuple[tuple[int, int], .
         else:
             runs.append([lo, hi])
     return {m: tuple((a, b) for a, b in runs) for m, runs in spans.items()}
+
+
+def objects_breakdown(sections: Sequence[ElfSection], objects: Sequence[tuple[str, bytes]], *,
+                      source: str) -> Breakdown:
+    """A stripped Nuitka program from the object files it was linked from (Nuitka's build folder:
+    module.<name>.o per module): each object's functions and data with their compiled sizes, unit
+    = the module the object file names. Addresses are unknown, so this names sizes, not places."""
+    parts: list[Part] = []
+    for name, data in objects:
+        obj_sections = read_sections(data)
+        table = read_symbols(data, obj_sections) if obj_sections else None
+        if not obj_sections or table is None:
+            continue
+        base = name.rsplit("/", 1)[-1]
+        c_name = base[:-2] + ".c" if base.endswith(".o") else base
+        unit = nuitka_symbols.module_of_file(c_name) or c_name
+        seen: set[tuple[int, int]] = set()
+        for sym in table.symbols:
+            if sym.section >= len(obj_sections) or (sym.section, sym.address) in seen:
+                continue
+            sec = obj_sections[sym.section]
+            if not sec.flags & 0x2 or sec.type == "SHT_NOBITS":
+                continue
+            seen.add((sym.section, sym.address))
+            code = sym.size if sec.group == "code" else 0
+            parts.append(Part(name=sym.name, kind=sym.kind, unit=unit, size=sym.size, code=code))
+    loaded = [s for s in sections if s.flags & 0x2 and s.size and s.type != "SHT_NOBITS"]
+    code_bytes = sum(s.size for s in loaded if s.flags & 0x4)
+    unit_sizes: dict[str, list[int]] = {}
+    by_group: dict[str, int] = {}
+    for p in parts:
+        acc = unit_sizes.setdefault(p.unit, [0, 0])
+        acc[0] += p.size
+        acc[1] += p.code
+        group = "code" if p.code else "data"  # objects: read-only and writable data together
+        by_group[group] = by_group.get(group, 0) + p.size
+    unit_parts = [Part(name=u, kind="unit", unit=u, size=s, code=c) for u, (s, c) in unit_sizes.items()]
+    group_bytes: dict[str, int] = {}
+    for sec in loaded:
+        group = "data" if sec.group == "rodata" else sec.group
+        group_bytes[group] = group_bytes.get(group, 0) + sec.size
+    for group, total in sorted(group_bytes.items()):
+        rest = total - by_group.get(group, 0)
+        if rest > 0:
+            label = "[code without a symbol]" if group == "code" else (
+                "[data without a symbol]" if group == "data" else f"[{LABELS.get(group, group)}]")
+            unit_parts.append(Part(name=label, kind="rest", unit=UNKNOWN_UNIT, size=rest,
+                                   code=rest if group == "code" else 0))
+    named = min(code_bytes, sum(p.code for p in parts))
+    return Breakdown(source=source, units_from="Nuitka names" if parts else "none", code_bytes=code_bytes,
+                     code_in_units=named, symbols=tuple(sorted(parts, key=lambda p: (-p.size, p.name))),
+                     units=tuple(sorted(unit_parts, key=lambda p: (-p.size, p.name))))

@@ -183,3 +183,30 @@ def test_symbols_and_units_together_is_a_usage_error(lib: dict[str, Path], capsy
     assert bloat.main([str(lib["unstripped"]), "--symbols", "--units"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("slimfreeze: error: ") and "--symbols or --units" in err and err.count("\n") == 1
+
+
+def test_a_stripped_nuitka_program_from_its_build_folder(tmp_path: Path) -> None:
+    """Nuitka strips its program; its build folder keeps module.<name>.o per module, whose functions
+    carry the sizes they have in the program (no LTO): units are the modules."""
+    build = tmp_path / "prog.build"
+    build.mkdir()
+    (build / "module.pkg.mod.c").write_text(
+        "int impl_pkg$mod$$$function__1_f(int x) { int s = 0; for (int i = 0; i < x; i++) s += i * x; return s; }\n"
+        "const int mod_table[512] = {1};\n")
+    (build / "CompiledFunctionType.c").write_text("int runtime_helper(int x) { return x + 1; }\n")
+    for c in ("module.pkg.mod.c", "CompiledFunctionType.c"):
+        _run("gcc", "-O1", "-fPIC", "-fdollars-in-identifiers", "-c", c, "-o", c[:-2] + ".o", cwd=build)
+    _run("gcc", "-shared", "-o", "../prog.bin", "module.pkg.mod.o", "CompiledFunctionType.o", cwd=build)
+    _run("strip", "-o", "../prog.stripped", "../prog.bin", cwd=build)
+    unstripped = {s.name: s.size for s in symbols.read_symbols((tmp_path / "prog.bin").read_bytes()).symbols}
+    b = native_breakdown((tmp_path / "prog.stripped").read_bytes(), "prog.bin/[executable]", search=(build,),
+                         nuitka=True)
+    assert "object files in" in b.source and "not matched by build-id" in b.source
+    assert b.units_from == "Nuitka names"
+    by_name = {p.name: p for p in b.symbols}
+    f = by_name["impl_pkg$mod$$$function__1_f"]
+    assert (f.unit, f.size) == ("pkg.mod", unstripped["impl_pkg$mod$$$function__1_f"]) and f.code == f.size
+    assert by_name["mod_table"].unit == "pkg.mod" and by_name["mod_table"].code == 0
+    assert by_name["runtime_helper"].unit == "CompiledFunctionType.c"
+    units = {p.name: p.size for p in b.units}
+    assert units["pkg.mod"] == f.size + 4 * 512
