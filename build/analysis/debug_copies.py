@@ -137,10 +137,21 @@ def native_breakdown(data: bytes | memoryview, name: str, *, search: Sequence[Pa
         folder = nuitka_build_folder(search)
         if folder is not None:
             objects = [(str(p.relative_to(folder)), p.read_bytes()) for p in sorted(folder.rglob("*.o"))]
-            return symbols.objects_breakdown(sections, objects, source=(
-                f"the object files in {folder} (Nuitka's build folder, given by the user; not matched by "
-                f"build-id: sizes as compiled, not places in the file)"))
+            b = symbols.objects_breakdown(sections, objects, source=(
+                f"the object files in {folder} (Nuitka's build folder; not matched by build-id: sizes as "
+                f"compiled, not places in the file)"))
+            if sum(p.code for p in b.symbols) <= b.code_bytes:
+                return b
+            # More compiled code than the program holds: the folder is of another build.
+            source += f"; the objects in {folder} hold more code than this program, so they are of another build"
     return symbols.breakdown(sections, table, units, source=source, nuitka=nuitka)
+
+
+def beside(artifact: Path) -> tuple[Path, ...]:
+    """Nuitka's build folder where Nuitka leaves it: <name>.build next to <name>.dist or <name>.bin."""
+    stem = artifact.name.removesuffix(".dist").removesuffix(".bin")
+    folder = artifact.parent / f"{stem}.build"
+    return (folder,) if folder.is_dir() else ()
 
 
 def nuitka_build_folder(search: Sequence[Path]) -> Path | None:

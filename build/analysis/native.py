@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from build.analysis import elf
-from build.analysis.debug_copies import native_breakdown
+from build.analysis.debug_copies import beside, native_breakdown
 from build.analysis.model import NativeFile, Row, SizeReport
 from build.analysis.nuitka import EXECUTABLE
 from build.analysis.nuitka_payload import find_payload, looks_like_starter
@@ -102,5 +102,7 @@ def with_native(report: SizeReport, artifact: Path, *, wanted: str | None = None
                 search: Sequence[Path] = ()) -> SizeReport:
     """`report` with the breakdown of the native row `wanted` (or of the `limit` largest)."""
     rows = pick_rows(report, wanted, limit)
-    return replace(report, native=breakdowns(artifact, rows, search=search,
-                                             nuitka=report.format.startswith("nuitka")))
+    nuitka = report.format.startswith("nuitka")
+    if nuitka:
+        search = (*search, *beside(Path(artifact)))
+    return replace(report, native=breakdowns(artifact, rows, search=search, nuitka=nuitka))

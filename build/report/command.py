@@ -61,7 +61,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                              "copies of its libpython and extension modules")
     parser.add_argument("--debug-file", type=Path, action="append", default=[], metavar="PATH",
                         help="an unstripped copy (or a folder of them, or a .build-id tree) matched by GNU "
-                             "build-id (repeatable)")
+                             "build-id; or Nuitka's NAME.build folder, whose objects name a stripped Nuitka "
+                             "program's functions (found by itself next to NAME.dist / NAME.bin) (repeatable)")
     parser.set_defaults(run=run)
     return parser
 
