@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             raise ArtifactError(f"{report.artifact}: no native file to break down"
                                 + (f" matches {wanted!r}" if wanted else ""))
         for n in natives:
-            console.print(table.native_table(n, units=args.units is not None, n=args.n))
+            console.print(table.native_table(n, units=args.units is not None, n=args.n, pattern=args.filter))
         return 0
     if args.json:
         sys.stdout.write(jsonio.dumps(report))

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from build.analysis.elf_sections import LABELS
 from build.analysis.model import NativeFile, Row, SizeReport, display_distribution
-from build.analysis.ops import Diff, SortKey, filter_rows, group_rows, sort_rows, top
+from build.analysis.ops import Diff, SortKey, compile_filter, filter_rows, group_rows, sort_rows, top
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -205,11 +205,15 @@ def render(renderable: RenderableType, *, width: int = 100) -> str:
 
 # --- inside native files (cargo bloat's functions and crates) ---------------------------------
 
-def native_table(native: NativeFile, *, units: bool, n: int = 20) -> RenderableType:
+def native_table(native: NativeFile, *, units: bool, n: int = 20, pattern: str | None = None) -> RenderableType:
     """cargo bloat's `File  .text  Size  Crate  Name` for one native file: its largest functions and
-    objects (or, with `units`, its compilation units), top `n`, "And N more", the file's total."""
+    objects (or, with `units`, its compilation units), top `n`, "And N more", the file's total.
+    `pattern` (--filter): only the parts whose name or unit matches it (cargo bloat's --filter)."""
     b = native.breakdown
     parts = b.units if units else b.symbols
+    if pattern:
+        regex = compile_filter(pattern)
+        parts = tuple(p for p in parts if regex.search(p.name) or regex.search(p.unit))
     shown, rest = top(parts, n)
     table = _Table(box=None, show_edge=False, pad_edge=False, padding=(0, 1), header_style="bold")
     for title in ("File", ".text", "Size"):
@@ -229,8 +233,10 @@ def native_table(native: NativeFile, *, units: bool, n: int = 20) -> RenderableT
         noun = "units" if units else "symbols"
         line(s, c, s, *(() if units else ("",)), Text(f"And {len(rest)} more {noun}. Use -n N to show more."))
     listed = sum(p.size for p in parts)
+    matching = f"{len(parts)} matching --filter {pattern}; " if pattern else ""
     line(listed, min(text, sum(p.code for p in parts)), listed, *(() if units else ("",)),
-         Text(f"{fmt_size(text)} in code sections, {fmt_size(native.size)} file ({native.row})"), style="bold")
+         Text(f"{matching}{fmt_size(text)} in code sections, {fmt_size(native.size)} file ({native.row})"),
+         style="bold")
     share = fmt_share(b.code_in_units, b.code_bytes)
     notes = [Text(f"Symbols: {b.source}.", style="dim"),
              Text(f"Units from {b.units_from}: {share} of the code is in a named unit.", style="dim")]

@@ -210,3 +210,31 @@ def test_a_stripped_nuitka_program_from_its_build_folder(tmp_path: Path) -> None
     assert by_name["runtime_helper"].unit == "CompiledFunctionType.c"
     units = {p.name: p.size for p in b.units}
     assert units["pkg.mod"] == f.size + 4 * 512
+
+
+NATIVE_GOLDEN = """\
+ File  .text    Size  Unit            Name
+25.0%  40.0%   1000B  Objects/a.c     big
+10.0%   8.0%    400B  [unknown unit]  esc\\x1b[2Jname
+ 5.0%   8.0%    200B                  And 1 more symbols. Use -n N to show more.
+40.0%  56.0%  1.6KiB                  2.4KiB in code sections, 3.9KiB file (lib/libx.so)
+Symbols: the file's own .symtab.
+Units from DWARF: 40.0% of the code is in a named unit.
+"""
+
+
+def test_native_table_golden() -> None:
+    """cargo bloat's columns; control characters in a symbol's name are shown, not sent."""
+    from build.analysis.model import NativeFile
+    from build.analysis.symbols import Breakdown, Part
+    from build.report.table import native_table, render
+
+    parts = (Part(name="big", kind="function", unit="Objects/a.c", size=1000, code=1000),
+             Part(name="esc\x1b[2Jname", kind="object", unit="[unknown unit]", size=400, code=200),
+             Part(name="small", kind="function", unit="Objects/a.c", size=200, code=200))
+    native = NativeFile(row="lib/libx.so", size=4000, breakdown=Breakdown(
+        source="the file's own .symtab", units_from="DWARF", code_bytes=2500, code_in_units=1000, symbols=parts,
+        units=()))
+    assert render(native_table(native, units=False, n=2), width=100) == NATIVE_GOLDEN
+    filtered = render(native_table(native, units=False, n=5, pattern="^sm"), width=100)
+    assert "small" in filtered and "big" not in filtered and "1 matching --filter ^sm" in filtered
