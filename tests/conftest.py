@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from processes import left_running
 
 from build.testbed.broker import Broker
 from build.testbed.certs import CertSet, make_test_certs
@@ -189,3 +192,12 @@ class Builds:
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     return Builds(tmp_path_factory.mktemp("builds"))
+
+
+@pytest.fixture
+def token() -> Iterator[str]:
+    """A unique argument that marks every process of one test; any survivor is killed afterwards."""
+    value = f"slimfreeze-proc-test-{secrets.token_hex(4)}"
+    yield value
+    for process in left_running(value):
+        process.kill()

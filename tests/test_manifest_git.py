@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from build.manifest import git_commit
-from test_proc import left_running, token  # noqa: F401 (token is a fixture)
+from processes import left_running
 
 
 def fake_git(folder: Path, script: str) -> dict[str, str]:

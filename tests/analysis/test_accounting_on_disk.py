@@ -12,7 +12,7 @@ from build.analysis.model import Row, Section
 from build.analysis.ops import check_accounted, check_accounting
 from build.errors import InternalError
 from build.report import command as bloat
-from test_analysis_pyinstaller import Synthetic, make_archive
+from synthetic_archives import Synthetic, make_archive
 
 analyse_module = importlib.import_module("build.analysis.analyse")  # the package exports a function by that name
 

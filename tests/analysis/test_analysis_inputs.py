@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from synthetic_archives import dist_with_manifest, make_archive
 
 from build import proc
-from build.report import command as bloat
 from build.analysis import analyse
+from build.report import command as bloat
 
 ROOT = Path(__file__).resolve().parents[2]
 LS = Path(shutil.which("ls") or "/bin/ls")
@@ -95,33 +96,13 @@ def test_no_traceback_in_a_real_process(entry: str) -> None:
 
 # --- dist folders with manifest.json ----------------------------------------------------------
 
-def _dist_with_manifest(tmp_path: Path, onefile: Path) -> Path:
-    dist = tmp_path / "min"
-    dist.mkdir()
-    shutil.copy(onefile, dist / "slimfreeze")
-    (dist / "telemetry").symlink_to("slimfreeze")
-    (dist / "stray.txt").write_text("not listed in the manifest\n")
-    (dist / "min.squashfs").write_bytes(b"hsqs" + bytes(100))
-    size = (dist / "slimfreeze").stat().st_size
-    manifest = {"schema": "slimfreeze.manifest/1", "profile": "min", "resolved_profile": {"name": "min"},
-                "machine": "x86_64", "commands": {"telemetry": "telemetry"}, "executables": ["slimfreeze"],
-                "files": [{"path": "slimfreeze", "size": size, "sha256": "0" * 64}],
-                "links": [{"path": "telemetry", "target": "slimfreeze"}], "total_bytes": size,
-                "image": {"path": "min.squashfs", "size": 104, "sha256": "0" * 64},
-                "smoke": {"passed": True, "checks": []}}
-    (dist / "manifest.json").write_text(json.dumps(manifest))
-    return dist
-
-
 @pytest.fixture(scope="module")
 def onefile(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from test_analysis_pyinstaller import make_archive  # the synthetic-archive builder, one copy of it
-
     return make_archive(tmp_path_factory.mktemp("of")).path
 
 
 def test_manifest_lists_exactly_what_is_analysed(tmp_path: Path, onefile: Path) -> None:
-    dist = _dist_with_manifest(tmp_path, onefile)
+    dist = dist_with_manifest(tmp_path, onefile)
     report = analyse(dist)
     assert report.total_stored == onefile.stat().st_size  # not the stray file, not the image
     assert not any(r.name.startswith(("stray", "min.squashfs", "manifest")) for r in report.rows)
@@ -134,7 +115,7 @@ def test_manifest_lists_exactly_what_is_analysed(tmp_path: Path, onefile: Path) 
 
 def test_manifest_that_does_not_match_the_folder(tmp_path: Path, onefile: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    dist = _dist_with_manifest(tmp_path, onefile)
+    dist = dist_with_manifest(tmp_path, onefile)
     with (dist / "slimfreeze").open("ab") as stream:
         stream.write(b"changed")
     assert "rebuild the profile" in _fails([str(dist)], capsys)
@@ -147,7 +128,7 @@ def test_manifest_that_does_not_match_the_folder(tmp_path: Path, onefile: Path,
 def test_profile_name_means_its_dist_folder(tmp_path: Path, onefile: Path, capsys: pytest.CaptureFixture[str],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "dist").mkdir()
-    _dist_with_manifest(tmp_path / "dist", onefile)
+    dist_with_manifest(tmp_path / "dist", onefile)
     monkeypatch.chdir(tmp_path)
     assert bloat.main(["min", "-n", "1"]) == 0
     assert "Total: " in capsys.readouterr().out

@@ -108,7 +108,7 @@ def test_not_built_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_suggestions_from_a_real_archive(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    from test_analysis_pyinstaller import make_archive  # PyInstaller's own writers
+    from synthetic_archives import make_archive
 
     project = _project(tmp_path)
     dist = project.dist_root / "lean"

@@ -40,7 +40,7 @@ from build.flash.device import (
 )
 from build.flash.plan import Content, FileEntry, LinkEntry, parse_manifest, space_needed
 from build.toolchain import host_architecture
-from test_proc import without_dac_override
+from processes import without_dac_override
 
 PROJECT = Path(__file__).resolve().parents[2]
 

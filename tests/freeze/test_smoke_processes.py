@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from build.freeze import smoke
-from test_proc import FORKER, left_running, token  # noqa: F401 (token is a fixture)
+from processes import FORKER, left_running
 
 
 def test_a_smoke_command_that_forks_and_hangs_times_out_and_leaves_no_process(tmp_path: Path, token: str) -> None:

@@ -168,11 +168,11 @@ class Browser:
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Browser, RecordingProxy, Path]]:
-    from test_analysis_inputs import _dist_with_manifest  # a dist folder with manifest.json and a link
-    from test_analysis_pyinstaller import make_archive  # a synthetic onefile with a hostile entry name
+    from synthetic_archives import dist_with_manifest
+    from synthetic_archives import make_archive
 
     tmp = tmp_path_factory.mktemp("browser")
-    dist = _dist_with_manifest(tmp, make_archive(tmp / "src").path)
+    dist = dist_with_manifest(tmp, make_archive(tmp / "src").path)
     entry = "/w/slimfreeze_entry.py"  # an import graph, for the retained-size table
     graph = {"root": entry, "nodes": {n: {"kind": k, "file": None} for n, k in {
         entry: "Script", "app.main": "SourceModule", "paho": "Package", "paho.mqtt.client": "SourceModule"}.items()},

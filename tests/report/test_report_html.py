@@ -86,7 +86,7 @@ def test_index_headline_and_bars_use_bytes_on_the_device() -> None:
 
 
 def _onefile(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from test_analysis_pyinstaller import make_archive  # the synthetic-archive builder
+    from synthetic_archives import make_archive
 
     return make_archive(tmp_path_factory.mktemp("html-of")).path
 

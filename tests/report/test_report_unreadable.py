@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from test_proc import without_dac_override
+from processes import without_dac_override
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -371,7 +371,7 @@ def test_collect_refuses_a_report_folder_that_is_a_link(tmp_path):
 
 
 def test_collect_of_unreadable_runner_files_is_one_line(tmp_path):
-    from test_proc import without_dac_override
+    from processes import without_dac_override
 
     runner_folder(tmp_path / "runners" / "r", sweep_of([record("min", 300)]), {"min": "m"})
     for unreadable in (tmp_path / "runners" / "r" / "min" / "report.json", tmp_path / "runners" / "r" / SWEEP_NAME):
