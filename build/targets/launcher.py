@@ -90,7 +90,11 @@ def main(argv: list[str]) -> int:
     if not argv:
         print("usage: launcher.py PROGRAM [ARGS...]", file=sys.stderr)
         return 2
-    install_filter()
+    try:
+        install_filter()
+    except OSError as err:
+        print(f"launcher.py: cannot install the seccomp filter proot needs here: {err.strerror}", file=sys.stderr)
+        return 1
     try:
         child = subprocess.Popen(argv)
     except OSError as err:

@@ -120,7 +120,7 @@ def read_stamp(path: Path, spec: RootSpec) -> Root | None:
 
 
 @contextlib.contextmanager
-def _locked(lock: Path) -> Iterator[None]:
+def locked(lock: Path) -> Iterator[None]:
     """One maker per root at a time (two builds of one target start together in a sweep)."""
     lock.parent.mkdir(parents=True, exist_ok=True)
     with lock.open("w") as handle:
@@ -138,7 +138,7 @@ def make_root(spec: RootSpec, *, cache: Path, log: Path, deletable: Sequence[Pat
     found = read_stamp(final, spec)
     if found:
         return found
-    with _locked(cache / f".{spec.name}.lock"):
+    with locked(cache / f".{spec.name}.lock"):
         found = read_stamp(final, spec)  # made by another build while we waited
         if found:
             return found

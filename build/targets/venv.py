@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from build import proc
 from build.errors import ConfigError
 from build.paths import remove_tree
+from build.targets.root import locked
 
 GUEST_FOLDER = PurePosixPath("/opt/slimfreeze")
 STAMP = ".slimfreeze-venv.json"
@@ -81,19 +82,27 @@ def make_venv(root: Path, root_key: str, reqs: Sequence[str], *, launch: Sequenc
     venv = Venv(guest=guest, host=host, requirements=tuple(reqs))
     if (host / STAMP).is_file():
         return venv
+    with locked(root.parent / f".{root.name}.venv-{key}.lock"):  # two builds of one target at once
+        if (host / STAMP).is_file():
+            return venv
+        _make(root, key, venv, launch=launch, log=log, deletable=deletable)
+    return venv
+
+
+def _make(root: Path, key: str, venv: Venv, *, launch: Sequence[str], log: Path, deletable: Sequence[Path]) -> None:
     partial_guest = GUEST_FOLDER / f".venv-{key}.partial"
     partial = root / partial_guest.relative_to("/")
     remove_tree(partial, deletable)
-    remove_tree(host, deletable)  # no stamp: an interrupted rename; never used as it is
+    remove_tree(venv.host, deletable)  # no stamp: an interrupted rename; never used as it is
     try:
         partial.parent.mkdir(parents=True, exist_ok=True)
         proc.run([*launch, "/usr/bin/python3.11", "-m", "venv", "--without-pip", str(partial_guest)], log=log,
                  timeout=600)
         proc.run([*launch, "/usr/bin/python3.11", "-m", "pip", "--python", str(partial_guest / "bin" / "python"),
-                  "install", "--no-input", "--disable-pip-version-check", *reqs], log=log, timeout=PIP_TIMEOUT)
-        (partial / STAMP).write_text(json.dumps({"key": key, "requirements": list(reqs)}, indent=2) + "\n",
-                                     encoding="utf-8")
-        partial.rename(host)
+                  "install", "--no-input", "--disable-pip-version-check", *venv.requirements], log=log,
+                 timeout=PIP_TIMEOUT)
+        (partial / STAMP).write_text(json.dumps({"key": key, "requirements": list(venv.requirements)}, indent=2)
+                                     + "\n", encoding="utf-8")
+        partial.rename(venv.host)
     finally:
         remove_tree(partial, deletable)
-    return venv

@@ -167,3 +167,22 @@ def test_the_cli_names_a_missing_proot_in_one_line_and_publishes_nothing(tmp_pat
                       "the Debian package 'proot' (or run scripts/install.sh)"], ran.stderr
     assert not (tmp_path / "dist" / "min-aarch64").exists()
     assert not (tmp_path / "reports" / "min-aarch64").exists()
+
+
+def test_a_venv_is_made_once_per_requirement_set(aarch64, tmp_path):
+    from build.targets import venv
+
+    root_path = Path(aarch64.launcher[aarch64.launcher.index("-r") + 1])
+    launch = list(aarch64.launcher)
+    project = project_in(tmp_path)
+    log = tmp_path / "venv.log"
+    made = venv.make_venv(root_path, "test", ["paho-mqtt==2.2.0"], launch=launch, log=log,
+                          deletable=project.output_roots)
+    assert (made.host / venv.STAMP).is_file()  # complete (made now, or by an earlier run)
+    size = log.stat().st_size if log.exists() else 0
+    again = venv.make_venv(root_path, "test", ["paho-mqtt==2.2.0"], launch=launch, log=log,
+                           deletable=project.output_roots)
+    assert again == made and (log.stat().st_size if log.exists() else 0) == size
+    ran = proc.capture([*launch, str(made.python), "-c", "import paho.mqtt, sys; print(sys.prefix)"], timeout=120)
+    assert ran.code == 0 and ran.output.strip() == str(made.guest), ran.output
+    assert not any(p.name.endswith(".partial") for p in made.host.parent.iterdir())
