@@ -156,3 +156,11 @@ def test_failed_compile_names_its_step_and_log_and_touches_nothing_else(tmp_path
     assert sorted(p.name for p in (project.cache_root / "runtime").iterdir() if not p.name.endswith((".tmp", ".lock"))) \
         == ["python3.11-x86_64-previous"]
     assert (previous / "runtime.json").read_text() == "{}"
+
+
+def test_pyexpat_edit_declares_a_core_module_once() -> None:
+    from build.runtime.compile import pyexpat_core_module
+
+    edited = pyexpat_core_module('#include "Python.h"\n#include "pycore_ceval.h"\n')
+    assert edited.index("define Py_BUILD_CORE_MODULE") < edited.index('#include "Python.h"')
+    assert pyexpat_core_module(edited) == edited

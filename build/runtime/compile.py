@@ -162,13 +162,25 @@ def _edited_tree(source: Source, flags: FlagSet, tmp: Path, log: Path) -> Path:
     tree = tmp / "src"
     shutil.copytree(source.tree, tree, symlinks=True)
     for edit in flags.edits:
-        if edit != "frozen-import-only":
+        if edit == "frozen-import-only":
+            script = tree / "Tools" / "scripts" / "freeze_modules.py"
+            script.write_text(frozen_import_only(script.read_text()))
+            # Regenerates Python/frozen.c and Makefile.pre.in's freeze rules from the edited list.
+            _step("source edit frozen-import-only", log, [sys.executable, script], tree, timeout=600)
+        elif edit == "pyexpat-core-module":
+            module = tree / "Modules" / "pyexpat.c"
+            module.write_text(pyexpat_core_module(module.read_text()))
+        else:
             raise RuntimeBuildFailed(f"size runtime: unknown source edit {edit!r}")
-        script = tree / "Tools" / "scripts" / "freeze_modules.py"
-        script.write_text(frozen_import_only(script.read_text()))
-        # Regenerates Python/frozen.c and Makefile.pre.in's freeze rules from the edited list.
-        _step("source edit frozen-import-only", log, [sys.executable, script], tree, timeout=600)
     return tree
+
+
+_CORE_MODULE = "#ifndef Py_BUILD_CORE_BUILTIN\n#  define Py_BUILD_CORE_MODULE 1\n#endif\n"
+
+
+def pyexpat_core_module(text: str) -> str:
+    """pyexpat.c declaring itself a core module, as CPython 3.12's does (pure; idempotent)."""
+    return text if "Py_BUILD_CORE_MODULE" in text else _CORE_MODULE + text
 
 
 def _compile(source: Source, flags: FlagSet, final: Path, tmp: Path, log: Path, export_inputs: ExportInputs) -> int | None:

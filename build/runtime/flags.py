@@ -55,6 +55,9 @@ BASE = FlagStep(
     # LDFLAGS too: with LTO the link is where code is generated.
     ldflags=("-Os",),
     configure=("--enable-shared", "--without-doc-strings", "--disable-test-modules", "--with-ensurepip=no"),
+    # Debian's security backport makes pyexpat.c include an internal header, which setup.py's build
+    # of it does not allow; without pyexpat, pip (and anything reading XML) fails.
+    edits=("pyexpat-core-module",),
 )
 LTO = FlagStep(
     name="lto",
