@@ -142,6 +142,8 @@ def test_failed_compile_names_its_step_and_log_and_touches_nothing_else(tmp_path
     tree.mkdir()
     (tree / "configure").write_text(f"#!/bin/sh\n{script}\n")
     (tree / "configure").chmod(0o755)
+    (tree / "Modules").mkdir()
+    (tree / "Modules" / "pyexpat.c").write_text('#include "Python.h"\n')
     previous = project.cache_root / "runtime" / "python3.11-x86_64-previous"
     previous.mkdir(parents=True)
     (previous / "runtime.json").write_text("{}")
