@@ -100,11 +100,22 @@ def resolve(path: Path, args: argparse.Namespace) -> Path:
     return candidate if candidate.is_dir() else path
 
 
+def check_paths(args: argparse.Namespace) -> None:
+    """The paths given on the command line, checked where they enter: a clear line, not a
+    traceback deep in the analysis or after it (--html into a folder, a missing --debug-file)."""
+    for path in args.debug_file:
+        try:
+            path.stat()
+        except OSError as err:
+            raise ConfigError(f"--debug-file {path}: {err.strerror or err}") from None
+    if args.html is not None and (args.html.is_dir() or not args.html.name):
+        raise ConfigError(f"--html {args.html}: is a folder; give the page's file name, e.g. {args.html / 'bloat.html'}")
+
+
 def run(args: argparse.Namespace) -> int:
-
-
     if args.n < 0:
         raise ConfigError("-n must be 0 (all) or a positive number of rows")
+    check_paths(args)
     console = Console(highlight=False, soft_wrap=False, emoji=False,
                       width=None if sys.stdout.isatty() else 120)
     if args.symbols is not None and args.units is not None:
@@ -113,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     if args.diff:
         if args.artifact is not None:
             raise ConfigError("bloat --diff takes exactly two paths: OLD NEW")
+        if args.filter or args.html:
+            raise ConfigError("bloat --diff does not take --filter or --html (they apply to one artifact)")
         old, new = (load_any(resolve(p, args), args, native=wanted) for p in args.diff)
         if wanted is not None:
             diff = diff_native(old, new, "unit" if args.units is not None else "symbol")
@@ -126,12 +139,14 @@ def run(args: argparse.Namespace) -> int:
     if args.artifact is None:
         raise ConfigError("bloat needs an artifact, a dist folder or a report.json (or --diff OLD NEW)")
     if args.filter:
-
         compile_filter(args.filter)
     native = wanted if wanted is not None else ("" if args.json or args.html else None)
     report = load_any(resolve(args.artifact, args), args, native=native)
     if args.html:
-        write_atomic(args.html, html.profile_page(report))
+        try:
+            write_atomic(args.html, html.profile_page(report))
+        except OSError as err:
+            raise ArtifactError(f"--html {args.html}: cannot write it ({err.strerror or err})") from None
     if wanted is not None and not args.json:
         # A report.json carries the breakdowns it was written with: the row asked for, or the largest.
         natives = [n for n in report.native if not wanted or n.row == wanted or wanted in n.row][:1]
