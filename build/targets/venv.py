@@ -4,7 +4,7 @@ Only what runs inside the root goes in: the app's run-time dependencies and the 
 freezer (the orchestrator, the analysis and the reports run on the host). Pins come from
 pyproject.toml, the one place they are listed. One venv per backend, because under emulation pip
 is slow: Nuitka (an sdist pip turns into a wheel) and zstandard took 103 s on aarch64, PyInstaller
-24 s; on armhf PyInstaller has no armv7l wheel and pip compiles its bootloader (140 s).
+24-27 s; on armhf PyInstaller has no armv7l wheel and pip compiles its bootloader (140-290 s).
 
 The venv lives inside the root, at a guest path (/opt/slimfreeze/venv-<key>), so renaming the root
 never moves it. It is made at a temporary guest path and renamed complete; its console scripts'
