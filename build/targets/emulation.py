@@ -67,8 +67,7 @@ def path_values(value: str, *, index: bool = False) -> list[PurePosixPath]:
     A local index's pages link to files beside its `simple/` folder, so for an index its parent."""
     found = []
     for token in value.split():
-        if token.startswith("file://"):
-            token = token[len("file://"):]
+        token = token.removeprefix("file://")
         if token.startswith("/"):
             path = PurePosixPath(os.path.normpath(token))
             found.append(path.parent if index and path.name == "simple" else path)
@@ -106,13 +105,13 @@ def pip_config_files(environ: Mapping[str, str], home: Path) -> list[Path]:
     return files
 
 
-def host_binds(project: Project, environ: Mapping[str, str] = os.environ, home: Path = Path.home()) -> list[str]:
+def host_binds(project: Project, environ: Mapping[str, str] = os.environ, home: Path | None = None) -> list[str]:
     """The host paths bound into every root: system views, the project's folders, pip's configuration
     and certificates (only those that exist; none that would hide the guest's own software)."""
     wanted = [PurePosixPath(p) for p in SYSTEM_BINDS]
     wanted += [PurePosixPath(p) for p in (project.root, project.work_root, project.dist_root,
                                           project.reports_root, project.cache_root)]
-    configs = [f for f in pip_config_files(environ, home) if f.is_file()]
+    configs = [f for f in pip_config_files(environ, home or Path.home()) if f.is_file()]
     wanted += [PurePosixPath(f) for f in configs]
     texts = []
     for config in configs:
