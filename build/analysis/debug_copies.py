@@ -10,15 +10,13 @@ the one analysing, plus any `--python` given. A copy counts only if its build-id
 from __future__ import annotations
 
 import functools
-import json
 import os
-import subprocess
 import sysconfig
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from build.analysis import symbols
+from build.analysis import other_python, symbols
 from build.analysis.elf_sections import read_sections
 
 SYSTEM_DEBUG = Path("/usr/lib/debug")
@@ -51,12 +49,8 @@ def python_dirs(python: str | None = None) -> tuple[Path, ...]:
 def _other_python_dirs(python: str) -> tuple[str, ...]:
     code = ("import json, sysconfig; print(json.dumps([sysconfig.get_config_var('LIBDIR'), "
             "sysconfig.get_config_var('DESTSHARED'), sysconfig.get_paths().get('platstdlib')]))")
-    try:
-        out = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True, timeout=30,
-                             start_new_session=True, check=True).stdout
-        return tuple(v for v in json.loads(out) if isinstance(v, str))
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return ()
+    answer = other_python.ask(python, code)
+    return tuple(v for v in answer if isinstance(v, str)) if isinstance(answer, list) else ()
 
 
 def candidates(name: str, build_id: str, search: Sequence[Path]) -> Iterator[Path]:

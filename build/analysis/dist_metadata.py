@@ -6,12 +6,11 @@ Name, top_level.txt, RECORD), then an environment's installed metadata (the anal
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from build.analysis import other_python
 from build.analysis.distributions import DistIndex, canonical, module_of_path
 
 DIST_INFO = ".dist-info"
@@ -98,9 +97,5 @@ def read_folder_dist_infos(root: Path, paths: Iterable[str], *, strip: str = "")
 def python_site_packages(python: str) -> tuple[str, ...]:
     """The sys.path folders of another interpreter (`--python PATH`), to read its metadata."""
     code = "import json, sys; print(json.dumps([p for p in sys.path if p]))"
-    try:
-        out = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True, timeout=30,
-                             start_new_session=True, check=True).stdout
-        return tuple(p for p in json.loads(out) if isinstance(p, str))
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return ()
+    answer = other_python.ask(python, code)
+    return tuple(p for p in answer if isinstance(p, str)) if isinstance(answer, list) else ()
