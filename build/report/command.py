@@ -137,7 +137,10 @@ def run(args: argparse.Namespace) -> int:
             console.print(table.diff_table(diff, n=args.n))
         return 0
     if args.artifact is None:
-        raise ConfigError("bloat needs an artifact, a dist folder or a report.json (or --diff OLD NEW)")
+        option = "--symbols" if args.symbols else "--units" if args.units else None
+        hint = (f"; {option} took {wanted!r} as its ROW: name the artifact first (bloat {wanted} {option})"
+                if option else "")
+        raise ConfigError(f"bloat needs an artifact, a dist folder or a report.json (or --diff OLD NEW){hint}")
     if args.filter:
         compile_filter(args.filter)
     native = wanted if wanted is not None else ("" if args.json or args.html else None)

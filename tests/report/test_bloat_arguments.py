@@ -20,6 +20,8 @@ def bloat(*argv: str) -> subprocess.CompletedProcess[str]:
     (["--html", "{tmp}", "{tmp}/artifact"], "--html {tmp}: is a folder; give the page's file name"),
     (["--symbols", "--debug-file", "{tmp}/missing", "{tmp}/artifact"],
      "--debug-file {tmp}/missing: No such file or directory"),
+    (["--units", "{tmp}/artifact"], "bloat needs an artifact, a dist folder or a report.json (or --diff OLD NEW); "
+                                    "--units took '{tmp}/artifact' as its ROW: name the artifact first"),
     (["--diff", "{tmp}/artifact", "{tmp}/artifact", "--filter", "x"],
      "bloat --diff does not take --filter or --html"),
 ])
