@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from build.analysis import other_python, symbols
+from build.analysis import dwarf, other_python, symbols
 from build.analysis.elf_sections import read_sections
 
 SYSTEM_DEBUG = Path("/usr/lib/debug")
@@ -109,7 +109,7 @@ def native_breakdown(data: bytes | memoryview, name: str, *, search: Sequence[Pa
     if sections is None:
         return None
     own = symbols.read_symbols(data, sections)
-    table, units, source = own, symbols.dwarf_units(data), "the file's own .symtab"
+    table, units, source = own, dwarf.dwarf_units(data), "the file's own .symtab"
     if own is None or own.table != ".symtab" or not units:
         bid = symbols.build_id(data)
         copy = find_copy(name, bid, (*search, *python_dirs()))
@@ -117,7 +117,7 @@ def native_breakdown(data: bytes | memoryview, name: str, *, search: Sequence[Pa
             if own is None or own.table != ".symtab":
                 table = symbols.read_symbols(copy.data)
                 source = f"unstripped copy {copy.path} (same build-id {bid})"
-            units = units or symbols.dwarf_units(copy.data)
+            units = units or dwarf.dwarf_units(copy.data)
             if own is not None and own.table == ".symtab":
                 source += f"; units from the DWARF of {copy.path} (same build-id {bid})"
         elif own is None:

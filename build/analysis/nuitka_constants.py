@@ -16,6 +16,7 @@ import re
 import struct
 from dataclasses import dataclass
 
+from build.analysis.leb128 import uleb128
 from build.analysis.marshal_scan import code_filename
 
 _NAME = re.compile(rb"(?:\.bytecode|\.files|[A-Za-z_][A-Za-z0-9_.]*)?\Z")
@@ -100,17 +101,6 @@ def _in_order(previous: str, name: str) -> bool:
     return _const_file(previous) < _const_file(name)
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, pos
-
-
 def _bytecode_modules(data: bytes, part: Part) -> tuple[BytecodeModule, ...]:
     start, end = part.body
     (count,) = struct.unpack_from("<H", data, start)
@@ -120,7 +110,7 @@ def _bytecode_modules(data: bytes, part: Part) -> tuple[BytecodeModule, ...]:
         for index in range(count):
             begin = pos
             pos += 1  # the value's type tag
-            length, pos = _varint(data, pos)
+            length, pos = uleb128(data, pos)
             if pos + length > end:
                 return ()
             blob = data[pos:pos + length]

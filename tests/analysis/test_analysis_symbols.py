@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from build.analysis import elf_sections, symbols
+from build.analysis import dwarf, elf_sections, symbols
 from build.analysis.debug_copies import native_breakdown
 from build.analysis.dist_metadata import dist_info_folders, parse_dist_info, with_bundled
 from build.analysis.distributions import classify_file, classify_module, load_index
@@ -79,7 +79,7 @@ def test_functions_and_units_of_an_unstripped_file(lib: dict[str, Path]) -> None
     assert by_name["table"].kind == "object" and by_name["table"].size == 4 * 4096
     assert by_name["helper"].file == by_name["table"].file == "tiny.c"  # locals, after their STT_FILE
     assert by_name["big_function"].file is None  # globals come after every file's locals
-    assert [u for _, _, u in symbols.dwarf_units(data)] == ["tiny.c"]
+    assert [u for _, _, u in dwarf.dwarf_units(data)] == ["tiny.c"]
     b = native_breakdown(data, "libtiny.so.1")
     assert b.source == "the file's own .symtab" and b.units_from == "DWARF"
     assert b.code_in_units >= 0.9 * b.code_bytes  # like the target on libpython: named code
