@@ -33,6 +33,7 @@ import psutil
 
 from build import proc
 from build.errors import SlimfreezeError
+from build.freeze.smoke import Ran, app_env
 from build.manifest import folder_bytes
 from build.paths import remove_tree
 from build.testbed.broker import Broker, Subscriber
@@ -138,8 +139,6 @@ class Bench:
 
     def env(self, device: str, *, tmpdir: Path | None = None) -> dict[str, str]:
         """Environment for one app process: pointed at the bench's broker, its own TMPDIR."""
-        from build.freeze.smoke import app_env
-
         assert self.broker is not None, "use Bench as a context manager"
         return app_env(os.environ, self.broker, device, TMPDIR=str(tmpdir or self.tmpdir()))
 
@@ -150,8 +149,6 @@ def _tail(text: str) -> str:
 
 
 def _describe(argv: Sequence[str], code: int | None, output: str) -> str:
-    from build.freeze.smoke import Ran
-
     return Ran(argv=list(argv), code=code, output=output).describe()
 
 
