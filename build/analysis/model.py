@@ -12,6 +12,7 @@ from typing import Any
 
 from build.analysis.elf import GROUPS
 from build.analysis.symbols import Breakdown
+from build.manifest import LinkEntry as Link  # a symlink of the artifact: one definition, the manifest's
 
 SCHEMA = "slimfreeze.size-report/2"
 SCHEMA_1 = "slimfreeze.size-report/1"  # read (section groups renamed), never written
@@ -82,12 +83,6 @@ class NativeFile:
     row: str  # the report row
     size: int  # the file's bytes, uncompressed
     breakdown: Breakdown
-
-
-@dataclass(frozen=True, kw_only=True)
-class Link:
-    path: str
-    target: str
 
 
 @dataclass(frozen=True, kw_only=True)
