@@ -17,14 +17,9 @@ def uleb128(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
 
 
 def sleb128(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
-    """(value, position after it) of the signed LEB128 at `pos`."""
-    value = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            if byte & 0x40:
-                value -= 1 << shift
-            return value, pos
+    """(value, position after it) of the signed LEB128 at `pos`: the unsigned one, sign-extended
+    from bit 6 of its last byte."""
+    value, end = uleb128(buf, pos)
+    if buf[end - 1] & 0x40:
+        value -= 1 << (7 * (end - pos))
+    return value, end
