@@ -138,6 +138,28 @@ class Diff:
         return self.new_total - self.old_total
 
 
+def _changes(before: dict[str, tuple[int, str]], after: dict[str, tuple[int, str]]) -> tuple[tuple[Change, ...], int]:
+    """Keyed sizes (with a label: distribution or unit) compared: what changed, biggest absolute
+    change first, and how many keys kept their size."""
+    changes: list[Change] = []
+    unchanged = 0
+    for key in before.keys() | after.keys():
+        (o, olabel), (n, nlabel) = before.get(key, (0, "")), after.get(key, (0, ""))
+        kind: ChangeKind
+        if key not in after:
+            kind = "vanished"
+        elif key not in before:
+            kind = "appeared"
+        elif n != o:
+            kind = "grew" if n > o else "shrank"
+        else:
+            unchanged += 1
+            continue
+        changes.append(Change(name=key, distribution=nlabel or olabel, kind=kind, old=o, new=n))
+    changes.sort(key=lambda c: (-abs(c.delta), c.name))
+    return tuple(changes), unchanged
+
+
 def diff_reports(old: SizeReport, new: SizeReport, level: Level = "name") -> Diff:
     """What grew, shrank, appeared and vanished between two reports, keyed by `level`."""
     def sizes(report: SizeReport) -> dict[str, tuple[int, str]]:
@@ -148,26 +170,9 @@ def diff_reports(old: SizeReport, new: SizeReport, level: Level = "name") -> Dif
             out[key] = (size + r.stored, r.distribution)
         return out
 
-    before, after = sizes(old), sizes(new)
-    changes: list[Change] = []
-    unchanged = 0
-    for key in before.keys() | after.keys():
-        (o, odist), (n, ndist) = before.get(key, (0, "")), after.get(key, (0, ""))
-        if key not in after:
-            kind: ChangeKind = "vanished"
-        elif key not in before:
-            kind = "appeared"
-        elif n > o:
-            kind = "grew"
-        elif n < o:
-            kind = "shrank"
-        else:
-            unchanged += 1
-            continue
-        changes.append(Change(name=key, distribution=ndist or odist, kind=kind, old=o, new=n))
-    changes.sort(key=lambda c: (-abs(c.delta), c.name))
+    changes, unchanged = _changes(sizes(old), sizes(new))
     return Diff(old_name=old.artifact, new_name=new.artifact, old_total=old.total_stored,
-                new_total=new.total_stored, level=level, changes=tuple(changes), unchanged=unchanged)
+                new_total=new.total_stored, level=level, changes=changes, unchanged=unchanged)
 
 
 def with_rows(report: SizeReport, rows: Iterable[Row]) -> SizeReport:
@@ -188,22 +193,6 @@ def diff_native(old: SizeReport, new: SizeReport, level: Level = "symbol") -> Di
                 out[key] = (size + p.size, p.unit)
         return out
 
-    before, after = sizes(old), sizes(new)
-    changes: list[Change] = []
-    unchanged = 0
-    for key in before.keys() | after.keys():
-        (o, ounit), (n, nunit) = before.get(key, (0, "")), after.get(key, (0, ""))
-        kind: ChangeKind
-        if key not in after:
-            kind = "vanished"
-        elif key not in before:
-            kind = "appeared"
-        elif n != o:
-            kind = "grew" if n > o else "shrank"
-        else:
-            unchanged += 1
-            continue
-        changes.append(Change(name=key, distribution=nunit or ounit, kind=kind, old=o, new=n))
-    changes.sort(key=lambda c: (-abs(c.delta), c.name))
+    changes, unchanged = _changes(sizes(old), sizes(new))
     return Diff(old_name=old.artifact, new_name=new.artifact, old_total=sum(n.size for n in old.native),
-                new_total=sum(n.size for n in new.native), level=level, changes=tuple(changes), unchanged=unchanged)
+                new_total=sum(n.size for n in new.native), level=level, changes=changes, unchanged=unchanged)
