@@ -10,7 +10,8 @@ Prints:
 - artifact bytes of the size and system profiles from their dist/*/manifest.json (built before:
   `build.py --profile min min-system`);
 - the price: start-up (`hello`), start to first acknowledged publish, messages per second through
-  one worker (`telemetry --interval 0`), each for both artifacts, and a pure-Python loop in both
+  one worker (`telemetry --interval 0.001`, the app's shortest: it caps the rate at 1,000/s, so the
+  figure shows a runtime falling below that, not a maximum), each for both artifacts, and a pure-Python loop in both
   interpreters (the size venv's Python and the one running this), all in the same run, in turns.
 A benchmark, not a test: it prints figures and asserts nothing about them.
 """
@@ -100,7 +101,7 @@ def messages_per_second(program: Program, bench: Bench, messages: int) -> float:
     def run(count: int) -> float:
         env = bench.env(bench.device("rate"))
         started = time.perf_counter()
-        done = proc.capture([*program.launch["telemetry"], "--interval", "0", "--count", str(count)], env=env,
+        done = proc.capture([*program.launch["telemetry"], "--interval", "0.001", "--count", str(count)], env=env,
                             cwd=program.cwd, timeout=300)
         if done.code != 0:
             raise MeasureError(f"{program.name} telemetry --count {count} exited {done.code}: {done.output[-500:]}")
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
            ratio(startup["size"], startup["system"])],
           ["start to first acknowledged publish ms", num(first_ack["size"], ",.1f"), num(first_ack["system"], ",.1f"),
            ratio(first_ack["size"], first_ack["system"])],
-          ["acknowledged publishes per second, one worker (QoS 1)", num(rate["size"], ",.0f"),
+          ["acknowledged publishes per second, one worker (capped at 1,000 by --interval 0.001)", num(rate["size"], ",.0f"),
            num(rate["system"], ",.0f"), ratio(rate["size"], rate["system"])],
           ["pure-Python loop s (interpreters, not artifacts)", num(loop[0], ",.3f"), num(loop[1], ",.3f"),
            ratio(loop[0], loop[1])]],
