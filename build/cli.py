@@ -9,23 +9,26 @@ a bug and crashes with its traceback. No other module imports this one.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
 from build import log
 from build.errors import SlimfreezeError
+from build.explore import command as explore_command
+from build.flash import command as flash_command
 from build.freeze import command as default_command
 from build.project import add_project_options
+from build.report import command as bloat_command
+from build.sweep import command as sweep_command
 
 # Sub-command modules: each has add_parser(subparsers), whose parsers set `run` (or the module's
-# `run` is their default). Named, not imported, here: one list, imported once in `main`.
-SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "build.report.command",   # bloat
-    "build.flash.command",    # flash
-    "build.sweep.command",    # sweep, matrix
-    "build.explore.command",  # trace, suggest, why
+# `run` is their default). Imported by name, so tests/test_layout.py sees these edges too.
+SUBCOMMAND_MODULES: tuple[ModuleType, ...] = (
+    bloat_command,    # bloat
+    flash_command,    # flash
+    sweep_command,    # sweep, matrix
+    explore_command,  # trace, suggest, why
 )
 
 
@@ -51,7 +54,7 @@ def make_parser(modules: Sequence[ModuleType] = ()) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = make_parser([importlib.import_module(name) for name in SUBCOMMAND_MODULES])
+    parser = make_parser(SUBCOMMAND_MODULES)
     args = parser.parse_args(argv)
     try:
         return args.run(args) if args.command else default_command.run(args)
