@@ -43,6 +43,8 @@ class Project:
         for folder in project.output_roots:
             if folder == root or folder in root.parents:
                 raise ConfigError(f"output folder {folder} would hold the project itself; choose a folder inside it")
+            if folder.exists() and not folder.is_dir():  # said now, not after a build of several minutes
+                raise ConfigError(f"output folder {folder} is not a folder; give a folder's path")
         package = root / "build"
         if project.work_root == package or package in project.work_root.parents:
             raise ConfigError(f"work folder {project.work_root} is inside the build/ package; choose another")

@@ -109,3 +109,15 @@ def test_the_cache_is_never_a_profiles_work_folder(tmp_path):
     assert project.cache_root.parent == project.work_root
     assert not is_plain_name(project.cache_root.name)  # so no profile can be named like it
     assert project.cache_root in project.output_roots
+
+
+@pytest.mark.parametrize("option", ["dist", "work", "reports"])
+def test_an_output_folder_that_is_a_file_is_refused_before_anything_runs(tmp_path, option):
+    from build.project import Project
+
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "a-file").write_text("precious")
+    with pytest.raises(ConfigError, match=f"output folder {tmp_path / 'a-file'} is not a folder"):
+        Project.at(tmp_path, **{option: tmp_path / "a-file"})
+    assert (tmp_path / "a-file").read_text() == "precious"
+    Project.at(tmp_path, **{option: tmp_path / "missing"})  # made when first written
