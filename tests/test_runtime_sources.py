@@ -110,3 +110,21 @@ def test_dsc_cannot_name_a_file_outside_its_folder(tmp_path: Path) -> None:
     dsc.write_text(f"Source: p\nVersion: 1\nChecksums-Sha256:\n {sha} 1 ../outside\n")
     with pytest.raises(RuntimeSourceError, match="missing"):
         verify_dsc(dsc)
+
+
+def test_no_debian_entry_to_derive_from_is_one_clear_error(tmp_path: Path) -> None:
+    from build.runtime.sources import debian_release, ensure_deb_src
+
+    (tmp_path / "other.sources").write_text(BACKPORTS_ONLY.replace("bookworm-backports", "nowhere"))
+    release = debian_release()
+    with pytest.raises(RuntimeSourceError, match=f"adding a deb-src entry: no Debian '{release}' entry"):
+        ensure_deb_src(tmp_path / "log", folder=tmp_path, sources_list=tmp_path / "sources.list")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.sources"]  # nothing written
+
+
+def test_an_existing_deb_src_entry_is_left_alone(tmp_path: Path) -> None:
+    from build.runtime.sources import ensure_deb_src
+
+    (tmp_path / "debian.sources").write_text(DEBIAN_SOURCES.replace("Types: deb\n", "Types: deb deb-src\n", 1))
+    ensure_deb_src(tmp_path / "log", folder=tmp_path, sources_list=tmp_path / "sources.list")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["debian.sources"] and not (tmp_path / "log").exists()
