@@ -7,6 +7,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 from build.analysis import elf
 from build.analysis.debug_copies import beside, native_breakdown
@@ -16,6 +17,8 @@ from build.analysis.nuitka_payload import find_payload, looks_like_starter
 from build.analysis.pyinstaller_archive import read_carchive
 from build.analysis.streams import zstd_stream
 from build.errors import ArtifactError
+
+T = TypeVar("T")
 
 NATIVE_KINDS = ("library", "extension", "executable", "code")
 
@@ -31,15 +34,26 @@ def pick_rows(report: SizeReport, wanted: str | None, limit: int) -> tuple[Row, 
     rows = native_rows(report)
     if wanted is None:
         return rows[:limit]
-    exact = [r for r in rows if r.name == wanted]
+    return _named(rows, [r.name for r in rows], wanted, report.artifact)
+
+
+def pick_native(report: SizeReport, wanted: str) -> tuple[NativeFile, ...]:
+    """The breakdown a report carries for the native row `wanted`, matched as `pick_rows` does
+    (a report.json keeps those of its largest native files)."""
+    return _named(report.native, [n.row for n in report.native], wanted, report.artifact)
+
+
+def _named(items: Sequence[T], names: Sequence[str], wanted: str, artifact: str) -> tuple[T, ...]:
+    """The items named `wanted` exactly, else the one whose name contains it; else a clear error."""
+    exact = [item for item, name in zip(items, names, strict=True) if name == wanted]
     if exact:
         return tuple(exact)
-    matches = [r for r in rows if wanted in r.name]
+    matches = [(item, name) for item, name in zip(items, names, strict=True) if wanted in name]
     if len(matches) == 1:
-        return tuple(matches)
-    names = ", ".join(r.name for r in matches[:5]) if matches else ", ".join(r.name for r in rows[:5])
-    raise ArtifactError(f"{report.artifact}: {'several' if matches else 'no'} native rows match {wanted!r} "
-                        f"({'e.g. ' if matches else 'largest: '}{names})")
+        return (matches[0][0],)
+    listed = ", ".join(name for _, name in matches[:5]) if matches else ", ".join(names[:5])
+    raise ArtifactError(f"{artifact}: {'several' if matches else 'no'} native rows match {wanted!r} "
+                        f"({'e.g. ' if matches else 'largest: '}{listed})")
 
 
 def file_bytes(artifact: Path, row: str) -> bytes | None:

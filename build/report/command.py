@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -20,7 +21,7 @@ from rich.console import Console
 from build.analysis import analyse
 from build.analysis.debug_copies import python_search
 from build.analysis.model import SizeReport
-from build.analysis.native import with_native
+from build.analysis.native import pick_native, with_native
 from build.analysis.ops import compile_filter, diff_native, diff_reports
 from build.errors import ArtifactError, ConfigError, SlimfreezeError
 from build.report import html, jsonio, table
@@ -127,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         if args.filter or args.html:
             raise ConfigError("bloat --diff does not take --filter or --html (they apply to one artifact)")
         old, new = (load_any(resolve(p, args), args, native=wanted) for p in args.diff)
+        if wanted:  # a report.json carries several breakdowns: compare the one asked for on both sides
+            old, new = (replace(r, native=pick_native(r, wanted)) for r in (old, new))
         if wanted is not None:
             diff = diff_native(old, new, "unit" if args.units is not None else "symbol")
         else:
@@ -152,10 +155,9 @@ def run(args: argparse.Namespace) -> int:
             raise ArtifactError(f"--html {args.html}: cannot write it ({err.strerror or err})") from None
     if wanted is not None and not args.json:
         # A report.json carries the breakdowns it was written with: the row asked for, or the largest.
-        natives = [n for n in report.native if not wanted or n.row == wanted or wanted in n.row][:1]
+        natives = pick_native(report, wanted)[:1] if wanted else report.native[:1]
         if not natives:
-            raise ArtifactError(f"{report.artifact}: no native file to break down"
-                                + (f" matches {wanted!r}" if wanted else ""))
+            raise ArtifactError(f"{report.artifact}: no native file to break down")
         for n in natives:
             console.print(table.native_table(n, units=args.units is not None, n=args.n, pattern=args.filter))
         return 0
