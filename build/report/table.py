@@ -238,6 +238,7 @@ def native_table(native: NativeFile, *, units: bool, n: int = 20, pattern: str |
          Text(f"{matching}{fmt_size(text)} in code sections, {fmt_size(native.size)} file ({native.row})"),
          style="bold")
     share = fmt_share(b.code_in_units, b.code_bytes)
-    notes = [Text(f"Symbols: {b.source}.", style="dim"),
-             Text(f"Units from {b.units_from}: {share} of the code is in a named unit.", style="dim")]
+    units_note = (f"Units from {b.units_from}: {share} of the code is in a named unit." if b.units_from != "none"
+                  else "Units: none (no DWARF, no file symbols, no Nuitka names in it).")
+    notes = [Text(f"Symbols: {b.source}.", style="dim"), Text(units_note, style="dim")]
     return Group(table, *notes)

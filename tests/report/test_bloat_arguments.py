@@ -13,6 +13,7 @@ import pytest
 from build.analysis.model import NativeFile, Row, SizeReport
 from build.analysis.symbols import Breakdown, Part
 from build.report import jsonio
+from build.report.table import native_table, render
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,10 +46,10 @@ REPORT = SizeReport(artifact="x", format="pyinstaller-onefile", total_stored=9, 
         distribution="pyinstaller"),))
 
 
-def _native(row: str, sizes: dict[str, int]) -> NativeFile:
+def _native(row: str, sizes: dict[str, int], units_from: str = "DWARF") -> NativeFile:
     parts = tuple(Part(name=name, kind="function", unit="a.c", size=size, code=size) for name, size in sizes.items())
     return NativeFile(row=row, size=sum(sizes.values()), breakdown=Breakdown(
-        source="the file's own .symtab", units_from="DWARF", code_bytes=sum(sizes.values()),
+        source="the file's own .symtab", units_from=units_from, code_bytes=sum(sizes.values()),
         code_in_units=sum(sizes.values()), symbols=parts, units=()))
 
 
@@ -64,3 +65,8 @@ def test_diff_of_reports_compares_only_the_native_file_asked_for(tmp_path: Path)
     assert [(c["name"], c["old"], c["new"]) for c in diff["changes"]] == [("b.so: f", 10, 12)]
     ran = bloat("--diff", str(tmp_path / "old.json"), str(tmp_path / "new.json"), "--symbols=c.so")
     assert ran.returncode == 1 and ran.stderr.startswith("slimfreeze: error: ") and "no native rows match 'c.so'" in ran.stderr
+
+
+def test_a_file_without_units_says_so_instead_of_units_from_none() -> None:
+    text = render(native_table(_native("x/b.so", {"f": 10}, "none"), units=True, n=5, pattern=None))
+    assert "Units: none (no DWARF, no file symbols, no Nuitka names in it)." in text and "Units from none" not in text
