@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import shutil
@@ -192,3 +194,14 @@ def test_current_report_is_the_one_of_that_build(tmp_path: Path, tmp_path_factor
     (dist / "manifest.json").write_text(json.dumps({**manifest, "created": "later"}))  # a newer build
     fresh = current_report(dist, out)
     assert fresh.artifact == "min" and fresh.manifest["created"] == "later"
+
+
+def test_the_profile_pages_csp_allows_exactly_the_inline_script_it_holds() -> None:
+    # As a browser checks it: the page's own policy lists the sha256 of its one executable script
+    # (the JSON data block is not executed), and no 'unsafe-inline'.
+    page = html.profile_page(report())
+    scripts = re.findall(r"<script>(.*?)</script>", page, flags=re.S)
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page).group(1)
+    allowed = re.search(r"script-src ([^;]*)", policy).group(1).split()
+    assert len(scripts) == 1
+    assert allowed == ["'sha256-" + base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode() + "'"]
