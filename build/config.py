@@ -249,10 +249,12 @@ def _check_combination(profile: Profile) -> None:
     if profile.runtime == "size" and profile.target != host_architecture():
         raise ConfigError(f"{path}: runtime = 'size' is built for this machine's architecture "
                           f"({host_architecture()}) only, not target = '{profile.target}'; set runtime = 'system'")
-    if profile.runtime == "size" and profile.backend != "pyinstaller":
+    if profile.runtime == "size" and profile.backend == "nuitka" and "--static-libpython=yes" not in profile.nuitka_args:
         # The size runtime's libpython exports only what PyInstaller's bootloader and the extension
-        # modules import (build/runtime/exports.py); a Nuitka program links against far more.
-        raise ConfigError(f"{path}: runtime = 'size' works with the pyinstaller backend only; set runtime = 'system'")
+        # modules import (build/runtime/exports.py); a Nuitka program links against far more,
+        # unless it links the static library, which keeps everything.
+        raise ConfigError(f"{path}: runtime = 'size' works with the pyinstaller backend, or with nuitka given "
+                          f"nuitka_args = [\"--static-libpython=yes\"]; else set runtime = 'system'")
 
 
 def load_profiles(pyproject: Path) -> dict[str, Profile]:

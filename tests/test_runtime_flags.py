@@ -119,8 +119,10 @@ def test_size_runtime_is_for_pyinstaller_on_this_machine_only() -> None:
     from build.toolchain import host_architecture
 
     assert resolve_profiles({"profiles": {"a": {"runtime": "size"}}})["a"].runtime == "size"
-    with pytest.raises(ConfigError, match="a.*pyinstaller backend only"):
+    with pytest.raises(ConfigError, match="a: runtime = 'size' works with the pyinstaller backend, or with nuitka"):
         resolve_profiles({"profiles": {"a": {"runtime": "size", "backend": "nuitka"}}})
+    static = {"runtime": "size", "backend": "nuitka", "nuitka_args": ["--static-libpython=yes"]}
+    assert resolve_profiles({"profiles": {"a": static}})["a"].runtime == "size"
     foreign = "armv7" if host_architecture() != "armv7" else "x86_64"
     with pytest.raises(ConfigError, match=f"not target = '{foreign}'"):
         resolve_profiles({"profiles": {"a": {"runtime": "size", "target": foreign}}})
