@@ -90,8 +90,12 @@ def environment_index(site_packages: tuple[Path, ...] = (), python: str | None =
     if not site_packages and python is None:
         return load_index()
     for folder in site_packages:
-        if not Path(folder).is_dir():
-            raise ConfigError(f"--site-packages {folder}: no such folder")
+        try:
+            os.listdir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ConfigError(f"--site-packages {folder}: no such folder") from None
+        except OSError as err:  # e.g. a folder it may not read
+            raise ConfigError(f"--site-packages {folder}: cannot read it ({err.strerror or err})") from None
     paths = [str(Path(p)) for p in site_packages]
     if python is not None:
         found = python_site_packages(python)

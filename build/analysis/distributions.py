@@ -7,6 +7,7 @@ Anything inferred rather than found is returned with guess=True.
 
 from __future__ import annotations
 
+import csv
 import functools
 import os
 import re
@@ -78,15 +79,10 @@ def load_index(paths: tuple[str, ...] | None = None) -> DistIndex:
     basenames: dict[str, str] = {}
     rthooks: dict[str, str] = {}
     found = metadata.distributions() if paths is None else metadata.distributions(path=list(paths))
-    dists = sorted(found, key=lambda d: canonical(d.metadata["Name"] or ""))
-    for dist in dists:
-        name = canonical(dist.metadata["Name"] or "")
-        if not name:
-            continue
-        for tl in (dist.read_text("top_level.txt") or "").split():
+    for name, top_level, record in sorted(filter(None, map(_read_installed, found)), key=lambda d: d[0]):
+        for tl in top_level:
             top.setdefault(tl, name)
-        for entry in dist.files or ():
-            rel = entry.as_posix()
+        for rel in record:
             if rel.startswith(".."):
                 continue
             files.setdefault(rel, name)
@@ -101,6 +97,19 @@ def load_index(paths: tuple[str, ...] | None = None) -> DistIndex:
                 basenames.setdefault(base, name)
     return DistIndex(modules=modules, top_level=top, files=files, basenames=basenames, rthooks=rthooks,
                      stdlib=_stdlib_names())
+
+
+def _read_installed(dist: metadata.Distribution) -> tuple[str, tuple[str, ...], tuple[str, ...]] | None:
+    """(name, top-level names, RECORD paths) of an installed distribution; None without a name or
+    when its metadata cannot be read (a damaged environment given with --site-packages or
+    --python costs that distribution its name, not the analysis)."""
+    try:
+        name = canonical(dist.metadata["Name"] or "")
+        top_level = tuple((dist.read_text("top_level.txt") or "").split())
+        record = tuple(entry.as_posix() for entry in dist.files or ())
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error):
+        return None
+    return (name, top_level, record) if name else None
 
 
 def _stdlib_names() -> frozenset[str]:

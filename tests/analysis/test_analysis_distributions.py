@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,19 @@ def test_loose_bytecode_is_named_by_its_module(index, path: str, expected: tuple
     """archive = false leaves PyInstaller's modules as .pyc files in the runtime folder."""
     a = classify_file(path, index, slimfreeze_build=True)
     assert (a.distribution, a.module, a.guess) == expected
+
+
+def test_a_damaged_distribution_in_a_given_environment_costs_only_its_own_name(tmp_path: Path) -> None:
+    def dist(name: str, metadata: bytes, record: bytes) -> None:
+        info = tmp_path / f"{name}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_bytes(metadata)
+        (info / "RECORD").write_bytes(record)
+
+    dist("good", b"Metadata-Version: 2.1\nName: good\nVersion: 1.0\n", b"good/__init__.py,,\n")
+    dist("undecodable", b"Name: \xff\xfe\n", b"undecodable/__init__.py,,\n")
+    # csv: "field larger than field limit"
+    dist("huge", b"Metadata-Version: 2.1\nName: huge\nVersion: 1.0\n", b'huge/__init__.py,"' + b"x" * 200_000 + b'",\n')
+    index = load_index((str(tmp_path),))
+    assert index.modules.get("good") == "good"
+    assert "undecodable" not in index.modules and "huge" not in index.modules
