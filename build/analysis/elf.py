@@ -34,7 +34,7 @@ def file_kind(name: str) -> str:
 
 
 _DYNAMIC_TYPES = {"SHT_RELA", "SHT_REL", "SHT_RELR", "SHT_DYNSYM", "SHT_DYNAMIC", "SHT_HASH", "SHT_GNU_HASH",
-                  "SHT_GNU_versym", "SHT_GNU_verdef", "SHT_GNU_verneed", "SHT_GNU_HASH", "SHT_SUNW_syminfo"}
+                  "SHT_GNU_versym", "SHT_GNU_verdef", "SHT_GNU_verneed", "SHT_SUNW_syminfo"}
 _DYNAMIC_NAMES = (".dynstr", ".interp", ".gnu.version", ".gnu.version_r", ".gnu.version_d", ".gnu.hash", ".hash")
 _UNWIND_NAMES = (".eh_frame", ".eh_frame_hdr", ".gcc_except_table", ".ARM.exidx", ".ARM.extab", ".sframe")
 
