@@ -28,7 +28,7 @@ from build.targets.arch import Arch
 from build.targets.sources import SUITE
 
 # Bump when the way a root is made changes: a new number is a new cache key.
-RECIPE = 1
+RECIPE = 2
 # What the freezer needs to run: Python with venv and pip; binutils for PyInstaller's strip and
 # objcopy (the target's own); bash, coreutils and dash for the shell scripts tools call (ldd).
 RUN_PACKAGES = ("python3.11", "python3.11-venv", "libpython3.11", "python3-pip", "zlib1g", "binutils",
@@ -36,6 +36,12 @@ RUN_PACKAGES = ("python3.11", "python3.11-venv", "libpython3.11", "python3-pip",
 # What compiles C in the root: PyInstaller's bootloader on armhf (PyPI has no armv7l wheel of it),
 # Nuitka's generated C, and any sdist pip has to build; patchelf is Nuitka's standalone mode's.
 COMPILE_PACKAGES = ("gcc", "libc6-dev", "python3.11-dev", "zlib1g-dev", "patchelf")
+# Nuitka's upx plugin runs `upx` where Nuitka runs: the host's (backports) upx cannot run in the
+# guest, so the root has bookworm's own.
+NUITKA_PACKAGES = ("upx-ucl",)
+# Links Debian's maintainer scripts would make (update-alternatives), which extract mode never runs:
+# link -> target, both inside the root; made only where the target is there and the link is not.
+ALTERNATIVES = {"usr/bin/upx": "upx-ucl", "usr/bin/cc": "gcc"}
 STAMP = ".slimfreeze-root.json"
 ARCHIVES = Path("var/cache/apt/archives")
 # A root with a compiler is ~450 MB unpacked, its venv ~150 MB; below this, stop before starting.
@@ -77,7 +83,7 @@ class Root:
 
 def default_packages() -> tuple[str, ...]:
     """One package set for every architecture and both backends: one root per architecture."""
-    return tuple(sorted({*RUN_PACKAGES, *COMPILE_PACKAGES}))
+    return tuple(sorted({*RUN_PACKAGES, *COMPILE_PACKAGES, *NUITKA_PACKAGES}))
 
 
 _DEB = re.compile(r"^(?P<name>[^_]+)_(?P<version>[^_]+)_(?P<arch>[^_]+)\.deb$")
@@ -177,6 +183,10 @@ def _make(spec: RootSpec, partial: Path, sources_file: Path, cache: Path, log: P
     packages = deb_versions([deb.name for deb in debs])
     for deb in debs:
         remove_tree(deb, deletable)
+    for link, target in ALTERNATIVES.items():
+        path = partial / link
+        if (path.parent / target).exists() and not path.is_symlink() and not path.exists():
+            path.symlink_to(target)
     # The loader cache PyInstaller asks for (`ldconfig -p`); extract mode runs no trigger to make it.
     proc.run([*launch(partial), "/sbin/ldconfig"], log=log, timeout=300)
     check = proc.run([*launch(partial), "/usr/bin/python3.11", "-c", "import ssl, zlib, venv"], log=log,

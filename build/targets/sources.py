@@ -21,7 +21,9 @@ from pathlib import Path
 from build.errors import SlimfreezeError
 
 SUITE = "bookworm"
-SUITES = ("bookworm", "bookworm-updates")
+# bookworm-backports only for what bookworm lacks (upx-ucl, for Nuitka's upx plugin): apt never
+# prefers a backport over a bookworm package unless asked to.
+SUITES = ("bookworm", "bookworm-updates", "bookworm-backports")
 # Fields copied from a deb822 stanza; anything else (Architectures, Enabled, X-*) stays behind.
 KEPT_FIELDS = ("URIs", "Components", "Signed-By", "Trusted", "Check-Valid-Until")
 APT = Path("/etc/apt")

@@ -51,10 +51,15 @@ Enabled: no
 Types: deb
 URIs: http://e.example/debian
 Suites: bookworm-backports
+
+Types: deb
+URIs: http://f.example/debian
+Suites: trixie
 """
     assert derive([("x.sources", text)], []) == (
         "Types: deb\nURIs: http://a.example/debian\nSuites: bookworm\nComponents: main contrib\n\n"
-        "Types: deb\nURIs: http://b.example/debian\nSuites: bookworm\nComponents: main contrib\n")
+        "Types: deb\nURIs: http://b.example/debian\nSuites: bookworm\nComponents: main contrib\n\n"
+        "Types: deb\nURIs: http://e.example/debian\nSuites: bookworm-backports\nComponents: main\n")
 
 
 def test_an_inline_signed_by_key_keeps_its_continuation_lines():
