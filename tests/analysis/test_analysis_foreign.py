@@ -270,9 +270,10 @@ def test_html_page_for_any_artifact(nuitka_standalone: Path, tmp_path: Path,
 
 
 def test_min_libpython_code_is_attributed_to_source_files(built, capsys: pytest.CaptureFixture[str]) -> None:
-    """On `min` the shipped libpython is stripped: its symbols come from the build machine's copy
-    (the Python that built it), matched by GNU build-id; DWARF names each function's source file."""
-    dist = built("min").dist_dir
+    """On `min-system` the shipped libpython is stripped: its symbols come from the build machine's
+    copy (the Python that built it), matched by GNU build-id; DWARF names each function's source
+    file. (`min` ships the size runtime's libpython, whose unstripped copy is not kept.)"""
+    dist = built("min-system").dist_dir
     report = analyse(dist)
     lib = next(r for r in report.rows if "libpython" in r.name)
     data = file_bytes(dist, lib.name)
