@@ -14,6 +14,7 @@ import pytest
 from build.analysis.analyse import analyse
 from build.project import Project
 from build.runtime.compile import STAMP, load
+from build.runtime.exports import build_id
 from build.runtime.toolchain import size_runtime_toolchain
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +34,9 @@ def test_size_runtime_is_built_once_and_runs_the_freezer(built, tmp_path: Path) 
     prefix = project.cache_root / "runtime" / first.facts["runtime_key"]
     runtime = load(prefix)
     assert runtime is not None and runtime.libpython.is_file() and runtime.build_log.is_file()
+    # The stripped library's unstripped copy, where `bloat --symbols --python` finds it by build-id.
+    bid = build_id(runtime.libpython)
+    assert bid and build_id(prefix / "lib" / "debug" / ".build-id" / bid[:2] / f"{bid[2:]}.debug") == bid
     before = {p: os.stat(p).st_mtime_ns for p in (prefix, prefix / STAMP, runtime.libpython, runtime.build_log)}
 
     second = size_runtime_toolchain(project, log)

@@ -42,6 +42,9 @@ def python_dirs(python: str | None = None) -> tuple[Path, ...]:
             out.append(Path(v))
             if os.path.isdir(os.path.join(v, "lib-dynload")):
                 out.append(Path(v) / "lib-dynload")
+            # A size-built runtime (build/runtime/) keeps its unstripped copies in a build-id tree.
+            if os.path.isdir(os.path.join(v, "debug", ".build-id")):
+                out.append(Path(v) / "debug")
     return tuple(dict.fromkeys(out))
 
 

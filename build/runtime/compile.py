@@ -223,11 +223,23 @@ def _relink(build: Path, log: Path, env: dict[str, str], export_inputs: ExportIn
 def _strip(prefix: Path, log: Path) -> None:
     libraries = [prefix / "lib" / f"libpython{MINOR}.so.1.0",
                  *sorted((prefix / "lib" / f"python{MINOR}" / "lib-dynload").glob("*.so"))]
+    _keep_debug_copies(prefix, libraries)
     _step("strip", log, ["strip", "--strip-unneeded", *libraries], prefix)
     python = prefix / "bin" / f"python{MINOR}"
     _step("strip", log, ["strip", python], prefix)
     # The interpreter finds its libpython beside it wherever the folder is (built in <key>.tmp).
     _step("set the interpreter's rpath", log, ["patchelf", "--set-rpath", "$ORIGIN/../lib", python], prefix)
+
+
+def _keep_debug_copies(prefix: Path, libraries: list[Path]) -> None:
+    """The unstripped libraries under lib/debug/.build-id/xx/yyyy.debug, where `bloat --symbols`
+    finds a stripped file's symbols and source files by build-id (`--python` this runtime)."""
+    for library in libraries:
+        bid = exports.build_id(library)
+        if bid:
+            copy = prefix / "lib" / "debug" / ".build-id" / bid[:2] / f"{bid[2:]}.debug"
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(library, copy)
 
 
 def _check_runs(prefix: Path, log: Path) -> None:

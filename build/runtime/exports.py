@@ -53,3 +53,17 @@ def version_script(names: Iterable[str]) -> str:
     """A GNU ld version script exporting exactly `names` (sorted, so the file is reproducible)."""
     body = "".join(f"    {name};\n" for name in sorted(set(names)))
     return "{\n  global:\n" + body + "  local: *;\n};\n"
+
+
+def build_id(path: Path) -> str | None:
+    """The GNU build-id (hex) of an ELF file, if it has one."""
+    try:
+        with path.open("rb") as stream:
+            for section in ELFFile(stream).iter_sections():
+                if section["sh_type"] == "SHT_NOTE":
+                    for note in section.iter_notes():
+                        if note["n_type"] == "NT_GNU_BUILD_ID":
+                            return str(note["n_desc"])
+    except (ELFError, OSError):
+        return None
+    return None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 # The runtime's source: Debian's package for the minor version slimfreeze runs on.
 SOURCE_PACKAGE = "python3.11"
 # Bump when the build recipe changes in a way the flags do not show (install layout, stripping).
-RECIPE = 1
+RECIPE = 2  # 2: unstripped copies kept under lib/debug/.build-id
 
 
 @dataclass(frozen=True, kw_only=True)
