@@ -82,7 +82,7 @@ def analyse(path: Path, *, site_packages: tuple[Path, ...] = (), python: str | N
     rows = flatten(result.region, ctx, prefix="")
     check_accounted(rows, len(data), path.name)
     return _report(path.name, result.format or "file", rows, files=1, links=(), manifest=None,
-                   python=result.python)
+                   python=result.python, architecture=elf.architecture(data))
 
 
 def environment_index(site_packages: tuple[Path, ...] = (), python: str | None = None) -> DistIndex:
@@ -274,11 +274,20 @@ def _analyse_folder(folder: Path, index: DistIndex) -> SizeReport:
         rows += file_rows
     fmt = formats[0] if len(formats) == 1 else "folder"
     python = next((r.python for _, r in results if r.python), None)
-    return _report(folder.name, fmt, rows, files=len(files), links=tuple(links), manifest=manifest, python=python)
+    # The architecture of its frozen executables (their bootloaders or Nuitka programs).
+    architecture = next((elf.architecture(data) for rel, r in results if r.format
+                         for data in [_head(folder / rel)] if elf.architecture(data)), None)
+    return _report(folder.name, fmt, rows, files=len(files), links=tuple(links), manifest=manifest, python=python,
+                   architecture=architecture)
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as f:
+        return f.read(64)
 
 
 def _report(name: str, fmt: str, rows: list[Row] | tuple[Row, ...], *, files: int, links: tuple[Link, ...],
-            manifest: dict[str, Any] | None, python: str | None = None) -> SizeReport:
+            manifest: dict[str, Any] | None, python: str | None = None, architecture: str | None = None) -> SizeReport:
     rows = sort_rows(rows)
     notes = []
     if python:
@@ -293,4 +302,4 @@ def _report(name: str, fmt: str, rows: list[Row] | tuple[Row, ...], *, files: in
         notes.append(NOTE_NUITKA_SYMBOLS.format(count=compiled) if compiled else NOTE_NUITKA)
     return SizeReport(artifact=name, format=fmt, total_stored=sum(r.stored for r in rows),
                       total_raw=sum(r.raw for r in rows), rows=rows, links=links, files=files,
-                      notes=tuple(notes), manifest=manifest)
+                      notes=tuple(notes), manifest=manifest, architecture=architecture)

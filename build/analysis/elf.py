@@ -23,6 +23,22 @@ def is_elf(head: bytes | memoryview) -> bool:
     return bytes(head[:4]) == ELF_MAGIC
 
 
+# e_machine -> architecture, spelled as slimfreeze's targets are (build.toolchain.ARCHITECTURES).
+MACHINES = {62: "x86_64", 183: "aarch64", 40: "arm", 3: "i386", 243: "riscv64", 21: "ppc64", 22: "s390x"}
+EF_ARM_ABI_FLOAT_HARD = 0x400
+
+
+def architecture(head: bytes | memoryview) -> str | None:
+    """The architecture in an ELF header ('armv7' for hard-float 32-bit ARM), or None if not ELF."""
+    head = bytes(head[:52])
+    if not is_elf(head) or len(head) < 52 or head[5] not in (1, 2):
+        return None
+    order = "little" if head[5] == 1 else "big"
+    machine = MACHINES.get(int.from_bytes(head[18:20], order), f"e_machine {int.from_bytes(head[18:20], order)}")
+    flags = int.from_bytes(head[36:40], order)  # e_flags of a 32-bit header
+    return "armv7" if machine == "arm" and flags & EF_ARM_ABI_FLOAT_HARD else machine
+
+
 def file_kind(name: str) -> str:
     """library (lib*.so*), extension (a Python extension module) or executable, by file name."""
     base = name.rsplit("/", 1)[-1]

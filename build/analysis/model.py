@@ -113,6 +113,7 @@ class SizeReport:
     manifest: dict[str, Any] | None = field(default=None, compare=False)
     retained: tuple[Retained, ...] | None = None  # None: no import graph was given (sorted by stored desc)
     native: tuple[NativeFile, ...] = ()  # functions and units of the largest native files, when asked for
+    architecture: str | None = None  # of its executable, from the ELF header (x86_64, aarch64, armv7, ...)
 
 
 def display_distribution(distribution: str, guess: bool) -> str:

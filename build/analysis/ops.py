@@ -160,12 +160,23 @@ def _changes(before: dict[str, tuple[int, str]], after: dict[str, tuple[int, str
     return tuple(changes), unchanged
 
 
+# An extension module's file name carries the platform (PEP 3149): `_struct.cpython-311-x86_64-linux-gnu.so`.
+_PLATFORM_TAG = re.compile(r"(\.cpython-\d+)-[a-z0-9_]+-linux-gnu[a-z]*(?=\.so)")
+
+
+def portable_name(name: str) -> str:
+    """A row's name without the platform in extension module file names, so that the same module
+    built for two architectures is one row in a diff: `_struct.cpython-311.so` (pure)."""
+    return _PLATFORM_TAG.sub(r"\1", name)
+
+
 def diff_reports(old: SizeReport, new: SizeReport, level: Level = "name") -> Diff:
     """What grew, shrank, appeared and vanished between two reports, keyed by `level`."""
     def sizes(report: SizeReport) -> dict[str, tuple[int, str]]:
         out: dict[str, tuple[int, str]] = {}
         for r in report.rows:
             key = r.distribution if level == "distribution" else getattr(r, level)
+            key = portable_name(key) if level == "name" else key
             size, _ = out.get(key, (0, ""))
             out[key] = (size + r.stored, r.distribution)
         return out
@@ -185,7 +196,7 @@ def diff_native(old: SizeReport, new: SizeReport, level: Level = "symbol") -> Di
     def sizes(report: SizeReport) -> dict[str, tuple[int, str]]:
         out: dict[str, tuple[int, str]] = {}
         for n in report.native:
-            base = n.row.rsplit("/", 1)[-1] if not n.row.endswith("]") else n.row
+            base = portable_name(n.row.rsplit("/", 1)[-1] if not n.row.endswith("]") else n.row)
             parts = n.breakdown.units if level == "unit" else n.breakdown.symbols
             for p in parts:
                 key = f"{base}: {p.name}"

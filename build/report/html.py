@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from build.analysis.elf_sections import LABELS
-from build.analysis.model import NativeFile, Retained, Row, SizeReport, display_distribution
+from build.analysis.model import (
+    NativeFile,
+    Retained,
+    Row,
+    SizeReport,
+    display_distribution,
+)
 from build.analysis.ops import group_rows, sort_rows
 from build.report.table import fmt_size
 
@@ -142,7 +148,8 @@ PROFILE_TEMPLATE = """<!DOCTYPE html>
 
 def profile_page(report: SizeReport) -> str:
     js = _asset("report.js")
-    return PROFILE_TEMPLATE.format(title=html.escape(report.artifact), css=_asset("report.css"),
+    title = f"{report.artifact} ({report.architecture})" if report.architecture else report.artifact
+    return PROFILE_TEMPLATE.format(title=html.escape(title), css=_asset("report.css"),
                                    data=embed_json(page_data(report)), js=js, script_source=script_source(js),
                                    retained=retained_section(report))
 

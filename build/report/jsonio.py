@@ -7,9 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from build.analysis.elf_sections import OLD_GROUPS
-from build.analysis.model import SCHEMA, SCHEMA_1, Link, NativeFile, Retained, Row, Section, SizeReport
-from build.analysis.symbols import Breakdown, Part
+from build.analysis.model import (
+    SCHEMA,
+    SCHEMA_1,
+    Link,
+    NativeFile,
+    Retained,
+    Row,
+    Section,
+    SizeReport,
+)
 from build.analysis.ops import Diff, sort_rows
+from build.analysis.symbols import Breakdown, Part
 from build.errors import ArtifactError
 
 DIFF_SCHEMA = "slimfreeze.size-diff/1"
@@ -22,6 +31,7 @@ def report_to_dict(report: SizeReport) -> dict[str, Any]:
         "schema": SCHEMA,
         "artifact": report.artifact,
         "format": report.format,
+        "architecture": report.architecture,
         "total_stored": report.total_stored,
         "total_raw": report.total_raw,
         "files": report.files,
@@ -101,7 +111,8 @@ def report_from_dict(data: Any, *, source: str) -> SizeReport:
                                         for x in data.get("links") or ()),
                             manifest=data.get("manifest") if isinstance(data.get("manifest"), dict) else None,
                             retained=_retained(data.get("retained")),
-                            native=tuple(_native_from_dict(n) for n in data.get("native") or ()))
+                            native=tuple(_native_from_dict(n) for n in data.get("native") or ()),
+                            architecture=str(data["architecture"]) if data.get("architecture") else None)
     except (KeyError, TypeError, ValueError) as err:
         raise ArtifactError(f"{source}: malformed size report ({type(err).__name__}: {err})") from None
     if sum(r.stored for r in report.rows) != report.total_stored:

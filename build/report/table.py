@@ -15,7 +15,15 @@ from rich.text import Text
 
 from build.analysis.elf_sections import LABELS
 from build.analysis.model import NativeFile, Row, SizeReport, display_distribution
-from build.analysis.ops import Diff, SortKey, compile_filter, filter_rows, group_rows, sort_rows, top
+from build.analysis.ops import (
+    Diff,
+    SortKey,
+    compile_filter,
+    filter_rows,
+    group_rows,
+    sort_rows,
+    top,
+)
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -142,7 +150,8 @@ def _rest_lines(table: Table, rest: Sequence[Row], total: int, *, noun: str) -> 
 
 def _total_line(table: Table, report: SizeReport, name_column: str | None = None) -> None:
     label = name_column if name_column is not None else (
-        f"Total: {report.total_stored:,} bytes ({report.artifact}, {report.format})")
+        f"Total: {report.total_stored:,} bytes ({report.artifact}, {report.format}"
+        + (f", {report.architecture})" if report.architecture else ")"))
     table.add_row(fmt_share(report.total_stored, report.total_stored), fmt_size(report.total_stored),
                   fmt_size(report.total_raw), "Total" if name_column is not None else "", Text(label),
                   style="bold")

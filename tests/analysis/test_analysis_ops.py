@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from build.analysis.model import Row, SizeReport
-from build.analysis.ops import check_accounting, diff_reports, filter_rows, group_rows, sort_rows, top
+from build.analysis.ops import check_accounting, diff_reports, filter_rows, group_rows, portable_name, sort_rows, top
 from build.errors import ConfigError
 
 
@@ -73,3 +73,15 @@ def test_check_accounting_catches_a_missing_byte() -> None:
     bad = SizeReport(artifact="x", format="file", total_stored=good.total_stored + 1, total_raw=0, rows=ROWS)
     with pytest.raises(AssertionError, match="rows sum to"):
         check_accounting(bad)
+
+
+@pytest.mark.parametrize("name, portable", [
+    ("python3.11/lib-dynload/_struct.cpython-311-x86_64-linux-gnu.so", "python3.11/lib-dynload/_struct.cpython-311.so"),
+    ("_struct.cpython-311-aarch64-linux-gnu.so", "_struct.cpython-311.so"),
+    ("_struct.cpython-311-arm-linux-gnueabihf.so", "_struct.cpython-311.so"),
+    ("yaml/_yaml.cpython-312-x86_64-linux-gnu.so", "yaml/_yaml.cpython-312.so"),
+    ("libz.so.1", "libz.so.1"),
+    ("x86_64-linux-gnu.txt", "x86_64-linux-gnu.txt"),
+])
+def test_portable_names_drop_only_the_platform_tag_of_extension_modules(name, portable):
+    assert portable_name(name) == portable

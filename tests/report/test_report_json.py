@@ -25,12 +25,13 @@ ROWS = (
 )
 REPORT = SizeReport(artifact="x", format="pyinstaller-onefile", total_stored=207, total_raw=457, rows=ROWS,
                     links=(Link(path="t", target="x"),), files=1, notes=("n",),
-                    manifest={"schema": "slimfreeze.manifest/1", "profile": "min"})
+                    manifest={"schema": "slimfreeze.manifest/1", "profile": "min"}, architecture="aarch64")
 
 GOLDEN = {
     "schema": "slimfreeze.size-report/2",
     "artifact": "x",
     "format": "pyinstaller-onefile",
+    "architecture": "aarch64",
     "total_stored": 207,
     "total_raw": 457,
     "files": 1,
@@ -68,6 +69,7 @@ def test_round_trip(tmp_path: Path) -> None:
     back = jsonio.load(path)
     assert jsonio.dumps(back) == jsonio.dumps(REPORT)
     assert back.manifest == REPORT.manifest and back.rows[1].children == ROWS[0].children
+    assert back.architecture == "aarch64"
 
 
 @pytest.mark.parametrize(("mutate", "message"), [

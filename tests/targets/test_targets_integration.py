@@ -13,6 +13,8 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from build import proc
+from build.analysis import analyse
+from build.analysis.ops import diff_reports, portable_name
 from build.errors import ToolMissing
 from build.project import Project
 from build.targets import root as roots
@@ -96,6 +98,22 @@ def test_target_profiles_build_and_pass_the_smoke_test_under_emulation(built, pr
     assert manifest["toolchain"]["root_packages"]["libpython3.11"].startswith("3.11.")
     report = json.loads((built.project.reports_root / profile / "report.json").read_text())
     assert report["total_stored"] == result.total_bytes == (result.dist_dir / "slimfreeze").stat().st_size
+    # The report says which architecture, as read from the executable itself, and its page shows it.
+    assert report["architecture"] == profile.split("-")[-1]
+    page = (built.project.reports_root / profile / "index.html").read_text()
+    assert f"Size report: {profile} ({report['architecture']})" in page
+
+
+def test_a_diff_across_architectures_pairs_the_same_extension_module(built):
+    # `_struct.cpython-311-aarch64-linux-gnu.so` and `...-arm-linux-gnueabihf.so` are one module.
+    old, new = analyse(built("min-aarch64").dist_dir), analyse(built("min-armv7").dist_dir)
+    diff = diff_reports(old, new)
+    names = {c.name for c in diff.changes}
+    assert not any("linux-gnu" in name for name in names)
+    shared = ({portable_name(r.name) for r in old.rows if ".cpython-" in r.name}
+              & {portable_name(r.name) for r in new.rows if ".cpython-" in r.name})
+    assert shared
+    assert not {c.name for c in diff.changes if c.kind in ("appeared", "vanished")} & shared
 
 
 def test_target_artifacts_bundle_the_libraries_their_modules_need(built):
