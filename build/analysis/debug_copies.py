@@ -12,9 +12,10 @@ from __future__ import annotations
 import functools
 import os
 import sysconfig
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from build.analysis import dwarf, other_python, symbols
 from build.analysis.elf_sections import read_sections
@@ -159,6 +160,18 @@ def nuitka_build_folder(search: Sequence[Path]) -> Path | None:
     return None
 
 
+def builder_dirs(manifest: Mapping[str, Any] | None, project_root: Path) -> tuple[Path, ...]:
+    """Where the Python that built a slimfreeze artifact keeps unstripped copies: a size-built
+    runtime's lib/debug tree, beside the build log its manifest names (relative to the project).
+    A manifest is data from the artifact: an absolute name or one that climbs out is not followed."""
+    toolchain = (manifest or {}).get("toolchain")
+    log = toolchain.get("build_log") if isinstance(toolchain, Mapping) else None
+    if not isinstance(log, str) or not log or PurePosixPath(log).is_absolute() or ".." in PurePosixPath(log).parts:
+        return ()
+    prefix = (project_root / log).parent
+    return tuple(p for p in (prefix / "lib" / "debug", prefix / "lib") if p.is_dir())
+
+
 def python_search(paths: Sequence[str | os.PathLike[str]] = (), python: str | None = None) -> tuple[Path, ...]:
     """The search list for find_copy: user paths first, then `--python`'s folders."""
     out = [Path(p) for p in paths]
@@ -167,4 +180,4 @@ def python_search(paths: Sequence[str | os.PathLike[str]] = (), python: str | No
     return tuple(out)
 
 
-__all__ = ["Found", "candidates", "find_copy", "native_breakdown", "python_dirs", "python_search"]
+__all__ = ["Found", "builder_dirs", "candidates", "find_copy", "native_breakdown", "python_dirs", "python_search"]

@@ -8,10 +8,12 @@ complete, smoke-tested artifact, so a failed build never leaves a half-written o
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from build import log
+from build.analysis.debug_copies import builder_dirs
 from build.analysis.retained import exclude_from_graph
 from build.config import Profile
 from build.errors import BuildFailed, SlimfreezeError
@@ -28,6 +30,7 @@ from build.manifest import build_manifest, folder_bytes, git_commit, write_manif
 from build.paths import publish_tree, remove_tree
 from build.project import Project
 from build.report import write_index, write_profile_reports
+from build.toolchain import host_architecture
 
 ENTRY_NAME = "slimfreeze_entry.py"
 
@@ -117,7 +120,10 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
     if profile.exclude_unused:
         unused = unused_modules(project, profile)
     graph = _build_graph(project, profile, unused)
-    toolchain = toolchain_for(profile, project, log_path)
+    # A root or a size runtime is made once and cached under work/.cache: minutes the first time.
+    own = profile.runtime == "size" or profile.target != host_architecture()
+    with log.step(profile.name, f"toolchain ({profile.target}, {profile.runtime} runtime)") if own else nullcontext():
+        toolchain = toolchain_for(profile, project, log_path)
     plan = BuildPlan(
         profile=profile, project_root=project.root, work_dir=work, stage_dir=stage, entry_script=entry,
         executables=executables_for(profile), excludes=plan_excludes(profile, unused),
@@ -158,7 +164,7 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
         # Written before anything is published, so a report that fails leaves the old artifact and
         # its old report together; then both are swapped in by renames.
         reports = work / "reports" / profile.name
-        write_profile_reports(stage, reports, graph=graph)
+        write_profile_reports(stage, reports, graph=graph, search=builder_dirs(manifest, project.root))
     # Each swapped in by one atomic exchange: dist/<profile> is never missing, even if killed here.
     publish_tree(stage, project.dist_root / profile.name, project.output_roots)
     publish_tree(reports, project.reports_root / profile.name, project.output_roots)

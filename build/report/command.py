@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 
 from build.analysis import analyse
-from build.analysis.debug_copies import python_search
+from build.analysis.debug_copies import builder_dirs, python_search
 from build.analysis.model import SizeReport
 from build.analysis.native import pick_native, with_native
 from build.analysis.ops import compile_filter, diff_native, diff_reports
@@ -84,7 +84,9 @@ def load_any(path: Path, args: argparse.Namespace | None = None, *, native: str 
     python = getattr(args, "python", None)
     report = analyse(path, site_packages=site, python=python)
     if native is not None:
-        search = python_search(getattr(args, "debug_file", None) or (), python)
+        project_root = Path(getattr(args, "project", None) or Path.cwd())
+        search = (*python_search(getattr(args, "debug_file", None) or (), python),
+                  *builder_dirs(report.manifest, project_root))
         # One file to show (the largest), several to keep (JSON, HTML) or to compare (--diff).
         showing = getattr(args, "symbols", None) is not None or getattr(args, "units", None) is not None
         limit = 1 if showing and not getattr(args, "diff", None) else NATIVE_FILES

@@ -6,7 +6,7 @@ import html as _html
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -45,12 +45,14 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def write_profile_reports(dist_dir: Path, out_dir: Path, graph: Mapping[str, Any] | None = None) -> Path:
+def write_profile_reports(dist_dir: Path, out_dir: Path, graph: Mapping[str, Any] | None = None,
+                          search: Sequence[Path] = ()) -> Path:
     """Analyse dist/<profile> and write out_dir/report.json and out_dir/index.html; return the
     report's path. Both are rendered before either is written, so a failure leaves the old ones.
     With the build's import graph (build.freeze.trace.import_graph), the report carries retained sizes."""
 
-    report = with_native(analyse(Path(dist_dir)), Path(dist_dir))  # the largest native files' functions
+    # The largest native files' functions, from unstripped copies in `search` when they are stripped.
+    report = with_native(analyse(Path(dist_dir)), Path(dist_dir), search=search)
     if graph is not None:
         report = replace(report, retained=retained_sizes(graph, report.rows))
     report_text = jsonio.dumps(report)

@@ -238,3 +238,16 @@ def test_native_table_golden() -> None:
     assert render(native_table(native, units=False, n=2), width=100) == NATIVE_GOLDEN
     filtered = render(native_table(native, units=False, n=5, pattern="^sm"), width=100)
     assert "small" in filtered and "big" not in filtered and "1 matching --filter ^sm" in filtered
+
+
+def test_the_runtime_that_built_an_artifact_is_searched_only_where_its_manifest_safely_points(tmp_path):
+    from build.analysis.debug_copies import builder_dirs
+
+    prefix = tmp_path / "work" / ".cache" / "runtime" / "python3.11-x86_64-k"
+    (prefix / "lib" / "debug" / ".build-id").mkdir(parents=True)
+    manifest = {"toolchain": {"build_log": "work/.cache/runtime/python3.11-x86_64-k/build.log"}}
+    assert builder_dirs(manifest, tmp_path) == (prefix / "lib" / "debug", prefix / "lib")
+    # Data from an artifact: nothing absolute, nothing that climbs out, nothing of the wrong type.
+    for log in ("/etc/build.log", "../../etc/build.log", "work/../../x/build.log", 3, "", None):
+        assert builder_dirs({"toolchain": {"build_log": log}}, tmp_path) == ()
+    assert builder_dirs({"toolchain": "x"}, tmp_path) == builder_dirs(None, tmp_path) == ()
