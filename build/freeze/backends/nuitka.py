@@ -64,7 +64,10 @@ class NuitkaBackend:
         for exe, argv in zip(plan.executables, self.command_lines(plan), strict=True):
             output_dir = self._output_dir(plan, exe)
             remove_tree(output_dir, (plan.work_dir,))
-            proc.run(argv, log=plan.log, env=env, cwd=plan.project_root, timeout=3600)
+            # Run in the work folder: a failing Nuitka writes nuitka-crash-report.xml into its
+            # working directory, which must not be the user's project.
+            output_dir.mkdir(parents=True, exist_ok=True)
+            proc.run(argv, log=plan.log, env=env, cwd=output_dir, timeout=3600)
             if plan.profile.layout == "onefile":
                 shutil.move(str(output_dir / exe.name), plan.stage_dir / exe.name)
             else:
