@@ -37,6 +37,7 @@ TOOL_PACKAGES: dict[str, str] = {
     "strip": "binutils",
     "objdump": "binutils",
     "objcopy": "binutils",
+    "addr2line": "binutils",
     "openssl": "openssl",
     "chromium": "chromium",
     "gcc": "gcc",
@@ -167,14 +168,19 @@ class Captured:
 
 
 def capture(argv: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str] | None = None,
-            cwd: Path | None = None, timeout: float, separate_stderr: bool = False) -> Captured:
-    """Run `argv` to its end with stdout and stderr captured (together unless `separate_stderr`);
-    on a timeout, an error or Ctrl-C its whole tree is ended, and after it exits whatever it left
-    running. Output goes through temporary files, not pipes, so a process it left behind holding
-    them cannot keep this waiting. OSError (no such program, not executable) propagates."""
+            cwd: Path | None = None, timeout: float, separate_stderr: bool = False,
+            stdin: bytes = b"") -> Captured:
+    """Run `argv` to its end with stdout and stderr captured (together unless `separate_stderr`),
+    `stdin` as its input; on a timeout, an error or Ctrl-C its whole tree is ended, and after it
+    exits whatever it left running. Input and output go through temporary files, not pipes, so a
+    process it left behind holding them cannot keep this waiting. OSError (no such program, not
+    executable) propagates."""
     args = [os.fspath(a) for a in argv]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        child = start(args, env=env, cwd=cwd, stdout=out, stderr=err if separate_stderr else subprocess.STDOUT)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as given:
+        given.write(stdin)
+        given.seek(0)
+        child = start(args, env=env, cwd=cwd, stdout=out, stderr=err if separate_stderr else subprocess.STDOUT,
+                      stdin=given)
         try:
             code = wait(child, timeout)
         finally:

@@ -13,11 +13,11 @@ import functools
 import os
 import sysconfig
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from build.analysis import dwarf, other_python, symbols
+from build.analysis import dwarf, line_files, other_python, symbols
 from build.analysis.elf_sections import read_sections
 
 SYSTEM_DEBUG = Path("/usr/lib/debug")
@@ -114,6 +114,7 @@ def native_breakdown(data: bytes | memoryview, name: str, *, search: Sequence[Pa
         return None
     own = symbols.read_symbols(data, sections)
     table, units, source = own, dwarf.dwarf_units(data), "the file's own .symtab"
+    units_file: tuple[bytes | memoryview, Path | None] = (data, None)  # where the units came from
     if own is None or own.table != ".symtab" or not units:
         bid = symbols.build_id(data)
         copy = find_copy(name, bid, (*search, *python_dirs()))
@@ -121,7 +122,8 @@ def native_breakdown(data: bytes | memoryview, name: str, *, search: Sequence[Pa
             if own is None or own.table != ".symtab":
                 table = symbols.read_symbols(copy.data)
                 source = f"unstripped copy {copy.path} (same build-id {bid})"
-            units = units or dwarf.dwarf_units(copy.data)
+            if not units:
+                units, units_file = dwarf.dwarf_units(copy.data), (copy.data, copy.path)
             if own is not None and own.table == ".symtab":
                 source += f"; units from the DWARF of {copy.path} (same build-id {bid})"
         elif own is None:
@@ -142,7 +144,14 @@ def native_breakdown(data: bytes | memoryview, name: str, *, search: Sequence[Pa
                 return b
             # More compiled code than the program holds: the folder is of another build.
             source += f"; the objects in {folder} hold more code than this program, so they are of another build"
-    return symbols.breakdown(sections, table, units, source=source, nuitka=nuitka)
+    functions = line_files.functions_in(units, table)
+    if not functions:
+        return symbols.breakdown(sections, table, units, source=source, nuitka=nuitka)
+    # Link-time optimised: every unit is <artificial>; each function's file is in the line table.
+    files = line_files.source_files(*units_file, [start for start, _ in functions])
+    b = symbols.breakdown(sections, table, line_files.split_units(units, functions, files), source=source,
+                          nuitka=nuitka)
+    return replace(b, units_from="DWARF line tables (an LTO build: each function's file)") if files else b
 
 
 def beside(artifact: Path) -> tuple[Path, ...]:

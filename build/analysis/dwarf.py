@@ -6,6 +6,7 @@ pyelftools as the fallback for anything unusual."""
 from __future__ import annotations
 
 import io
+import posixpath
 import struct
 
 from elftools.elf.elffile import ELFFile
@@ -37,6 +38,57 @@ def dwarf_units(data: bytes | memoryview) -> tuple[tuple[int, int, str], ...]:
         return ()
 
 
+def comp_dirs(data: bytes | memoryview) -> tuple[str, ...]:
+    """DW_AT_comp_dir of the units that hold code (the folder each was compiled in); () if unknown."""
+    try:
+        elf = ELFFile(io.BytesIO(bytes(data)))
+        if not elf.has_dwarf_info() or elf.get_section_by_name(".debug_aranges") is None:
+            return ()
+        reader = _CuNames(elf)
+        offsets = {e.info_offset for e in elf.get_dwarf_info(relocate_dwarf_sections=False).get_aranges().entries}
+        return tuple(sorted({d for d in (reader.name(o, DW_AT_COMP_DIR) for o in offsets) if d}))
+    except Exception:  # noqa: BLE001  damaged debug info: no folders
+        return ()
+
+
+def first_files(data: bytes | memoryview) -> tuple[tuple[int, int, str], ...]:
+    """(start, end, path) of the code of units named `<artificial>` (LTO) and the like, with the
+    path of file 1 of their line table: binutils 2.40's addr2line names DWARF 5's file 1 by entry 0,
+    the unit's own `<artificial>`. Only the line tables' headers are read."""
+    try:
+        elf = ELFFile(io.BytesIO(bytes(data)))
+        if not elf.has_dwarf_info() or elf.get_section_by_name(".debug_aranges") is None:
+            return ()
+        dwarf = elf.get_dwarf_info(relocate_dwarf_sections=False)
+        reader = _CuNames(elf)
+        paths: dict[int, str | None] = {}
+        out = []
+        for entry in dwarf.get_aranges().entries:
+            offset = entry.info_offset
+            if entry.length == 0 or not (reader.name(offset) or "").startswith("<"):
+                continue
+            if offset not in paths:
+                paths[offset] = _file_one(dwarf, offset)
+            if paths[offset]:
+                out.append((entry.begin_addr, entry.begin_addr + entry.length, paths[offset]))
+        return tuple(sorted(out))
+    except Exception:  # noqa: BLE001  damaged debug info: nothing to correct
+        return ()
+
+
+def _file_one(dwarf, offset: int) -> str | None:
+    program = dwarf.line_program_for_CU(dwarf.get_CU_at(offset))
+    header = program.header if program is not None else None
+    if header is None or header["version"] < 5 or len(header["file_entry"]) < 2:
+        return None
+    dirs = [d.decode("utf-8", "backslashreplace") if isinstance(d, bytes) else str(d)
+            for d in header["include_directory"]]
+    entry = header["file_entry"][1]
+    name = entry.name.decode("utf-8", "backslashreplace") if isinstance(entry.name, bytes) else str(entry.name)
+    folder = dirs[entry.dir_index] if entry.dir_index < len(dirs) else ""
+    return posixpath.normpath(posixpath.join(dirs[0] if dirs else "", folder, name))
+
+
 def _slow_cu_name(dwarf, offset: int) -> str:
     attr = dwarf.get_CU_at(offset).get_top_DIE().attributes.get("DW_AT_name")
     value = attr.value if attr is not None else b""
@@ -51,7 +103,7 @@ _FORMS: dict[int, int | str] = {
     0x17: "o", 0x18: "bu", 0x19: 0, 0x1A: "u", 0x1B: "u", 0x1C: 4, 0x1D: "o", 0x1E: 16, 0x1F: "o", 0x20: 8,
     0x21: 0, 0x22: "u", 0x23: "u", 0x25: 1, 0x26: 2, 0x27: 3, 0x28: 4, 0x29: 1, 0x2A: 2, 0x2B: 3, 0x2C: 4,
 }
-DW_AT_NAME, DW_FORM_STRING, DW_FORM_STRP, DW_FORM_LINE_STRP, DW_FORM_IMPLICIT_CONST = 0x03, 0x08, 0x0E, 0x1F, 0x21
+DW_AT_NAME, DW_AT_COMP_DIR, DW_FORM_STRING, DW_FORM_STRP, DW_FORM_LINE_STRP, DW_FORM_IMPLICIT_CONST = 0x03, 0x1B, 0x08, 0x0E, 0x1F, 0x21
 
 
 class _CuNames:
@@ -71,13 +123,13 @@ class _CuNames:
         self.strings, self.line_strings = raw(".debug_str"), raw(".debug_line_str")
         self.order = "<" if elf.little_endian else ">"
 
-    def name(self, offset: int) -> str | None:
+    def name(self, offset: int, attribute: int = DW_AT_NAME) -> str | None:
         try:
-            return self._name(offset)
+            return self._name(offset, attribute)
         except (IndexError, struct.error, KeyError, UnicodeDecodeError):
             return None
 
-    def _name(self, pos: int) -> str | None:
+    def _name(self, pos: int, attribute: int) -> str | None:
         info, order = self.info, self.order
         if not info:
             return None
@@ -120,7 +172,7 @@ class _CuNames:
             if entry == code:
                 break
         for attr, form in attrs:
-            if attr == DW_AT_NAME:
+            if attr == attribute:
                 if form == DW_FORM_STRING:
                     return _cstring(info, pos)
                 if form in (DW_FORM_STRP, DW_FORM_LINE_STRP):

@@ -250,7 +250,8 @@ def breakdown(sections: Sequence[ElfSection], table: SymbolTable | None, units: 
                     acc[1] += free
                     claimed_by_group["code"] = claimed_by_group.get("code", 0) + free
     unit_parts = [Part(name=u, kind="unit", unit=u, size=s, code=c) for u, (s, c) in unit_sizes.items()]
-    named_code = sum(p.code for p in unit_parts if p.unit != UNKNOWN_UNIT)
+    # `<artificial>` (LTO) and the like name no source file.
+    named_code = sum(p.code for p in unit_parts if p.unit != UNKNOWN_UNIT and not p.unit.startswith("<"))
     # What no symbol or unit claims, per section group (relocations, unwind tables, gaps).
     group_bytes: dict[str, int] = {}
     for sec in loaded:

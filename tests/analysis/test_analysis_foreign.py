@@ -17,7 +17,7 @@ import pytest
 
 from build import proc
 from build.analysis import analyse
-from build.analysis.debug_copies import native_breakdown
+from build.analysis.debug_copies import builder_dirs, native_breakdown
 from build.analysis.model import SizeReport
 from build.analysis.native import file_bytes, with_native
 from build.analysis.ops import check_accounting, diff_native
@@ -272,7 +272,7 @@ def test_html_page_for_any_artifact(nuitka_standalone: Path, tmp_path: Path,
 def test_min_libpython_code_is_attributed_to_source_files(built, capsys: pytest.CaptureFixture[str]) -> None:
     """On `min-system` the shipped libpython is stripped: its symbols come from the build machine's
     copy (the Python that built it), matched by GNU build-id; DWARF names each function's source
-    file. (`min` ships the size runtime's libpython, whose unstripped copy is not kept.)"""
+    file. (`min` ships the size runtime's libpython: see the next test.)"""
     dist = built("min-system").dist_dir
     report = analyse(dist)
     lib = next(r for r in report.rows if "libpython" in r.name)
@@ -286,6 +286,23 @@ def test_min_libpython_code_is_attributed_to_source_files(built, capsys: pytest.
               f"named units; largest: " + ", ".join(f"{u.name} {u.size:,}" for u in top5))
     assert bloat.main([str(dist), "--symbols", lib.name, "-n", "10"]) == 0
     assert "same build-id" in capsys.readouterr().out.replace("\n", " ")
+
+
+def test_min_lto_libpython_code_is_attributed_to_source_files(built, capsys: pytest.CaptureFixture[str]) -> None:
+    """`min` ships the size runtime's libpython, built with LTO: every DWARF unit is <artificial>,
+    so each function's source file comes from the line table of the runtime's unstripped copy."""
+    dist = built("min").dist_dir
+    report = analyse(dist)
+    lib = next(r for r in report.rows if "libpython" in r.name)
+    b = native_breakdown(file_bytes(dist, lib.name), lib.name, search=builder_dirs(report.manifest, ROOT))
+    assert "same build-id" in b.source and b.units_from.startswith("DWARF line tables")
+    assert b.code_in_units >= 0.9 * b.code_bytes, (b.code_in_units, b.code_bytes)
+    named = {u.name for u in b.units}
+    assert {"Objects/unicodeobject.c", "Python/ceval.c", "Parser/parser.c"} <= named and "<artificial>" not in named
+    top5 = [u for u in b.units if not u.name.startswith("[")][:5]
+    with capsys.disabled():
+        print(f"\nmin (LTO): {100 * b.code_in_units / b.code_bytes:.1f}% of libpython's {b.code_bytes:,} code bytes "
+              f"in named units; largest: " + ", ".join(f"{u.name} {u.size:,}" for u in top5))
 
 
 OTHER_PYTHONS = sorted(Path("/root/.pyenv/versions").glob("3.1[0-9].*"))
