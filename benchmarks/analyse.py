@@ -25,6 +25,7 @@ from rich.table import Table  # noqa: E402
 
 from build.analysis import analyse  # noqa: E402
 from build.analysis.distributions import load_index  # noqa: E402
+from build.analysis.debug_copies import builder_dirs  # noqa: E402
 from build.analysis.native import with_native  # noqa: E402
 from build.report import html, jsonio  # noqa: E402
 from build.report.table import fmt_size  # noqa: E402
@@ -50,6 +51,12 @@ def cpu_of(repeat: int, func) -> float:
     return best
 
 
+def with_symbols(path: Path):
+    """As `bloat --symbols` does it: unstripped copies from the runtime that built the artifact too."""
+    report = analyse(path)
+    return with_native(report, path, search=builder_dirs(report.manifest, ROOT))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="*", type=Path, default=[ROOT / "dist" / "default"])
@@ -66,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         table.add_column(column, justify="left" if column in ("artifact", "format") else "right")
     for path in args.paths:
         seconds, report = best_of(args.repeat, lambda: analyse(path))
-        symbols_s, report = best_of(args.repeat, lambda: with_native(analyse(path), path))
-        symbols_cpu = cpu_of(args.repeat, lambda: with_native(analyse(path), path))
+        symbols_s, report = best_of(args.repeat, lambda: with_symbols(path))
+        symbols_cpu = cpu_of(args.repeat, lambda: with_symbols(path))
         json_s, json_text = best_of(args.repeat, lambda: jsonio.dumps(report))
         html_s, html_text = best_of(args.repeat, lambda: html.profile_page(report))
         json_bytes, html_bytes = len(json_text.encode()), len(html_text.encode())
