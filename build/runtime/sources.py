@@ -13,7 +13,6 @@ repository.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from build import proc
 from build.errors import CommandFailed, SlimfreezeError, ToolMissing
+from build.manifest import sha256_of
 from build.paths import remove_tree
 from build.project import Project
 from build.runtime.flags import SOURCE_PACKAGE
@@ -156,14 +156,6 @@ def parse_dsc(text: str) -> Dsc:
     return Dsc(source=fields["Source"], version=fields["Version"], files=tuple(files))
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify_dsc(dsc_path: Path) -> Dsc:
     """Check every file the .dsc lists against its size and SHA-256; RuntimeSourceError on the first
     that is missing or differs."""
@@ -172,7 +164,7 @@ def verify_dsc(dsc_path: Path) -> Dsc:
         path = dsc_path.parent / name
         if "/" in name or not path.is_file():
             raise RuntimeSourceError(f"checking the runtime's source: {name} (listed in {dsc_path.name}) is missing")
-        if path.stat().st_size != size or sha256_file(path) != sha:
+        if path.stat().st_size != size or sha256_of(path) != sha:
             raise RuntimeSourceError(f"checking the runtime's source: {path} does not match the SHA-256 in "
                                      f"{dsc_path.name} (checksum mismatch); delete {path.parent} to download again")
     return dsc
