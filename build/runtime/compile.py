@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +109,7 @@ def _build(project: Project, source: Source, flags: FlagSet, target: str, export
     remove_tree(tmp, project.output_roots)
     (tmp / "build").mkdir(parents=True)
     log = tmp / LOG_NAME
-    exported = _compile(source, flags, final, tmp, log, export_inputs)
+    exported = _compile(source, flags, final, tmp, log, export_inputs, project.output_roots)
     runtime = Runtime(prefix=final, key=key, source_version=source.version, flags=flags, exported=exported)
     prefix = tmp / "prefix"
     _check_runs(prefix, log)
@@ -183,7 +183,8 @@ def pyexpat_core_module(text: str) -> str:
     return text if "Py_BUILD_CORE_MODULE" in text else _CORE_MODULE + text
 
 
-def _compile(source: Source, flags: FlagSet, final: Path, tmp: Path, log: Path, export_inputs: ExportInputs) -> int | None:
+def _compile(source: Source, flags: FlagSet, final: Path, tmp: Path, log: Path, export_inputs: ExportInputs,
+             deletable: Sequence[Path]) -> int | None:
     require_tools("gcc", "make", "strip", "patchelf")
     build = tmp / "build"
     env = {**os.environ, "LC_ALL": "C"}
@@ -198,21 +199,22 @@ def _compile(source: Source, flags: FlagSet, final: Path, tmp: Path, log: Path, 
     if "exports" in flags.steps:
         # After the install: `make install` would otherwise relink the test programs against the
         # trimmed library, and they use API nobody ships. The static library keeps everything.
-        exported = _relink(build, log, env, export_inputs)
+        exported = _relink(build, log, env, export_inputs, deletable)
         shutil.copyfile(build / f"libpython{MINOR}.so.1.0", prefix / "lib" / f"libpython{MINOR}.so.1.0")
     _strip(prefix, log)
     return exported
 
 
-def _relink(build: Path, log: Path, env: dict[str, str], export_inputs: ExportInputs) -> int:
+def _relink(build: Path, log: Path, env: dict[str, str], export_inputs: ExportInputs,
+            deletable: Sequence[Path]) -> int:
     """Link libpython again, exporting only what its users import, so --gc-sections drops the rest."""
     own = [*build.glob("build/lib.*/*.so"), *build.glob("Modules/*.so"), build / "python"]
     names = export_inputs.names() | exports.wanted(own, ())
     script = build / "exports.map"
     script.write_text(exports.version_script(names))
     library = build / f"libpython{MINOR}.so.1.0"
-    library.unlink()
-    (build / f"libpython{MINOR}.so").unlink(missing_ok=True)
+    remove_tree(library, deletable, missing_ok=False)
+    remove_tree(build / f"libpython{MINOR}.so", deletable)
     # LIBC is empty in CPython's Makefile and only the libpython rule runs in this make: the version
     # script reaches that one link and no extension module (whose PyInit_* it would hide).
     _step("relink with the export list", log, ["make", f"libpython{MINOR}.so", f"LIBC=-Wl,--version-script={script}"],
