@@ -22,8 +22,8 @@ from build.errors import CommandFailed, SlimfreezeError
 from build.paths import remove_tree
 from build.project import Project
 from build.runtime import exports
-from build.runtime.lock import exclusive
 from build.runtime.flags import OPT, SOURCE_PACKAGE, FlagSet, cache_key
+from build.runtime.lock import exclusive
 from build.runtime.sources import Source, require_tools
 
 MINOR = "3.11"
