@@ -207,7 +207,7 @@ def _compile(source: Source, flags: FlagSet, final: Path, tmp: Path, log: Path, 
 
 def _relink(build: Path, log: Path, env: dict[str, str], export_inputs: ExportInputs,
             deletable: Sequence[Path]) -> int:
-    """Link libpython again, exporting only what its users import, so --gc-sections drops the rest."""
+    """Link libpython again, exporting only what its users import, so LTO drops the rest."""
     own = [*build.glob("build/lib.*/*.so"), *build.glob("Modules/*.so"), build / "python"]
     names = export_inputs.names() | exports.wanted(own, ())
     script = build / "exports.map"

@@ -3,7 +3,8 @@
 libpython's users are the extension modules (its own lib-dynload ones and those of the pinned
 packages the freezer's venv installs), the `python` executable, and PyInstaller's bootloader, which
 finds its functions with dlsym() by name (so they are strings in it, not undefined symbols).
-Everything else becomes local, and `--gc-sections` drops what no exported function reaches.
+Everything else becomes local, and LTO drops what no exported function reaches (`--gc-sections`
+was measured on top and saved nothing: build/runtime/flags.py's TRIED).
 """
 
 from __future__ import annotations

@@ -143,7 +143,7 @@ def size_flags() -> FlagSet:
 
 
 def cache_key(*, source_version: str, flags: FlagSet, target: str, extra: Mapping[str, str] | None = None) -> str:
-    """A short hash of everything that determines the built runtime: the folder name under work/runtime/."""
+    """A short hash of everything that determines the built runtime: its folder name under work/.cache/runtime/."""
     data = {"recipe": RECIPE, "package": SOURCE_PACKAGE, "source": source_version, "target": target,
             "opt": OPT, "steps": list(flags.steps), "cflags": list(flags.cflags), "ldflags": list(flags.ldflags),
             "configure": list(flags.configure), "edits": list(flags.edits), "extra": dict(sorted((extra or {}).items()))}
