@@ -183,16 +183,17 @@ print(results, os.stat("/").st_mode > 0, os.access("/", os.R_OK))
 
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="syscall numbers of x86_64")
 def test_launcher_answers_statx_and_faccessat2_with_enosys_and_nothing_else():
-    plain = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True).stdout
+    plain = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True,
+                           timeout=60).stdout
     assert f"(-1, {errno.ENOSYS})" not in plain  # the kernel has both calls
     wrapped = subprocess.run([sys.executable, str(emulation.LAUNCHER), sys.executable, "-c", PROBE],
-                             capture_output=True, text=True, check=True).stdout
+                             capture_output=True, text=True, check=True, timeout=60).stdout
     assert wrapped.strip() == f"[(-1, {errno.ENOSYS}), (-1, {errno.ENOSYS})] True True"
 
 
 def test_launcher_reports_a_missing_program():
     ran = subprocess.run([sys.executable, str(emulation.LAUNCHER), "/nonexistent/prog"], capture_output=True,
-                         text=True, check=False)
+                         text=True, check=False, timeout=60)
     assert ran.returncode == 1
     assert ran.stderr.strip() == "launcher.py: cannot run /nonexistent/prog: No such file or directory"
 
