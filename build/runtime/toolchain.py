@@ -105,5 +105,6 @@ def _make_venv(project: Project, runtime: Runtime, requirements: list[str], log:
     except CommandFailed as err:
         raise RuntimeBuildFailed(f"size runtime: installing the pinned packages into its venv failed: {err}") from None
     (tmp / VENV_STAMP).write_text(json.dumps({"runtime": runtime.key, "requirements": requirements}, indent=2) + "\n")
+    remove_tree(final, project.output_roots)  # a leftover without its stamp (we hold the lock): never a venv
     os.replace(tmp, final)
 
