@@ -54,10 +54,6 @@ class Runtime:
         return self.prefix / "lib" / f"libpython{MINOR}.so.1.0"
 
     @property
-    def static_libpython(self) -> Path:
-        return self.prefix / "lib" / f"python{MINOR}" / f"config-{MINOR}-x86_64-linux-gnu" / f"libpython{MINOR}.a"
-
-    @property
     def build_log(self) -> Path:
         return self.prefix / LOG_NAME
 
