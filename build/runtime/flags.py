@@ -54,6 +54,7 @@ BASE = FlagStep(
     cflags=("-Os",),
     # LDFLAGS too: with LTO the link is where code is generated.
     ldflags=("-Os",),
+    # --with-ensurepip=no: `make install` puts no pip in the runtime; the freezer's venv gets its own.
     configure=("--enable-shared", "--without-doc-strings", "--disable-test-modules", "--with-ensurepip=no"),
     # Debian's security backport makes pyexpat.c include an internal header, which setup.py's build
     # of it does not allow; without pyexpat, pip (and anything reading XML) fails.
@@ -112,8 +113,8 @@ TRIED: Mapping[str, str] = {
                    "already drops what nothing references; without LTO it saved nothing either",
 }
 
-# What configure is always given: no -O3/-g from CPython's own OPT (our -Os must win; the runtime is
-# stripped anyway), and the freezer's venv brings its own pip.
+# What configure is always given as OPT: no -O3/-g from CPython's own (our -Os must win; the runtime
+# is stripped anyway).
 OPT = "-DNDEBUG -fwrapv"
 
 
