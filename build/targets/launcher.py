@@ -62,6 +62,8 @@ class _SockFprog(ctypes.Structure):
 
 
 def install_filter() -> None:
+    if platform.machine() not in SYSCALLS:
+        raise OSError(errno.ENOSYS, f"no system call numbers for a {platform.machine()} host")
     audit_arch, calls = SYSCALLS[platform.machine()]
     code = program(audit_arch, sorted(calls.values()))
     buffer = ctypes.create_string_buffer(code, len(code))

@@ -226,6 +226,14 @@ def test_launcher_dies_by_the_signal_its_program_died_by():
     assert ran.returncode == -signal.SIGKILL
 
 
+def test_launcher_on_a_host_without_syscall_numbers_says_so_in_one_line(monkeypatch, capsys):
+    from build.targets import launcher
+    monkeypatch.setattr(launcher.platform, "machine", lambda: "riscv64")
+    assert launcher.main(["/bin/true"]) == 1
+    assert capsys.readouterr().err == ("launcher.py: cannot install the seccomp filter proot needs here: "
+                                       "no system call numbers for a riscv64 host\n")
+
+
 def test_children_reads_parents_from_proc(tmp_path: Path):
     for pid, stat in {10: "10 (a) S 1 10", 11: "11 (b c) d)) S 10 10", 12: "12 (x) S 10 10", 13: "13 (y) S 12"}.items():
         (tmp_path / str(pid)).mkdir()
