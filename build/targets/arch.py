@@ -6,7 +6,7 @@ import difflib
 from dataclasses import dataclass
 
 from build.errors import ConfigError
-from build.toolchain import ALIASES, ARCHITECTURES, host_architecture
+from build.toolchain import ALIASES, host_architecture
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,5 +37,5 @@ def arch_for(target: str) -> Arch:
     known = sorted({*EMULATED, *(a for a, n in ALIASES.items() if n in EMULATED)})
     close = difflib.get_close_matches(target, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    listed = ", ".join(sorted(set(ARCHITECTURES) - {host_architecture()}))
+    listed = ", ".join(sorted(EMULATED))  # what this accepts (x86_64 is never emulated)
     raise ConfigError(f"unknown target {target!r}: expected one of {listed} (or Debian's arm64/armhf){hint}")
