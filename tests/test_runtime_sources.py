@@ -102,6 +102,11 @@ def test_dsc_without_checksums_is_refused() -> None:
         parse_dsc("Source: python3.11\nVersion: 1\nFiles:\n 0123 4 x\n")
 
 
+def test_a_truncated_signed_dsc_is_refused_in_one_line() -> None:
+    with pytest.raises(RuntimeSourceError, match="Checksums-Sha256"):
+        parse_dsc("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n")
+
+
 def test_dsc_cannot_name_a_file_outside_its_folder(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "outside").write_bytes(b"x")

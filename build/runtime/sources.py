@@ -143,7 +143,8 @@ def parse_dsc(text: str) -> Dsc:
     """The fields we need from a (possibly clear-signed) .dsc."""
     body = text
     if body.startswith("-----BEGIN PGP SIGNED MESSAGE-----"):
-        body = body.split("\n\n", 1)[1].split("\n-----BEGIN PGP SIGNATURE-----", 1)[0]
+        # partition, not split()[1]: a truncated signed .dsc is the clear error below, not an IndexError
+        body = body.partition("\n\n")[2].split("\n-----BEGIN PGP SIGNATURE-----", 1)[0]
     fields = next(iter(stanzas(body)), {})
     files = []
     for line in fields.get("Checksums-Sha256", "").splitlines():
