@@ -41,6 +41,9 @@ TOOL_PACKAGES: dict[str, str] = {
     "openssl": "openssl",
     "chromium": "chromium",
     "gcc": "gcc",
+    "make": "make",
+    "apt-get": "apt",
+    "dpkg-source": "dpkg-dev",
     "git": "git",
     # Target roots of other architectures (build/targets/).
     "mmdebstrap": "mmdebstrap",

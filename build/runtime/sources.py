@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from build import proc
-from build.errors import CommandFailed, SlimfreezeError, ToolMissing
+from build.errors import CommandFailed, SlimfreezeError
 from build.manifest import sha256_of
 from build.paths import remove_tree
 from build.project import Project
@@ -35,20 +34,14 @@ DEB_SRC_NAME = "slimfreeze-deb-src"
 TREE = "tree"
 
 
-# The Debian package of each program the size runtime needs (build.proc only knows the common ones).
-TOOLS: Mapping[str, str] = {"apt-get": "apt", "dpkg-source": "dpkg-dev", "make": "make", "gcc": "gcc",
-                            "strip": "binutils", "patchelf": "patchelf"}
-
-
 class RuntimeSourceError(SlimfreezeError):
     """The runtime's source could not be obtained or did not verify."""
 
 
 def require_tools(*names: str) -> None:
-    """ToolMissing naming the Debian package for the first of `names` not on PATH."""
+    """ToolMissing naming the Debian package (build.proc.TOOL_PACKAGES) for the first of `names` not on PATH."""
     for name in names:
-        if shutil.which(name) is None:
-            raise ToolMissing(name, TOOLS.get(name, name))
+        proc.require_tool(name)
 
 
 # --- deriving the deb-src entry (pure) -------------------------------------------------------
