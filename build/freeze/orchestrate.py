@@ -24,13 +24,12 @@ from build.freeze.entry import entry_source
 from build.freeze.excludes import plan_excludes
 from build.freeze.standins import DIRECTORY as STANDINS_DIRECTORY
 from build.freeze.standins import module_name
-from build.freeze.toolchains import toolchain_for
+from build.freeze.toolchains import needs_making, toolchain_for
 from build.freeze.trace import import_graph, unused_modules
 from build.manifest import build_manifest, folder_bytes, git_commit, write_manifest
 from build.paths import publish_tree, remove_tree
 from build.project import Project
 from build.report import write_index, write_profile_reports
-from build.toolchain import host_architecture
 
 ENTRY_NAME = "slimfreeze_entry.py"
 
@@ -121,8 +120,8 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
         unused = unused_modules(project, profile)
     graph = _build_graph(project, profile, unused)
     # A root or a size runtime is made once and cached under work/.cache: minutes the first time.
-    own = profile.runtime == "size" or profile.target != host_architecture()
-    with log.step(profile.name, f"toolchain ({profile.target}, {profile.runtime} runtime)") if own else nullcontext():
+    made = needs_making(profile)
+    with log.step(profile.name, f"toolchain ({profile.target}, {profile.runtime} runtime)") if made else nullcontext():
         toolchain = toolchain_for(profile, project, log_path)
     plan = BuildPlan(
         profile=profile, project_root=project.root, work_dir=work, stage_dir=stage, entry_script=entry,

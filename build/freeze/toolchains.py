@@ -10,6 +10,11 @@ from build.project import Project
 from build.toolchain import Toolchain, host_architecture, host_toolchain
 
 
+def needs_making(profile: Profile) -> bool:
+    """Whether the profile's toolchain is made (and cached) rather than the host's own."""
+    return profile.runtime == "size" or profile.target != host_architecture()
+
+
 def toolchain_for(profile: Profile, project: Project, log: Path) -> Toolchain:
     """Make (or reuse from work/) what the profile needs; the host's own toolchain costs nothing."""
     # Imported where used, not to dodge a cycle (tests/test_layout.py sees these edges): a plain
