@@ -2,15 +2,17 @@
 
     .venv/bin/python benchmarks/targets.py [--no-build] [--dist DIR] [--work DIR] [--reports DIR]
 
-Builds min-system, min, flash-min and the aarch64 and armv7 profiles with the orchestrator (the figures a
+Builds min-system, min, flash-min and the aarch64 and armv7 profiles (on the size runtime cross-compiled
+for them, and -system on the root's own python3.11) with the orchestrator (the figures a
 user's `python build.py --profile P` gets: frozen inside the target's Debian root, smoke-tested
 under emulation against a real mosquitto), then prints
 - per profile: its target, artifact bytes, image bytes, the issue's size target, build seconds,
   the smoke test's result;
 - the cold build time of min-aarch64 with its Debian root and venv already in the cache (made
   first, untimed): what every later CI run and every developer build costs;
-- the five largest rows that differ between min-system (x86_64, the same system runtime as the ARM
-  profiles) and min-aarch64 (`bloat --diff`).
+- the five largest rows that differ between min-aarch64-system and min-aarch64 (what the size
+  runtime saves on the device), and between min (x86_64) and min-aarch64 (one recipe, two
+  architectures) (`bloat --diff`).
 With --no-build it reads what dist/ and size_reports/ already hold (no timings then).
 A benchmark, not a test: it prints and asserts nothing; it exits non-zero if a build failed.
 """
@@ -30,19 +32,19 @@ from build.analysis.ops import diff_reports  # noqa: E402
 from build.config import load_profiles  # noqa: E402
 from build.errors import SlimfreezeError  # noqa: E402
 from build.freeze.orchestrate import build_profile  # noqa: E402
+from build.freeze.toolchains import toolchain_for  # noqa: E402
 from build.project import Project  # noqa: E402
 from build.report import jsonio  # noqa: E402
-from build.targets.toolchain import target_toolchain  # noqa: E402
 
 MIB = 1024 * 1024
 # The issue's targets: onefile <= 3.5 MiB on both ARM targets, the aarch64 flash image <= 2.5 MiB,
 # a cold min-aarch64 build <= 3 minutes with the root and venv cached.
-# min and flash-min run on the size runtime (issue 11), built for this machine only; min-system is
-# min on the system runtime, as the ARM profiles are: the like-for-like comparison.
-PROFILES = {"min-system": None, "min": None, "min-aarch64": ("artifact", 3.5 * MIB),
-            "min-armv7": ("artifact", 3.5 * MIB), "flash-min": None, "flash-min-aarch64": ("image", 2.5 * MIB),
-            "flash-min-armv7": None}
-BASELINE = "min-system"
+# min, flash-min and the ARM profiles run on the size runtime (issue 11); the -system ones on the
+# Python of this machine or of the root: the like-for-like comparisons.
+PROFILES = {"min-system": None, "min": None, "min-aarch64-system": None, "min-aarch64": ("artifact", 3.5 * MIB),
+            "min-armv7-system": None, "min-armv7": ("artifact", 3.5 * MIB), "flash-min": None,
+            "flash-min-aarch64": ("image", 2.5 * MIB), "flash-min-armv7": None}
+DIFFS = (("min-aarch64-system", "min-aarch64"), ("min-armv7-system", "min-armv7"), ("min", "min-aarch64"))
 COLD_TARGET_SECONDS = 180.0
 COLUMNS = ("profile", "target", "runtime", "artifact bytes", "image bytes", "issue target", "build s", "smoke")
 
@@ -81,10 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     seconds: dict[str, float] = {}
     failed = []
     if not args.no_build:
-        for target in ("aarch64", "armv7"):  # untimed: the cached root and venv every later build reuses
+        for name in ("min-aarch64", "min-armv7"):  # untimed: the cached root, runtime and venv later builds reuse
             started = time.monotonic()
-            target_toolchain(target, project, project.work_root / f"toolchain-{target}.log")
-            print(f"{target} root and venv ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
+            toolchain_for(profiles[name], project, project.work_root / f"toolchain-{name}.log")
+            print(f"{name}: root, size runtime and venv ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
         for name in PROFILES:
             result = build_profile(profiles[name], project)
             seconds[name] = result.seconds
@@ -105,14 +107,15 @@ def main(argv: list[str] | None = None) -> int:
                      "passed" if found["smoke"]["passed"] else "FAILED"])
     print_table(rows)
     if "min-aarch64" in seconds:
-        print(f"\ncold min-aarch64 build (root and venv cached): {seconds['min-aarch64']:.1f} s "
+        print(f"\ncold min-aarch64 build (root, runtime and venv cached): {seconds['min-aarch64']:.1f} s "
               f"(issue target <= {COLD_TARGET_SECONDS:.0f} s)")
-    reports = [project.reports_root / n / "report.json" for n in (BASELINE, "min-aarch64")]
-    if all(p.is_file() for p in reports):
-        diff = diff_reports(jsonio.load(reports[0]), jsonio.load(reports[1]))
-        print(f"\nfive largest rows that differ, {BASELINE} (x86_64) -> min-aarch64 (total {diff.delta:+,} B):")
-        for change in sorted(diff.changes, key=lambda c: -abs(c.delta))[:5]:
-            print(f"  {change.delta:+12,} B  {change.kind:<8}  {change.distribution:<15}  {change.name}")
+    for old, new in DIFFS:
+        reports = [project.reports_root / n / "report.json" for n in (old, new)]
+        if all(p.is_file() for p in reports):
+            diff = diff_reports(jsonio.load(reports[0]), jsonio.load(reports[1]))
+            print(f"\nfive largest rows that differ, {old} -> {new} (total {diff.delta:+,} B):")
+            for change in sorted(diff.changes, key=lambda c: -abs(c.delta))[:5]:
+                print(f"  {change.delta:+12,} B  {change.kind:<8}  {change.distribution:<15}  {change.name}")
     for line in failed:
         print(f"FAILED {line}", file=sys.stderr)
     return 1 if failed else 0

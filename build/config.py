@@ -246,9 +246,11 @@ def _check_combination(profile: Profile) -> None:
     if profile.tls is False and "ssl" in profile.exclude:
         raise ConfigError(f"{path}: tls = false already replaces 'ssl' with a stand-in; "
                           f"remove it from exclude (excluding it breaks paho-mqtt)")
-    if profile.runtime == "size" and profile.target != host_architecture():
-        raise ConfigError(f"{path}: runtime = 'size' is built for this machine's architecture "
-                          f"({host_architecture()}) only, not target = '{profile.target}'; set runtime = 'system'")
+    if profile.runtime == "size" and profile.target != host_architecture() and profile.backend != "pyinstaller":
+        # Cross-compiled for the target and measured with PyInstaller; Nuitka there compiles its C
+        # under emulation against it, which was never tried.
+        raise ConfigError(f"{path}: runtime = 'size' for target = '{profile.target}' works with the pyinstaller "
+                          f"backend; with nuitka set runtime = 'system'")
     if profile.runtime == "size" and profile.backend == "nuitka" and "--static-libpython=yes" not in profile.nuitka_args:
         # The size runtime's libpython exports only what PyInstaller's bootloader and the extension
         # modules import (build/runtime/exports.py); a Nuitka program links against far more,

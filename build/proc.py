@@ -50,6 +50,12 @@ TOOL_PACKAGES: dict[str, str] = {
     "proot": "proot",
     "qemu-aarch64-static": "qemu-user-static",
     "qemu-arm-static": "qemu-user-static",
+    # The size runtime cross-compiled for them (build/runtime/cross.py), with this machine's 3.11.
+    "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
+    "aarch64-linux-gnu-strip": "binutils-aarch64-linux-gnu",
+    "arm-linux-gnueabihf-gcc": "gcc-arm-linux-gnueabihf",
+    "arm-linux-gnueabihf-strip": "binutils-arm-linux-gnueabihf",
+    "python3.11": "python3.11",
 }
 
 TAIL_LINES = 25

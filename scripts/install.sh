@@ -15,7 +15,9 @@ APT_PACKAGES=(mosquitto mosquitto-clients patchelf squashfs-tools binutils opens
               dpkg-dev make pkg-config libffi-dev zlib1g-dev libssl-dev
               # target = "aarch64"/"armv7" (build/targets/): a Debian root of that architecture made
               # by mmdebstrap, its programs run by proot + qemu user-mode emulation.
-              mmdebstrap gpg proot qemu-user-static)
+              mmdebstrap gpg proot qemu-user-static
+              # runtime = "size" for those targets: cross-compiled against the target's root.
+              gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf)
 BACKPORTS_PACKAGES=(upx-ucl)
 BACKPORTS_FILE=/etc/apt/sources.list.d/slimfreeze-bookworm-backports.sources
 

@@ -1,13 +1,19 @@
 """The toolchain a profile's build runs with: the host's Python, a Debian root of the profile's
-`target` architecture (build/targets/), or a CPython built for size (build/runtime/)."""
+`target` architecture (build/targets/), a CPython built for size (build/runtime/), or both: the
+size runtime cross-compiled against the target's root, the freezer running in a venv of it there."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from build.config import Profile
 from build.project import Project
 from build.toolchain import Toolchain, host_architecture, host_toolchain
+
+if TYPE_CHECKING:
+    from build.targets.toolchain import TargetRoot
+    from build.targets.venv import BasePython
 
 
 def needs_making(profile: Profile) -> bool:
@@ -19,12 +25,28 @@ def toolchain_for(profile: Profile, project: Project, log: Path) -> Toolchain:
     """Make (or reuse from work/) what the profile needs; the host's own toolchain costs nothing."""
     # Imported where used, not to dodge a cycle (tests/test_layout.py sees these edges): a plain
     # build never loads the runtime builder or the root maker.
-    if profile.runtime == "size":
+    foreign = profile.target != host_architecture()
+    if profile.runtime == "size" and not foreign:
         from build.runtime.toolchain import size_runtime_toolchain
 
-        return size_runtime_toolchain(project, log, target=profile.target)
-    if profile.target != host_architecture():
-        from build.targets.toolchain import target_toolchain
+        return size_runtime_toolchain(project, log)
+    if foreign:
+        from build.targets.toolchain import target_root, target_toolchain
 
-        return target_toolchain(profile.target, project, log, backend=profile.backend)
+        made = target_root(profile.target, project, log)
+        base = _cross_size_runtime(made, project, log) if profile.runtime == "size" else None
+        return target_toolchain(profile.target, project, log, backend=profile.backend, base=base, made=made)
     return host_toolchain()
+
+
+def _cross_size_runtime(made: TargetRoot, project: Project, log: Path) -> BasePython:
+    """The size runtime cross-compiled against the target's root, as the base of the root's venv."""
+    from build.runtime.cross import Cross
+    from build.runtime.toolchain import facts, size_runtime
+    from build.targets.venv import BasePython
+
+    cross = Cross(triplet=made.arch.triplet, sysroot=made.made.path, sysroot_key=made.made.spec.key,
+                  run=made.launcher())
+    runtime = size_runtime(project, log, target=made.arch.name, cross=cross)
+    # The runtime lives under the project's cache, which the root binds at the same path.
+    return BasePython(python=PurePosixPath(runtime.python), key=runtime.key, facts=facts(project, runtime))

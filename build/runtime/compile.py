@@ -21,7 +21,9 @@ from build import proc
 from build.errors import CommandFailed, SlimfreezeError
 from build.paths import remove_tree
 from build.project import Project
+from build.runtime import cross as crossing
 from build.runtime import exports
+from build.runtime.cross import Cross
 from build.runtime.flags import OPT, SOURCE_PACKAGE, FlagSet, cache_key
 from build.runtime.lock import exclusive
 from build.runtime.sources import Source, require_tools
@@ -70,9 +72,12 @@ class ExportInputs:
         return exports.wanted(self.users, self.by_name)
 
 
-def runtime_key(source: Source, flags: FlagSet, target: str, export_inputs: ExportInputs) -> str:
+def runtime_key(source: Source, flags: FlagSet, target: str, export_inputs: ExportInputs,
+                cross: Cross | None = None) -> str:
     trims = "exports" in flags.steps
     extra = {"exports": hashlib.sha256(",".join(sorted(export_inputs.names())).encode()).hexdigest() if trims else "all"}
+    if cross is not None:  # the sysroot's libraries are linked in: another root, another runtime
+        extra["sysroot"] = cross.sysroot_key
     return cache_key(source_version=source.version, flags=flags, target=target, extra=extra)
 
 
@@ -88,27 +93,28 @@ def load(prefix: Path) -> Runtime | None:
 
 
 def build_runtime(project: Project, source: Source, flags: FlagSet, *, target: str,
-                  export_inputs: ExportInputs = ExportInputs()) -> Runtime:
-    """The runtime for these inputs: reused from work/.cache/runtime/<key>/ when built before."""
-    key = runtime_key(source, flags, target, export_inputs)
+                  export_inputs: ExportInputs = ExportInputs(), cross: Cross | None = None) -> Runtime:
+    """The runtime for these inputs: reused from work/.cache/runtime/<key>/ when built before.
+    `cross`: compiled for another architecture (build/runtime/cross.py), `target` names it."""
+    key = runtime_key(source, flags, target, export_inputs, cross)
     final = project.cache_root / "runtime" / key
     existing = load(final)
     if existing is not None:
         return existing
     with exclusive(final):
-        return load(final) or _build(project, source, flags, target, export_inputs, key, final)
+        return load(final) or _build(project, source, flags, target, export_inputs, key, final, cross)
 
 
 def _build(project: Project, source: Source, flags: FlagSet, target: str, export_inputs: ExportInputs, key: str,
-           final: Path) -> Runtime:
+           final: Path, cross: Cross | None) -> Runtime:
     tmp = final.with_name(f"{key}.tmp")
     remove_tree(tmp, project.output_roots)
     (tmp / "build").mkdir(parents=True)
     log = tmp / LOG_NAME
-    exported = _compile(source, flags, final, tmp, log, export_inputs, project.output_roots)
+    exported = _compile(source, flags, final, tmp, log, export_inputs, project.output_roots, cross)
     runtime = Runtime(prefix=final, key=key, source_version=source.version, flags=flags, exported=exported)
     prefix = tmp / "prefix"
-    _check_runs(prefix, log)
+    _check_runs(prefix, log, cross.run if cross else ())
     for scratch in ("build", "src", "root"):
         remove_tree(tmp / scratch, project.output_roots)
     (prefix / STAMP).write_text(json.dumps({
@@ -151,12 +157,18 @@ def frozen_import_only(script: str) -> str:
     return (script[:start] + script[end:]).replace(*_EMPTY_SECTION)
 
 
-def _edited_tree(source: Source, flags: FlagSet, tmp: Path, log: Path) -> Path:
+def _edited_tree(source: Source, flags: FlagSet, tmp: Path, log: Path, cross: Cross | None) -> Path:
     """The source tree configure runs from: the cached one, or an edited copy in the temp folder."""
-    if not flags.edits:
+    if not flags.edits and cross is None:
         return source.tree
     tree = tmp / "src"
     shutil.copytree(source.tree, tree, symlinks=True)
+    if cross is not None:
+        configure = tree / "configure"
+        try:
+            configure.write_text(crossing.sysconfigdata_edit(configure.read_text()))
+        except ValueError as err:
+            raise RuntimeBuildFailed(f"size runtime: editing the source for a cross build: {err}") from None
     for edit in flags.edits:
         if edit == "frozen-import-only":
             script = tree / "Tools" / "scripts" / "freeze_modules.py"
@@ -180,12 +192,19 @@ def pyexpat_core_module(text: str) -> str:
 
 
 def _compile(source: Source, flags: FlagSet, final: Path, tmp: Path, log: Path, export_inputs: ExportInputs,
-             deletable: Sequence[Path]) -> int | None:
-    require_tools("gcc", "make", "strip", "patchelf")
+             deletable: Sequence[Path], cross: Cross | None) -> int | None:
+    compiler, strip = (cross.compiler, cross.strip) if cross else ("gcc", "strip")
+    require_tools(compiler, "make", strip, "patchelf", *([crossing.BUILD_PYTHON] if cross else []))
     build = tmp / "build"
     env = {**os.environ, "LC_ALL": "C"}
-    tree = _edited_tree(source, flags, tmp, log)
-    _step("configure", log, configure_argv(tree, final, flags), build, env)
+    tree = _edited_tree(source, flags, tmp, log, cross)
+    argv = configure_argv(tree, final, flags)
+    if cross is not None:
+        site = tmp / "config.site"
+        site.write_text(crossing.CONFIG_SITE)
+        env |= crossing.environment(cross, site)
+        argv += crossing.configure_args(cross, str(proc.require_tool(crossing.BUILD_PYTHON)), crossing.build_triplet())
+    _step("configure", log, argv, build, env)
     _step("make", log, ["make", f"-j{JOBS}"], build, env)
     root = tmp / "root"
     _step("make install", log, ["make", "install", f"DESTDIR={root}"], build, env)
@@ -197,7 +216,7 @@ def _compile(source: Source, flags: FlagSet, final: Path, tmp: Path, log: Path, 
         # trimmed library, and they use API nobody ships. The static library keeps everything.
         exported = _relink(build, log, env, export_inputs, deletable)
         shutil.copyfile(build / f"libpython{MINOR}.so.1.0", prefix / "lib" / f"libpython{MINOR}.so.1.0")
-    _strip(prefix, log)
+    _strip(prefix, log, strip)
     return exported
 
 
@@ -218,13 +237,13 @@ def _relink(build: Path, log: Path, env: dict[str, str], export_inputs: ExportIn
     return len(names)
 
 
-def _strip(prefix: Path, log: Path) -> None:
+def _strip(prefix: Path, log: Path, strip: str) -> None:
     libraries = [prefix / "lib" / f"libpython{MINOR}.so.1.0",
                  *sorted((prefix / "lib" / f"python{MINOR}" / "lib-dynload").glob("*.so"))]
     _keep_debug_copies(prefix, libraries)
-    _step("strip", log, ["strip", "--strip-unneeded", *libraries], prefix)
+    _step("strip", log, [strip, "--strip-unneeded", *libraries], prefix)
     python = prefix / "bin" / f"python{MINOR}"
-    _step("strip", log, ["strip", python], prefix)
+    _step("strip", log, [strip, python], prefix)
     # The interpreter finds its libpython beside it wherever the folder is (built in <key>.tmp).
     _step("set the interpreter's rpath", log, ["patchelf", "--set-rpath", "$ORIGIN/../lib", python], prefix)
 
@@ -240,11 +259,13 @@ def _keep_debug_copies(prefix: Path, libraries: list[Path]) -> None:
             shutil.copyfile(library, copy)
 
 
-def _check_runs(prefix: Path, log: Path) -> None:
-    """The interpreter starts and loads what the app and the freezer need, before it is published."""
-    probe = "import ssl, json, ctypes, zlib, _socket, select, hashlib, sys; print(sys.version)"
-    _step("first run of the new interpreter", log, [prefix / "bin" / f"python{MINOR}", "-I", "-c", probe], prefix,
-          timeout=120)
+def _check_runs(prefix: Path, log: Path, launch: Sequence[str]) -> None:
+    """The interpreter starts and loads what the app and the freezer need, before it is published
+    (through `launch`, the emulator, when it is another architecture's)."""
+    probe = ("import ssl, json, ctypes, zlib, _socket, select, hashlib, math, sys; "
+             "ctypes.CDLL(None).strlen(b'x'); print(sys.version)")
+    _step("first run of the new interpreter", log, [*launch, prefix / "bin" / f"python{MINOR}", "-I", "-c", probe],
+          prefix, timeout=300)
 
 
 def elf_files(folders: Iterable[Path]) -> tuple[Path, ...]:

@@ -30,6 +30,8 @@ class FlagStep:
     configure: tuple[str, ...] = ()
     # Edits to the source tree before configure (build/runtime/compile.py applies them by name).
     edits: tuple[str, ...] = ()
+    # The architectures it works on (None: all); elsewhere it is left out, never passed unused.
+    arches: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +72,9 @@ RELR = FlagStep(
     why="pack the relative relocations (DT_RELR, glibc >= 2.36): deep-frozen code objects and type "
         "tables are pointers, each one a 24-byte .rela.dyn entry otherwise",
     ldflags=("-Wl,-z,pack-relative-relocs",),
+    # bookworm's binutils (2.40) packs relocations for x86 only: its aarch64 and arm linkers print
+    # "-z pack-relative-relocs ignored".
+    arches=("x86_64",),
 )
 BSYMBOLIC = FlagStep(
     name="bsymbolic",
@@ -139,8 +144,13 @@ def merge(steps: Iterable[FlagStep]) -> FlagSet:
                    edits=once(f for s in steps for f in s.edits))
 
 
-def size_flags() -> FlagSet:
-    return merge(step_named(name) for name in SIZE_STEPS)
+def applies(step: FlagStep, target: str) -> bool:
+    return step.arches is None or target in step.arches
+
+
+def size_flags(target: str) -> FlagSet:
+    """The kept steps that work on `target`."""
+    return merge(step for step in map(step_named, SIZE_STEPS) if applies(step, target))
 
 
 def cache_key(*, source_version: str, flags: FlagSet, target: str, extra: Mapping[str, str] | None = None) -> str:

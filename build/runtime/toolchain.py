@@ -20,6 +20,7 @@ from build.paths import remove_tree
 from build.project import Project
 from build.runtime.compile import (ExportInputs, Runtime, RuntimeBuildFailed, build_runtime, elf_files,
                                    host_site_packages)
+from build.runtime.cross import Cross
 from build.runtime.flags import EXPORTS, SOURCE_PACKAGE, FlagSet, size_flags
 from build.runtime.lock import exclusive
 from build.runtime.sources import obtain_source
@@ -45,17 +46,25 @@ def export_inputs(flags: FlagSet) -> ExportInputs:
     return ExportInputs(users=elf_files(packages), by_name=bootloaders)
 
 
-def size_runtime_toolchain(project: Project, log: Path, *, target: str | None = None,
-                           flags: FlagSet | None = None) -> Toolchain:
-    """Build (or reuse) the size runtime and its venv; the Toolchain that runs the freezer in it."""
-    target = target or host_architecture()
-    if target != host_architecture():
-        raise ConfigError(f"runtime = \"size\" is built for this machine's architecture ({host_architecture()}) "
-                          f"only; target = \"{target}\" needs runtime = \"system\" for now")
-    flags = flags or size_flags()
+def size_runtime(project: Project, log: Path, *, target: str, cross: Cross | None = None,
+                 flags: FlagSet | None = None) -> Runtime:
+    """Build (or reuse) the size runtime for `target`: on this machine, or cross-compiled (`cross`)
+    against the target's Debian root. The export list comes from the pinned packages installed here:
+    the C API names they import are the same on every architecture."""
+    if cross is None and target != host_architecture():
+        raise ConfigError(f"the size runtime for target = \"{target}\" is cross-compiled against its Debian root; "
+                          "build it through the profile's toolchain (build/freeze/toolchains.py)")
+    flags = flags or size_flags(target)
     source = obtain_source(project, log)
-    terminal.info(f"size runtime: {SOURCE_PACKAGE} {source.version} ({', '.join(flags.steps)})")
-    runtime = build_runtime(project, source, flags, target=target, export_inputs=export_inputs(flags))
+    where = f"cross-compiled for {target}" if cross else "for this machine"
+    terminal.info(f"size runtime: {SOURCE_PACKAGE} {source.version} {where} ({', '.join(flags.steps)})")
+    return build_runtime(project, source, flags, target=target, export_inputs=export_inputs(flags), cross=cross)
+
+
+def size_runtime_toolchain(project: Project, log: Path, *, flags: FlagSet | None = None) -> Toolchain:
+    """The size runtime for this machine and its venv: the Toolchain that runs the freezer in it."""
+    target = host_architecture()
+    runtime = size_runtime(project, log, target=target, flags=flags)
     venv = make_venv(project, runtime, pinned_requirements(project.pyproject.read_text()), log)
     return Toolchain(python=venv / "bin" / "python", target=target, facts=facts(project, runtime))
 

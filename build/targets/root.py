@@ -28,7 +28,7 @@ from build.targets.arch import Arch
 from build.targets.sources import SUITE
 
 # Bump when the way a root is made changes: a new number is a new cache key.
-RECIPE = 2
+RECIPE = 3  # 3: the size runtime's headers and libraries, library links made relative
 # What the freezer needs to run: Python with venv and pip; binutils for PyInstaller's strip and
 # objcopy (the target's own); bash, coreutils and dash for the shell scripts tools call (ldd).
 RUN_PACKAGES = ("python3.11", "python3.11-venv", "libpython3.11", "python3-pip", "zlib1g", "binutils",
@@ -36,6 +36,9 @@ RUN_PACKAGES = ("python3.11", "python3.11-venv", "libpython3.11", "python3-pip",
 # What compiles C in the root: PyInstaller's bootloader on armhf (PyPI has no armv7l wheel of it),
 # Nuitka's generated C, and any sdist pip has to build; patchelf is Nuitka's standalone mode's.
 COMPILE_PACKAGES = ("gcc", "libc6-dev", "python3.11-dev", "zlib1g-dev", "patchelf")
+# The root is the sysroot the size runtime is cross-compiled against (build/runtime/cross.py): the
+# headers and libraries of what its ssl, hashlib and ctypes modules link.
+SYSROOT_PACKAGES = ("libssl-dev", "libffi-dev")
 # Nuitka's upx plugin runs `upx` where Nuitka runs: the host's (backports) upx cannot run in the
 # guest, so the root has bookworm's own.
 NUITKA_PACKAGES = ("upx-ucl",)
@@ -83,7 +86,7 @@ class Root:
 
 def default_packages() -> tuple[str, ...]:
     """One package set for every architecture and both backends: one root per architecture."""
-    return tuple(sorted({*RUN_PACKAGES, *COMPILE_PACKAGES, *NUITKA_PACKAGES}))
+    return tuple(sorted({*RUN_PACKAGES, *COMPILE_PACKAGES, *SYSROOT_PACKAGES, *NUITKA_PACKAGES}))
 
 
 _DEB = re.compile(r"^(?P<name>[^_]+)_(?P<version>[^_]+)_(?P<arch>[^_]+)\.deb$")
@@ -97,6 +100,23 @@ def deb_versions(filenames: Sequence[str]) -> dict[str, str]:
         if match:
             found[match["name"]] = unquote(match["version"])
     return dict(sorted(found.items()))
+
+
+def relative_library_links(root: Path, triplet: str) -> int:
+    """Make the root's absolute library links (`usr/lib/<triplet>/libm.so -> /lib/<triplet>/libm.so.6`)
+    relative, so they resolve inside the root when it is a cross compiler's sysroot too. Absolute,
+    the linker follows them to this machine's /lib, finds nothing and links `libm.a` statically
+    instead (a math module with unresolvable `__frexp`). Inside proot both forms resolve alike.
+    Returns how many links it changed."""
+    changed = 0
+    folder = root / "usr" / "lib" / triplet
+    for link in sorted(folder.iterdir()) if folder.is_dir() else ():
+        if link.is_symlink() and (target := os.readlink(link)).startswith("/"):
+            relative = os.path.relpath(root / target.lstrip("/"), link.parent)
+            link.unlink()
+            link.symlink_to(relative)
+            changed += 1
+    return changed
 
 
 def failure_reason(output: str) -> str:
@@ -183,6 +203,7 @@ def _make(spec: RootSpec, partial: Path, sources_file: Path, cache: Path, log: P
     packages = deb_versions([deb.name for deb in debs])
     for deb in debs:
         remove_tree(deb, deletable)
+    relative_library_links(partial, spec.arch.triplet)
     for link, target in ALTERNATIVES.items():
         path = partial / link
         if (path.parent / target).exists() and not path.is_symlink() and not path.exists():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from build import proc
@@ -21,24 +23,49 @@ def emulator_version(qemu: str) -> str:
     return f"{Path(qemu).name} {match.group(1).strip() if match else 'unknown'}"
 
 
-def target_toolchain(target: str, project: Project, log: Path, backend: str = "pyinstaller") -> Toolchain:
-    """Make (or reuse from the cache) the root and venv for `target`, and describe them."""
+@dataclass(frozen=True, kw_only=True)
+class TargetRoot:
+    """A made (or cached) Debian root of one architecture and how to run its programs."""
+
+    arch: Arch
+    made: root.Root
+    qemu: str  # the emulator's path
+    _launch: Callable[[Path, str | None], tuple[str, ...]]
+
+    def launcher(self, venv_bin: str | None = None) -> tuple[str, ...]:
+        """The argv prefix that runs a guest program (with `venv_bin` first on its PATH)."""
+        return self._launch(self.made.path, venv_bin)
+
+
+def target_root(target: str, project: Project, log: Path) -> TargetRoot:
+    """Make (or reuse from the cache) the Debian root for `target`."""
     arch = arch_for(target)
     tools = {name: proc.require_tool(name) for name in ("mmdebstrap", "proot", arch.qemu)}
-    cache = project.cache_root / SUBFOLDER
     binds = emulation.host_binds(project)
-    deletable = project.output_roots
 
     def launch(root_path: Path, venv_bin: str | None = None) -> tuple[str, ...]:
         return emulation.launcher_argv(root=root_path, proot=tools["proot"], qemu=tools[arch.qemu],
                                        binds=binds, env=emulation.guest_env(arch, venv_bin))
 
     spec = root.RootSpec(arch=arch, packages=root.default_packages(), sources=sources.machine_sources())
-    made = root.make_root(spec, cache=cache, log=log, deletable=deletable, launch=launch)
+    made = root.make_root(spec, cache=project.cache_root / SUBFOLDER, log=log, deletable=project.output_roots,
+                          launch=launch)
+    return TargetRoot(arch=arch, made=made, qemu=tools[arch.qemu], _launch=launch)
+
+
+def target_toolchain(target: str, project: Project, log: Path, backend: str = "pyinstaller",
+                     base: venv.BasePython | None = None, made: TargetRoot | None = None) -> Toolchain:
+    """The root for `target` and a venv in it with the pinned packages, of the root's own python3.11
+    or of `base` (the size runtime cross-compiled for it; its facts join the manifest's)."""
+    made = made or target_root(target, project, log)
     reqs = venv.requirements(project.pyproject.read_text(encoding="utf-8"), backend)
-    env = venv.make_venv(made.path, spec.key, reqs, launch=launch(made.path), log=log, deletable=deletable)
-    return Toolchain(python=Path(env.python), launcher=launch(made.path, str(env.guest / "bin")),
-                     target=arch.name, facts=facts(arch, made, env, tools[arch.qemu]))
+    env = venv.make_venv(made.made.path, made.made.spec.key, reqs, launch=made.launcher(), log=log,
+                         deletable=project.output_roots, base=base)
+    described = facts(made.arch, made.made, env, made.qemu)
+    if base is not None:
+        described |= dict(base.facts)
+    return Toolchain(python=Path(env.python), launcher=made.launcher(str(env.guest / "bin")),
+                     target=made.arch.name, facts=described)
 
 
 def facts(arch: Arch, made: root.Root, env: venv.Venv, qemu: str) -> dict[str, object]:

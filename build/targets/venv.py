@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -34,6 +34,19 @@ FREEZERS: dict[str, tuple[str, ...]] = {
     "nuitka": ("nuitka", "ordered-set", "zstandard"),
 }
 PIP_TIMEOUT = 3600.0  # armhf compiles PyInstaller's bootloader under emulation
+
+
+ROOT_PYTHON = PurePosixPath("/usr/bin/python3.11")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BasePython:
+    """Another interpreter a venv can be made of: the size runtime cross-compiled for the target. It
+    lives under the project's cache, which every root binds at the same path (emulation.host_binds)."""
+
+    python: PurePosixPath
+    key: str  # what it was built from: another interpreter, another venv
+    facts: Mapping[str, object]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,19 +77,23 @@ def requirements(pyproject_text: str, backend: str) -> tuple[str, ...]:
     return (*project.get("dependencies", []), *(build[n] for n in FREEZERS[backend]))
 
 
-def venv_key(root_key: str, reqs: Sequence[str]) -> str:
-    return hashlib.sha256(json.dumps({"root": root_key, "requirements": list(reqs)}).encode()).hexdigest()[:16]
+def venv_key(root_key: str, reqs: Sequence[str], base: str | None = None) -> str:
+    data: dict[str, object] = {"root": root_key, "requirements": list(reqs)}
+    if base is not None:  # the root's own python3.11 keeps the keys venvs were made under before
+        data["base"] = base
+    return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
 
 
 def make_venv(root: Path, root_key: str, reqs: Sequence[str], *, launch: Sequence[str], log: Path,
-              deletable: Sequence[Path]) -> Venv:
+              deletable: Sequence[Path], base: BasePython | None = None) -> Venv:
     """The venv for `reqs` inside `root` (a host path), made now if missing.
 
     `launch` is the argv prefix that runs a guest program in this root (build.targets.emulation).
     The venv has no pip of its own: the root's Debian pip installs into it (`pip --python`), which
-    saves ensurepip's 20-40 s under emulation.
+    saves ensurepip's 20-40 s under emulation. `base`: the interpreter the venv is made of, when not
+    the root's own python3.11.
     """
-    key = venv_key(root_key, reqs)
+    key = venv_key(root_key, reqs, base.key if base else None)
     guest = GUEST_FOLDER / f"venv-{key}"
     host = root / guest.relative_to("/")
     venv = Venv(guest=guest, host=host, requirements=tuple(reqs))
@@ -85,20 +102,22 @@ def make_venv(root: Path, root_key: str, reqs: Sequence[str], *, launch: Sequenc
     with locked(root.parent / f".{root.name}.venv-{key}.lock"):  # two builds of one target at once
         if (host / STAMP).is_file():
             return venv
-        _make(root, key, venv, launch=launch, log=log, deletable=deletable)
+        _make(root, key, venv, launch=launch, log=log, deletable=deletable,
+              python=base.python if base else ROOT_PYTHON)
     return venv
 
 
-def _make(root: Path, key: str, venv: Venv, *, launch: Sequence[str], log: Path, deletable: Sequence[Path]) -> None:
+def _make(root: Path, key: str, venv: Venv, *, launch: Sequence[str], log: Path, deletable: Sequence[Path],
+          python: PurePosixPath) -> None:
     partial_guest = GUEST_FOLDER / f".venv-{key}.partial"
     partial = root / partial_guest.relative_to("/")
     remove_tree(partial, deletable)
     remove_tree(venv.host, deletable)  # no stamp: an interrupted rename; never used as it is
     try:
         partial.parent.mkdir(parents=True, exist_ok=True)
-        proc.run([*launch, "/usr/bin/python3.11", "-m", "venv", "--without-pip", str(partial_guest)], log=log,
-                 timeout=600)
-        proc.run([*launch, "/usr/bin/python3.11", "-m", "pip", "--python", str(partial_guest / "bin" / "python"),
+        proc.run([*launch, str(python), "-m", "venv", "--without-pip", str(partial_guest)], log=log, timeout=600)
+        # The root's pip installs into the venv whatever its interpreter (`pip --python`).
+        proc.run([*launch, str(ROOT_PYTHON), "-m", "pip", "--python", str(partial_guest / "bin" / "python"),
                   "install", "--no-input", "--disable-pip-version-check", *venv.requirements], log=log,
                  timeout=PIP_TIMEOUT)
         (partial / STAMP).write_text(json.dumps({"key": key, "requirements": list(venv.requirements)}, indent=2)

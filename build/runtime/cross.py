@@ -1,0 +1,76 @@
+"""Compiling the size runtime for another architecture: Debian's cross compiler against the target's root.
+
+Measured on this machine (2 cores): the aarch64 runtime compiles with `aarch64-linux-gnu-gcc` in about
+3 minutes, like the native one; the same compile inside the emulated root runs every gcc under qemu,
+ten to twenty times slower. So the runtime is cross-compiled, and only its first run (the check
+before it is published) happens under emulation.
+
+The target's Debian root (build/targets/, with libc6-dev, libssl-dev, libffi-dev and zlib1g-dev) is
+the sysroot: headers and libraries are the device's own Debian versions, the ones the artifact
+will load. CPython 3.11's cross build needs a build Python of the same version (`python3.11`, this
+machine's), answers for the configure checks that would have to run a target program, and one
+edit to Debian's source (see `sysconfigdata_edit`).
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+BUILD_PYTHON = "python3.11"
+# configure cannot run a target program to find these out; the answers hold for Linux with glibc.
+CONFIG_SITE = "ac_cv_file__dev_ptmx=yes\nac_cv_file__dev_ptc=no\nac_cv_buggy_getaddrinfo=no\n"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cross:
+    """A runtime compiled here for `triplet`, against the Debian root `sysroot` of that architecture."""
+
+    triplet: str  # Debian's multiarch name: aarch64-linux-gnu, arm-linux-gnueabihf
+    sysroot: Path
+    sysroot_key: str  # what the root was made from (its cache key): a new root is a new runtime
+    run: tuple[str, ...]  # the argv prefix that runs one of the target's programs (proot + qemu)
+
+    @property
+    def compiler(self) -> str:
+        return f"{self.triplet}-gcc"
+
+    @property
+    def strip(self) -> str:
+        return f"{self.triplet}-strip"
+
+
+def build_triplet(machine: str | None = None) -> str:
+    """This machine as configure's --build (required with --host, though config.guess could tell)."""
+    return f"{machine or platform.machine()}-linux-gnu"
+
+
+def configure_args(cross: Cross, build_python: str, build: str) -> list[str]:
+    """What configure needs besides the flags to cross-compile (pure)."""
+    return [f"--build={build}", f"--host={cross.triplet}", f"--with-build-python={build_python}",
+            f"CC={cross.compiler} --sysroot={cross.sysroot}"]
+
+
+def environment(cross: Cross, config_site: Path) -> dict[str, str]:
+    """pkg-config reads the root's .pc files. No PKG_CONFIG_SYSROOT_DIR: with it, libffi's include
+    folder becomes `<root>/usr/include`, where setup.py looks for ffi.h and does not find it (Debian
+    keeps it in the multiarch folder), and ctypes is built without libffi. gcc's --sysroot finds the
+    headers and libraries without any -I or -L."""
+    pkgconfig = [cross.sysroot / "usr" / "lib" / cross.triplet / "pkgconfig", cross.sysroot / "usr" / "share" / "pkgconfig"]
+    return {"CONFIG_SITE": str(config_site), "PKG_CONFIG_LIBDIR": ":".join(map(str, pkgconfig))}
+
+
+_SYSCONFIGDATA_UPSTREAM = "_PYTHON_SYSCONFIGDATA_NAME=_sysconfigdata_$(ABIFLAGS)_$(MACHDEP)_$(MULTIARCH)"
+_SYSCONFIGDATA_DEBIAN = "_PYTHON_SYSCONFIGDATA_NAME=_sysconfigdata_$(ABIFLAGS)_$(MULTIARCH)"
+
+
+def sysconfigdata_edit(configure: str) -> str:
+    """configure naming the build's sysconfig data as Debian's patched sysconfig.py and Makefile do
+    (`_sysconfigdata__aarch64-linux-gnu`, no `linux_`): Debian patches both but not configure's
+    cross-build line, so `make install` looks for a file the cross build never wrote (pure)."""
+    if _SYSCONFIGDATA_UPSTREAM not in configure:
+        if _SYSCONFIGDATA_DEBIAN in configure:
+            return configure
+        raise ValueError("configure has no _PYTHON_SYSCONFIGDATA_NAME line to edit")
+    return configure.replace(_SYSCONFIGDATA_UPSTREAM, _SYSCONFIGDATA_DEBIAN)

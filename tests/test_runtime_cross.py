@@ -1,0 +1,73 @@
+"""The size runtime's cross build: its configure line, environment, source edit, and the sysroot's links."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from build.runtime.compile import runtime_key, ExportInputs
+from build.runtime.cross import CONFIG_SITE, Cross, build_triplet, configure_args, environment, sysconfigdata_edit
+from build.runtime.flags import size_flags
+from build.runtime.sources import Source
+from build.targets.root import relative_library_links
+
+CROSS = Cross(triplet="aarch64-linux-gnu", sysroot=Path("/cache/targets/aarch64-k"), sysroot_key="k", run=("qemu",))
+
+
+def test_configure_is_told_the_host_the_build_python_and_the_sysroot() -> None:
+    args = configure_args(CROSS, "/usr/bin/python3.11", build_triplet("x86_64"))
+    assert args == ["--build=x86_64-linux-gnu", "--host=aarch64-linux-gnu", "--with-build-python=/usr/bin/python3.11",
+                    "CC=aarch64-linux-gnu-gcc --sysroot=/cache/targets/aarch64-k"]
+    assert CROSS.strip == "aarch64-linux-gnu-strip"
+
+
+def test_pkg_config_reads_the_roots_files_without_a_sysroot_prefix(tmp_path: Path) -> None:
+    env = environment(CROSS, tmp_path / "config.site")
+    assert env["PKG_CONFIG_LIBDIR"].split(":") == ["/cache/targets/aarch64-k/usr/lib/aarch64-linux-gnu/pkgconfig",
+                                                   "/cache/targets/aarch64-k/usr/share/pkgconfig"]
+    assert "PKG_CONFIG_SYSROOT_DIR" not in env and env["CONFIG_SITE"] == str(tmp_path / "config.site")
+    # The checks configure cannot run on a foreign machine are answered, each once.
+    answers = dict(line.split("=") for line in CONFIG_SITE.splitlines())
+    assert answers == {"ac_cv_file__dev_ptmx": "yes", "ac_cv_file__dev_ptc": "no", "ac_cv_buggy_getaddrinfo": "no"}
+
+
+def test_the_sysconfigdata_name_follows_debians_patch() -> None:
+    line = ("PYTHON_FOR_BUILD='_PYTHON_PROJECT_BASE=$(abs_builddir) "
+            "_PYTHON_SYSCONFIGDATA_NAME=_sysconfigdata_$(ABIFLAGS)_$(MACHDEP)_$(MULTIARCH) '$with_build_python\n")
+    edited = sysconfigdata_edit(line)
+    assert "_PYTHON_SYSCONFIGDATA_NAME=_sysconfigdata_$(ABIFLAGS)_$(MULTIARCH) '" in edited
+    assert sysconfigdata_edit(edited) == edited  # idempotent
+    with pytest.raises(ValueError, match="no _PYTHON_SYSCONFIGDATA_NAME line"):
+        sysconfigdata_edit("#!/bin/sh\n")
+
+
+def test_a_runtime_for_another_root_is_another_runtime() -> None:
+    source = Source(version="3.11.2-6+deb12u8", tree=Path("/t"), dsc=Path("/t.dsc"))
+    flags = size_flags("aarch64")
+    one = runtime_key(source, flags, "aarch64", ExportInputs(), CROSS)
+    other = runtime_key(source, flags, "aarch64", ExportInputs(),
+                        Cross(triplet=CROSS.triplet, sysroot=CROSS.sysroot, sysroot_key="k2", run=()))
+    assert one != other and one.startswith("python3.11-aarch64-")
+    # Where the root lies and how it is run are not inputs of the compile.
+    moved = Cross(triplet=CROSS.triplet, sysroot=Path("/elsewhere"), sysroot_key="k", run=("x",))
+    assert runtime_key(source, flags, "aarch64", ExportInputs(), moved) == one
+
+
+def test_absolute_library_links_become_relative_inside_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    lib = root / "lib" / "aarch64-linux-gnu"
+    usr_lib = root / "usr" / "lib" / "aarch64-linux-gnu"
+    lib.mkdir(parents=True)
+    usr_lib.mkdir(parents=True)
+    (lib / "libm.so.6").write_bytes(b"\x7fELF")
+    (usr_lib / "libffi.so.8").write_bytes(b"\x7fELF")
+    (usr_lib / "libm.so").symlink_to("/lib/aarch64-linux-gnu/libm.so.6")
+    (usr_lib / "libffi.so").symlink_to("libffi.so.8")
+    assert relative_library_links(root, "aarch64-linux-gnu") == 1
+    assert os.readlink(usr_lib / "libm.so") == "../../../lib/aarch64-linux-gnu/libm.so.6"
+    assert (usr_lib / "libm.so").resolve() == (lib / "libm.so.6").resolve()
+    assert os.readlink(usr_lib / "libffi.so") == "libffi.so.8"
+    assert relative_library_links(root, "aarch64-linux-gnu") == 0
+    assert relative_library_links(root, "arm-linux-gnueabihf") == 0  # no such folder: nothing to do
