@@ -116,13 +116,46 @@ def test_a_diff_across_architectures_pairs_the_same_extension_module(built):
     assert not {c.name for c in diff.changes if c.kind in ("appeared", "vanished")} & shared
 
 
-def test_target_artifacts_bundle_the_libraries_their_modules_need(built):
-    # The zlib and expat extension modules are in Debian's libpython; their libraries must travel
-    # with the artifact (the device need not have them), which needs a working ldd in the root.
+def test_target_artifacts_bundle_every_library_their_native_files_need(built):
+    # Whatever the runtime, each library the bundled libpython and extension modules link must travel
+    # with the artifact (the device need not have it), unless PyInstaller's own rule leaves it to the
+    # device (glibc); that needs a working ldd in the root. The program interpreter is never bundled.
+    from io import BytesIO
+
+    from PyInstaller.archive.readers import CArchiveReader
+    from PyInstaller.depend.dylib import include_library
+
+    for profile in sorted(ELF):
+        archive = CArchiveReader(str(built(profile).dist_dir / "slimfreeze"))
+        loader = Path(EMULATED[profile.split("-")[-1]].loader).name
+        native = [name for name in archive.toc if name.endswith(".so") or ".so." in name]
+        assert "libpython3.11.so.1.0" in native and any("zlib.cpython-311" in name for name in native)
+        for name in native:
+            dynamic = ELFFile(BytesIO(archive.extract(name))).get_section_by_name(".dynamic")
+            needed = {tag.needed for tag in dynamic.iter_tags() if tag.entry.d_tag == "DT_NEEDED"}
+            missing = {lib for lib in needed if lib not in archive.toc and include_library(lib) and lib != loader}
+            assert not missing, f"{profile}: {name} needs {sorted(missing)}, not in the artifact"
+
+
+def test_target_profiles_ship_the_size_runtime_cross_compiled_for_them(built, tmp_path):
+    # The artifact's libpython is the one compiled here for the target (the build-id of an unstripped
+    # copy the runtime keeps), not the root's Debian one; relr is not among its flags where the
+    # target's linker ignores it.
     from PyInstaller.archive.readers import CArchiveReader
 
-    names = set(CArchiveReader(str(built("min-aarch64").dist_dir / "slimfreeze")).toc)
-    assert {"libz.so.1", "libexpat.so.1", "libpython3.11.so.1.0"} <= names
+    from build.runtime.exports import build_id
+
+    for profile in sorted(ELF):
+        result = built(profile)
+        toolchain = json.loads((result.dist_dir / "manifest.json").read_text())["toolchain"]
+        assert toolchain["runtime"] == "size" and "relr" not in toolchain["flag_steps"]
+        assert "exports" in toolchain["flag_steps"]
+        assert toolchain["runtime_key"].startswith(f"python3.11-{profile.split('-')[-1]}-")
+        shipped = tmp_path / f"{profile}.so"
+        shipped.write_bytes(CArchiveReader(str(result.dist_dir / "slimfreeze")).extract("libpython3.11.so.1.0"))
+        debug = ROOT / Path(toolchain["build_log"]).parent / "lib" / "debug" / ".build-id"
+        copies = {f"{p.parent.name}{p.stem}" for p in debug.glob("*/*.debug")}
+        assert build_id(shipped) in copies
 
 
 # --- failures: one line, nothing half-made ------------------------------------------------------
