@@ -44,6 +44,15 @@ def test_deb822_entry_keeps_mirror_and_key_and_names_only_the_release() -> None:
                                     "Signed-By": "/usr/share/keyrings/debian-archive-keyring.gpg"}]
 
 
+def test_an_inline_signed_by_key_stays_a_valid_continuation_in_the_derived_entry() -> None:
+    key = "Signed-By:\n -----BEGIN PGP PUBLIC KEY BLOCK-----\n .\n mQINBGPL0BUBEADmW5NdOOHwPIJlgPu6JDcKw/NZJPR8\n -----END PGP PUBLIC KEY BLOCK-----\n"
+    text = f"Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\n{key}"
+    entry = derive_deb_src({Path("/etc/apt/sources.list.d/debian.sources"): text}, None, "bookworm")
+    # Every line of the key still indented under its field: apt can read the entry.
+    assert entry is not None and "Signed-By: \n" + key.split("\n", 1)[1] in entry.text
+    assert stanzas(entry.text)[0]["Signed-By"] == stanzas(text)[0]["Signed-By"]
+
+
 def test_one_line_entry_with_options() -> None:
     text = ("# comment\ndeb http://deb.debian.org/debian-security bookworm-security main\n"
             "deb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian bookworm main contrib\n")

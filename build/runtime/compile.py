@@ -25,7 +25,7 @@ from build.runtime import cross as crossing
 from build.runtime import exports
 from build.runtime.cross import Cross
 from build.runtime.flags import OPT, SOURCE_PACKAGE, FlagSet, cache_key
-from build.runtime.lock import exclusive
+from build.locks import exclusive
 from build.runtime.sources import Source, require_tools
 
 MINOR = "3.11"

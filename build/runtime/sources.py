@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from build import proc
+from build.deb822 import stanzas
 from build.errors import CommandFailed, SlimfreezeError
 from build.manifest import sha256_of
 from build.paths import remove_tree
 from build.project import Project
 from build.runtime.flags import SOURCE_PACKAGE
-from build.runtime.lock import exclusive
+from build.locks import exclusive
 
 APT_SOURCES = Path("/etc/apt/sources.list.d")
 APT_SOURCES_LIST = Path("/etc/apt/sources.list")
@@ -45,25 +46,6 @@ def require_tools(*names: str) -> None:
 
 
 # --- deriving the deb-src entry (pure) -------------------------------------------------------
-
-def stanzas(text: str) -> list[dict[str, str]]:
-    """deb822 paragraphs as {field: value}, comments dropped, continuation lines joined."""
-    found: list[dict[str, str]] = []
-    for block in re.split(r"\n\s*\n", text):
-        fields: dict[str, str] = {}
-        last = None
-        for line in block.splitlines():
-            if not line.strip() or line.startswith("#"):
-                continue
-            if line[0] in " \t" and last:
-                fields[last] += "\n" + line.strip()
-            elif ":" in line:
-                last, _, value = line.partition(":")
-                fields[last.strip()] = value.strip()
-        if fields:
-            found.append(fields)
-    return found
-
 
 def _enabled(stanza: Mapping[str, str]) -> bool:
     return stanza.get("Enabled", "yes").lower() != "no"

@@ -22,7 +22,7 @@ from build.runtime.compile import (ExportInputs, Runtime, RuntimeBuildFailed, bu
                                    host_site_packages)
 from build.runtime.cross import Cross
 from build.runtime.flags import EXPORTS, SOURCE_PACKAGE, FlagSet, size_flags
-from build.runtime.lock import exclusive
+from build.locks import exclusive
 from build.runtime.sources import obtain_source
 from build.toolchain import Toolchain, host_architecture
 

@@ -9,20 +9,19 @@ holds; a root without its stamp is never used. A second call finds the stamp and
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
 from build import proc
 from build.errors import SlimfreezeError
+from build.locks import held
 from build.paths import remove_tree
 from build.targets.arch import Arch
 from build.targets.sources import SUITE
@@ -145,15 +144,6 @@ def read_stamp(path: Path, spec: RootSpec) -> Root | None:
     return Root(path=path, spec=spec, packages=stamp["packages"])
 
 
-@contextlib.contextmanager
-def locked(lock: Path) -> Iterator[None]:
-    """One maker per root at a time (two builds of one target start together in a sweep)."""
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with lock.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
 def make_root(spec: RootSpec, *, cache: Path, log: Path, deletable: Sequence[Path], launch: Launch) -> Root:
     """The root for `spec` under `cache`, made now if no complete one is there.
 
@@ -164,7 +154,7 @@ def make_root(spec: RootSpec, *, cache: Path, log: Path, deletable: Sequence[Pat
     found = read_stamp(final, spec)
     if found:
         return found
-    with locked(cache / f".{spec.name}.lock"):
+    with held(cache / f".{spec.name}.lock"):
         found = read_stamp(final, spec)  # made by another build while we waited
         if found:
             return found

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from build.deb822 import stanzas
 from build.errors import SlimfreezeError
 
 SUITE = "bookworm"
@@ -44,27 +45,6 @@ class Entry:
     extra: tuple[tuple[str, str], ...] = ()
 
 
-def _stanzas(text: str) -> list[dict[str, str]]:
-    """deb822 stanzas as {field: value}; continuation lines are kept (an inline Signed-By key)."""
-    stanzas: list[dict[str, str]] = []
-    fields: dict[str, str] = {}
-    last: str | None = None
-    for line in [*text.splitlines(), ""]:
-        if not line.strip():
-            if fields:
-                stanzas.append(fields)
-            fields, last = {}, None
-        elif line.startswith("#"):
-            continue
-        elif line[0] in " \t" and last is not None:
-            fields[last] += "\n" + line
-        elif ":" in line:
-            key, _, value = line.partition(":")
-            last = key.strip()
-            fields[last] = value.strip()
-    return stanzas
-
-
 def _ours(suites: Iterable[str]) -> tuple[str, ...]:
     listed = set(suites)
     return tuple(s for s in SUITES if s in listed)
@@ -73,7 +53,7 @@ def _ours(suites: Iterable[str]) -> tuple[str, ...]:
 def deb822_entries(text: str) -> list[Entry]:
     """Entries of a `.sources` file that serve one of our suites as binary packages."""
     found = []
-    for stanza in _stanzas(text):
+    for stanza in stanzas(text):
         types = stanza.get("Types", "").split()
         if "deb" not in types or stanza.get("Enabled", "yes").lower() == "no":
             continue

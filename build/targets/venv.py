@@ -23,8 +23,8 @@ from pathlib import Path, PurePosixPath
 
 from build import proc
 from build.errors import ConfigError
+from build.locks import held
 from build.paths import remove_tree
-from build.targets.root import locked
 
 GUEST_FOLDER = PurePosixPath("/opt/slimfreeze")
 STAMP = ".slimfreeze-venv.json"
@@ -99,7 +99,7 @@ def make_venv(root: Path, root_key: str, reqs: Sequence[str], *, launch: Sequenc
     venv = Venv(guest=guest, host=host, requirements=tuple(reqs))
     if (host / STAMP).is_file():
         return venv
-    with locked(root.parent / f".{root.name}.venv-{key}.lock"):  # two builds of one target at once
+    with held(root.parent / f".{root.name}.venv-{key}.lock"):  # two builds of one target at once
         if (host / STAMP).is_file():
             return venv
         _make(root, key, venv, launch=launch, log=log, deletable=deletable,
