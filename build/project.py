@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,3 +70,19 @@ def add_project_options(parser: argparse.ArgumentParser) -> None:
 
 def project_from(args: argparse.Namespace) -> Project:
     return Project.at(args.project, dist=args.dist, work=args.work, reports=args.reports)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pins:
+    """The project's pinned Python packages, from pyproject.toml (the one place they are listed)."""
+
+    run: tuple[str, ...]  # [project] dependencies: what the app imports
+    build: tuple[str, ...]  # the `build` extra: the freezers and what the orchestrator uses
+
+
+def pins(pyproject_text: str) -> Pins:
+    """The pins of a pyproject.toml's text (pure)."""
+    project = tomllib.loads(pyproject_text).get("project", {})
+    return Pins(run=tuple(project.get("dependencies", [])),
+                build=tuple(project.get("optional-dependencies", {}).get("build", [])))
+

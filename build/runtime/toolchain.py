@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tomllib
 from pathlib import Path
 
 from build import log as terminal
 from build import proc
 from build.errors import CommandFailed, ConfigError
 from build.paths import remove_tree
-from build.project import Project
+from build.project import Project, pins
 from build.runtime.compile import (ExportInputs, Runtime, RuntimeBuildFailed, build_runtime, elf_files,
                                    host_site_packages)
 from build.runtime.cross import Cross
@@ -31,8 +30,8 @@ VENV_STAMP = "slimfreeze-venv.json"
 
 def pinned_requirements(pyproject_text: str) -> list[str]:
     """What the freezer's venv needs: the app's run-time pins and the build extra (pure)."""
-    project = tomllib.loads(pyproject_text)["project"]
-    return [*project["dependencies"], *project["optional-dependencies"]["build"]]
+    found = pins(pyproject_text)
+    return [*found.run, *found.build]
 
 
 def export_inputs(flags: FlagSet) -> ExportInputs:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -24,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from build import proc
 from build.errors import ConfigError
 from build.locks import held
+from build.project import pins
 from build.paths import remove_tree
 
 GUEST_FOLDER = PurePosixPath("/opt/slimfreeze")
@@ -69,12 +69,12 @@ def requirements(pyproject_text: str, backend: str) -> tuple[str, ...]:
     """The pinned requirement lines for a root's venv: run time + `backend`'s freezer (pure)."""
     if backend not in FREEZERS:
         raise ConfigError(f"no target venv for backend {backend!r}; expected one of {', '.join(FREEZERS)}")
-    project = tomllib.loads(pyproject_text)["project"]
-    build = {_name(r): r for r in project.get("optional-dependencies", {}).get("build", [])}
+    found = pins(pyproject_text)
+    build = {_name(r): r for r in found.build}
     missing = [n for n in FREEZERS[backend] if n not in build]
     if missing:
         raise ConfigError(f"pyproject.toml's build dependencies do not pin {', '.join(missing)}")
-    return (*project.get("dependencies", []), *(build[n] for n in FREEZERS[backend]))
+    return (*found.run, *(build[n] for n in FREEZERS[backend]))
 
 
 def venv_key(root_key: str, reqs: Sequence[str], base: str | None = None) -> str:
