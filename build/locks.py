@@ -20,6 +20,19 @@ def held(lock: Path) -> Iterator[None]:
 
 
 @contextmanager
+def held_if_free(lock: Path) -> Iterator[bool]:
+    """Like `held`, without waiting: yields whether the lock was free (and is now ours)."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+@contextmanager
 def exclusive(folder: Path) -> Iterator[None]:
     """Hold `<folder>.lock`, beside the folder being made."""
     with held(folder.with_name(folder.name + ".lock")):

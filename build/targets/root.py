@@ -21,7 +21,7 @@ from urllib.parse import unquote
 
 from build import proc
 from build.errors import SlimfreezeError
-from build.locks import held
+from build.locks import held, held_if_free
 from build.paths import remove_tree
 from build.targets.arch import Arch
 from build.targets.sources import SUITE
@@ -169,9 +169,29 @@ def make_root(spec: RootSpec, *, cache: Path, log: Path, deletable: Sequence[Pat
         finally:
             remove_tree(partial, deletable)
             remove_tree(sources_file, deletable)
+    prune_replaced(cache, spec, deletable)
     made = read_stamp(final, spec)
     assert made is not None, "a root renamed into place has its stamp"
     return made
+
+
+def prune_replaced(cache: Path, spec: RootSpec, deletable: Sequence[Path]) -> list[str]:
+    """Delete the complete roots of `spec`'s architecture that another spec made (an older recipe or
+    package set: about 0.5-1 GB each, which this code never uses again), unless one is being made
+    now (its lock is held). Returns the names deleted."""
+    pruned = []
+    for other in sorted(cache.glob(f"{spec.arch.name}-*")):
+        try:
+            stamp = json.loads((other / STAMP).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # not a root we made, or not complete: never ours to judge
+        if not isinstance(stamp, dict) or stamp.get("key") == spec.key or other.name == spec.name:
+            continue
+        with held_if_free(cache / f".{other.name}.lock") as free:
+            if free:
+                remove_tree(other, deletable)
+                pruned.append(other.name)
+    return pruned
 
 
 def _make(spec: RootSpec, partial: Path, sources_file: Path, cache: Path, log: Path, launch: Launch,

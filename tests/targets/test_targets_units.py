@@ -65,7 +65,34 @@ def test_a_root_key_changes_with_each_input_and_nothing_else():
 def test_every_root_can_compile_and_run_the_freezers():
     packages = root.default_packages()
     assert {"python3.11", "python3.11-venv", "binutils", "gcc", "python3.11-dev", "zlib1g-dev"} <= set(packages)
+    # ... and is the sysroot the size runtime is cross-compiled against (ssl, hashlib, ctypes).
+    assert {"libc6-dev", "libssl-dev", "libffi-dev"} <= set(packages)
     assert list(packages) == sorted(set(packages))
+
+
+def test_a_new_root_prunes_the_roots_it_replaces_and_nothing_else(tmp_path: Path):
+    import json
+
+    from build.locks import held
+
+    cache = tmp_path / "work" / ".cache" / "targets"
+    current = spec()
+
+    def made(name: str, key: str | None) -> Path:
+        folder = cache / name
+        (folder / "usr").mkdir(parents=True)
+        if key is not None:
+            (folder / root.STAMP).write_text(json.dumps({"key": key}))
+        return folder
+
+    kept = [made(current.name, current.key), made("armv7-old", "old"), made("aarch64-partial", None),
+            made("aarch64-busy", "busy"), cache / ".aarch64-x.partial"]
+    cache.joinpath(".aarch64-x.partial").mkdir()
+    replaced = made("aarch64-old", "old")
+    with held(cache / ".aarch64-busy.lock"):  # being made by another build right now
+        pruned = root.prune_replaced(cache, current, deletable=[tmp_path / "work"])
+    assert pruned == ["aarch64-old"] and not replaced.exists()
+    assert all(folder.is_dir() for folder in kept)
 
 
 def test_mmdebstrap_extracts_only_and_keeps_the_debs_for_their_versions(tmp_path: Path):
