@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,27 @@ def test_absolute_library_links_become_relative_inside_the_root(tmp_path: Path) 
     assert os.readlink(usr_lib / "libffi.so") == "libffi.so.8"
     assert relative_library_links(root, "aarch64-linux-gnu") == 0
     assert relative_library_links(root, "arm-linux-gnueabihf") == 0  # no such folder: nothing to do
+
+
+def test_a_missing_cross_compiler_names_its_debian_package_and_makes_nothing(tmp_path: Path, monkeypatch) -> None:
+    from build.errors import ToolMissing
+    from build.project import Project
+    from build.runtime.compile import build_runtime
+    from build.runtime.flags import merge, step_named
+
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("make", "patchelf", "python3.11"):  # everything but the cross compiler
+        found = shutil.which(tool)
+        if found:
+            (tools / tool).symlink_to(found)
+    monkeypatch.setenv("PATH", str(tools))
+    root = Path(__file__).resolve().parent.parent
+    project = Project.at(root, work=tmp_path / "work", dist=tmp_path / "dist", reports=tmp_path / "reports",
+                         cache=tmp_path / "cache")
+    source = Source(version="3.11.2-1", tree=tmp_path / "tree", dsc=tmp_path / "x.dsc")
+    with pytest.raises(ToolMissing) as missing:
+        build_runtime(project, source, merge([step_named("Os")]), target="aarch64", cross=CROSS)
+    assert str(missing.value).startswith("'aarch64-linux-gnu-gcc' was not found on PATH; install the Debian "
+                                         "package 'gcc-aarch64-linux-gnu'")
+    assert not [p for p in (project.cache_root / "runtime").iterdir() if not p.name.endswith((".tmp", ".lock"))]
