@@ -35,8 +35,9 @@ from build import proc  # noqa: E402
 from build.errors import SlimfreezeError  # noqa: E402
 from build.manifest import read_manifest  # noqa: E402
 from build.project import Project  # noqa: E402
+from build.toolchain import host_architecture  # noqa: E402
 from build.runtime import compile as runtime_compile  # noqa: E402
-from build.runtime.flags import SIZE_STEPS, merge, step_named  # noqa: E402
+from build.runtime.flags import SIZE_STEPS, applies, merge, step_named  # noqa: E402
 from build.runtime.sources import obtain_source  # noqa: E402
 from build.runtime.toolchain import export_inputs, size_runtime_toolchain  # noqa: E402
 from build.sweep.measure import (Bench, MeasureError, Program, alternate, first_ack_medians,  # noqa: E402
@@ -60,17 +61,20 @@ def library_bytes(path: Path) -> tuple[int, int, int]:
 
 
 def cached_runtimes(project: Project) -> list[runtime_compile.Runtime]:
+    """This machine's runtimes in the cache (the ARM ones are compared in benchmarks/targets.py)."""
     folder = project.cache_root / "runtime"
     found = [runtime_compile.load(p) for p in sorted(folder.iterdir())] if folder.is_dir() else []
-    return sorted((r for r in found if r is not None), key=lambda r: (len(r.flags.steps), r.key))
+    return sorted((r for r in found if r is not None and r.target == host_architecture()),
+                  key=lambda r: (len(r.flags.steps), r.key))
 
 
 def build_ladder(project: Project, log: Path) -> None:
     source = obtain_source(project, log)
     for i in range(1, len(SIZE_STEPS) + 1):
-        flags = merge(step_named(name) for name in SIZE_STEPS[:i])
+        flags = merge(step for step in map(step_named, SIZE_STEPS[:i]) if applies(step, host_architecture()))
         print(f"runtime: building {', '.join(flags.steps)} (cached when built before) ...", file=sys.stderr)
-        runtime_compile.build_runtime(project, source, flags, target="x86_64", export_inputs=export_inputs(flags))
+        runtime_compile.build_runtime(project, source, flags, target=host_architecture(),
+                                      export_inputs=export_inputs(flags))
 
 
 def library_rows(project: Project) -> list[list[str]]:

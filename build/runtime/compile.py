@@ -21,11 +21,11 @@ from build import proc
 from build.errors import CommandFailed, SlimfreezeError
 from build.paths import remove_tree
 from build.project import Project
+from build.locks import exclusive
 from build.runtime import cross as crossing
 from build.runtime import exports
 from build.runtime.cross import Cross
 from build.runtime.flags import OPT, SOURCE_PACKAGE, FlagSet, cache_key
-from build.locks import exclusive
 from build.runtime.sources import Source, require_tools
 
 MINOR = "3.11"
@@ -46,6 +46,7 @@ class Runtime:
     source_version: str
     flags: FlagSet
     exported: int | None  # symbols libpython exports when trimmed, else None
+    target: str  # the architecture it runs on
 
     @property
     def python(self) -> Path:
@@ -87,7 +88,7 @@ def load(prefix: Path) -> Runtime | None:
         data = json.loads((prefix / STAMP).read_text())
         flags = FlagSet(**{k: tuple(v) for k, v in data["flags"].items()})
         return Runtime(prefix=prefix, key=data["key"], source_version=data["source_version"], flags=flags,
-                       exported=data.get("exported"))
+                       exported=data.get("exported"), target=data["target"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -112,7 +113,8 @@ def _build(project: Project, source: Source, flags: FlagSet, target: str, export
     (tmp / "build").mkdir(parents=True)
     log = tmp / LOG_NAME
     exported = _compile(source, flags, final, tmp, log, export_inputs, project.output_roots, cross)
-    runtime = Runtime(prefix=final, key=key, source_version=source.version, flags=flags, exported=exported)
+    runtime = Runtime(prefix=final, key=key, source_version=source.version, flags=flags, exported=exported,
+                      target=target)
     prefix = tmp / "prefix"
     _check_runs(prefix, log, cross.run if cross else ())
     for scratch in ("build", "src", "root"):
