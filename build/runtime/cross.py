@@ -57,7 +57,8 @@ def environment(cross: Cross, config_site: Path) -> dict[str, str]:
     folder becomes `<root>/usr/include`, where setup.py looks for ffi.h and does not find it (Debian
     keeps it in the multiarch folder), and ctypes is built without libffi. gcc's --sysroot finds the
     headers and libraries without any -I or -L."""
-    pkgconfig = [cross.sysroot / "usr" / "lib" / cross.triplet / "pkgconfig", cross.sysroot / "usr" / "share" / "pkgconfig"]
+    usr = cross.sysroot / "usr"
+    pkgconfig = [usr / "lib" / cross.triplet / "pkgconfig", usr / "share" / "pkgconfig"]
     return {"CONFIG_SITE": str(config_site), "PKG_CONFIG_LIBDIR": ":".join(map(str, pkgconfig))}
 
 
