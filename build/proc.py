@@ -63,6 +63,12 @@ GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a program's tree is ende
 VERSION_TIMEOUT = 30.0  # for `tool --version` and the like
 
 
+def require_tools(*names: str) -> None:
+    """`require_tool` for each of `names`: ToolMissing for the first not on PATH."""
+    for name in names:
+        require_tool(name)
+
+
 def require_tool(name: str) -> str:
     """Return the absolute path of `name`, or raise ToolMissing naming its package."""
     # mosquitto lives in /usr/sbin, which is not on every user's PATH.

@@ -275,8 +275,8 @@ def _analyse_folder(folder: Path, index: DistIndex) -> SizeReport:
     fmt = formats[0] if len(formats) == 1 else "folder"
     python = next((r.python for _, r in results if r.python), None)
     # The architecture of its frozen executables (their bootloaders or Nuitka programs).
-    architecture = next((elf.architecture(data) for rel, r in results if r.format
-                         for data in [_head(folder / rel)] if elf.architecture(data)), None)
+    architecture = next((arch for rel, r in results if r.format and (arch := elf.architecture(_head(folder / rel)))),
+                        None)
     return _report(folder.name, fmt, rows, files=len(files), links=tuple(links), manifest=manifest, python=python,
                    architecture=architecture)
 

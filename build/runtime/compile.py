@@ -26,7 +26,7 @@ from build.runtime import cross as crossing
 from build.runtime import exports
 from build.runtime.cross import Cross
 from build.runtime.flags import OPT, SOURCE_PACKAGE, FlagSet, cache_key
-from build.runtime.sources import Source, require_tools
+from build.runtime.sources import Source
 
 MINOR = "3.11"
 STAMP = "runtime.json"
@@ -196,16 +196,17 @@ def pyexpat_core_module(text: str) -> str:
 def _compile(source: Source, flags: FlagSet, final: Path, tmp: Path, log: Path, export_inputs: ExportInputs,
              deletable: Sequence[Path], cross: Cross | None) -> int | None:
     compiler, strip = (cross.compiler, cross.strip) if cross else ("gcc", "strip")
-    require_tools(compiler, "make", strip, "patchelf", *([crossing.BUILD_PYTHON] if cross else []))
+    proc.require_tools(compiler, "make", strip, "patchelf")
+    build_python = proc.require_tool(crossing.BUILD_PYTHON) if cross else None
     build = tmp / "build"
     env = {**os.environ, "LC_ALL": "C"}
     tree = _edited_tree(source, flags, tmp, log, cross)
     argv = configure_argv(tree, final, flags)
-    if cross is not None:
+    if cross is not None and build_python is not None:
         site = tmp / "config.site"
         site.write_text(crossing.CONFIG_SITE)
         env |= crossing.environment(cross, site)
-        argv += crossing.configure_args(cross, str(proc.require_tool(crossing.BUILD_PYTHON)), crossing.build_triplet())
+        argv += crossing.configure_args(cross, build_python, crossing.build_triplet())
     _step("configure", log, argv, build, env)
     _step("make", log, ["make", f"-j{JOBS}"], build, env)
     root = tmp / "root"

@@ -22,11 +22,11 @@ from pathlib import Path
 from build import proc
 from build.deb822 import stanzas
 from build.errors import CommandFailed, SlimfreezeError
+from build.locks import exclusive
 from build.manifest import sha256_of
 from build.paths import remove_tree
 from build.project import Project
 from build.runtime.flags import SOURCE_PACKAGE
-from build.locks import exclusive
 
 APT_SOURCES = Path("/etc/apt/sources.list.d")
 APT_SOURCES_LIST = Path("/etc/apt/sources.list")
@@ -37,12 +37,6 @@ TREE = "tree"
 
 class RuntimeSourceError(SlimfreezeError):
     """The runtime's source could not be obtained or did not verify."""
-
-
-def require_tools(*names: str) -> None:
-    """ToolMissing naming the Debian package (build.proc.TOOL_PACKAGES) for the first of `names` not on PATH."""
-    for name in names:
-        proc.require_tool(name)
 
 
 # --- deriving the deb-src entry (pure) -------------------------------------------------------
@@ -215,7 +209,7 @@ def _download(project: Project, src: Path, log: Path) -> Path:
     tmp = src.with_name("src.tmp")
     remove_tree(tmp, project.output_roots)
     tmp.mkdir(parents=True)
-    require_tools("apt-get", "dpkg-source")
+    proc.require_tools("apt-get", "dpkg-source")
     ensure_deb_src(log)
     try:
         proc.run(["apt-get", "source", "--download-only", SOURCE_PACKAGE], log=log, cwd=tmp, timeout=1800)

@@ -15,13 +15,13 @@ from pathlib import Path
 from build import log as terminal
 from build import proc
 from build.errors import CommandFailed, ConfigError
+from build.locks import exclusive
 from build.paths import remove_tree
 from build.project import Project, pins
 from build.runtime.compile import (ExportInputs, Runtime, RuntimeBuildFailed, build_runtime, elf_files,
                                    host_site_packages)
 from build.runtime.cross import Cross
 from build.runtime.flags import EXPORTS, SOURCE_PACKAGE, FlagSet, size_flags
-from build.locks import exclusive
 from build.runtime.sources import obtain_source
 from build.toolchain import Toolchain, host_architecture
 
