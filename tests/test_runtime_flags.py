@@ -179,3 +179,37 @@ def test_pyexpat_edit_declares_a_core_module_once() -> None:
     edited = pyexpat_core_module('#include "Python.h"\n#include "pycore_ceval.h"\n')
     assert edited.index("define Py_BUILD_CORE_MODULE") < edited.index('#include "Python.h"')
     assert pyexpat_core_module(edited) == edited
+
+
+def test_source_edits_replace_each_snippet_once() -> None:
+    from build.runtime.compile import SOURCE_EDITS, source_edited
+
+    for edit, replacements in SOURCE_EDITS.items():
+        for relative, old, new in replacements:
+            text = f"/* {relative} */\nbefore();\n{old}after();\n"
+            edited = source_edited(edit, relative, text)
+            assert old not in edited and new in edited
+            assert edited.startswith(f"/* {relative} */\nbefore();\n") and edited.endswith("after();\n")
+            # Another file of the tree is left as it is.
+            assert source_edited(edit, "Other/file.c", text) == text
+
+
+def test_frames_borrow_code_drops_every_reference_it_no_longer_takes() -> None:
+    from build.runtime.compile import SOURCE_EDITS
+
+    edits = SOURCE_EDITS["frames-borrow-code"]
+    new_refs = sum(old.count("Py_NewRef(func->func_code)") - new.count("Py_NewRef(func->func_code)")
+                   for _file, old, new in edits)
+    releases = sum(old.count(f"DECREF({name})") - new.count(f"DECREF({name})")
+                   for _file, old, new in edits for name in ("frame->f_code", "co"))
+    assert new_refs == 1 and releases == 2  # the reference a frame no longer takes, released on neither path
+    assert any("Py_XSETREF(op->func_code" in old and "Py_XSETREF" not in new for _f, old, new in edits)
+
+
+@pytest.mark.parametrize("copies", [0, 2])
+def test_source_edit_refuses_a_file_it_was_not_written_for(copies: int) -> None:
+    from build.runtime.compile import SOURCE_EDITS, source_edited
+
+    relative, old, _new = SOURCE_EDITS["no-quickening"][0]
+    with pytest.raises(RuntimeBuildFailed, match=r"no-quickening.*pycore_code\.h"):
+        source_edited("no-quickening", relative, "x\n" + old * copies)

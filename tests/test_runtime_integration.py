@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,55 @@ def test_size_runtime_is_built_once_and_runs_the_freezer(built, tmp_path: Path) 
         first.python_argv("-c", "import sys, json, PyInstaller; print(json.dumps([sys.base_prefix, PyInstaller.__version__]))"),
         capture_output=True, text=True, timeout=120, check=True).stdout)
     assert Path(ran[0]) == prefix and ran[1] == "6.22.3"
+
+
+# What the two memory steps change, seen from Python: the reference a frame takes on its code object
+# (sys.getrefcount inside the call) and quickening (dis shows specialised instructions once a
+# function ran often). Assigning __code__ while the old code runs must stay safe.
+_SHARED_CODE_PROBE = """
+import dis, gc, json, sys
+
+def f():
+    return sys.getrefcount(f.__code__)
+
+before = sys.getrefcount(f.__code__)
+frame_ref = f() - before
+
+def work(n):
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+for _ in range(50):
+    work(20)
+quickened = [i.opname for i in dis.get_instructions(work, adaptive=True)] != \\
+    [i.opname for i in dis.get_instructions(work)]
+
+def old():
+    old.__code__ = new.__code__
+    gc.collect()
+    return sum(range(10))
+
+def new():
+    return "new"
+
+print(json.dumps({"frame_ref": frame_ref, "quickened": quickened, "old": old(), "again": old()}))
+"""
+
+
+def _shared_code_facts(argv: list[str]) -> dict:
+    done = subprocess.run([*argv, "-c", _SHARED_CODE_PROBE], capture_output=True, text=True, timeout=120, check=True)
+    return json.loads(done.stdout)
+
+
+def test_size_runtime_leaves_code_objects_unwritten_by_calls(built, tmp_path: Path) -> None:
+    runtime = size_runtime_toolchain(built.project, tmp_path / "runtime.log")
+    assert {"frames-borrow-code", "no-quickening"} <= set(runtime.facts["flag_steps"])
+    size = _shared_code_facts(list(runtime.python_argv()))
+    system = _shared_code_facts([sys.executable])  # the stock interpreter: the probe can tell them apart
+    assert system == {"frame_ref": 1, "quickened": True, "old": 45, "again": "new"}
+    assert size == {"frame_ref": 0, "quickened": False, "old": 45, "again": "new"}
 
 
 def test_min_carries_a_smaller_libpython_than_min_system(built) -> None:

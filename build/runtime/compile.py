@@ -177,12 +177,50 @@ def _edited_tree(source: Source, flags: FlagSet, tmp: Path, log: Path, cross: Cr
             script.write_text(frozen_import_only(script.read_text()))
             # Regenerates Python/frozen.c and Makefile.pre.in's freeze rules from the edited list.
             _step("source edit frozen-import-only", log, [sys.executable, script], tree, timeout=600)
+        elif edit in SOURCE_EDITS:
+            for relative in dict.fromkeys(file for file, _old, _new in SOURCE_EDITS[edit]):
+                path = tree / relative
+                path.write_text(source_edited(edit, relative, path.read_text()))
         elif edit == "pyexpat-core-module":
             module = tree / "Modules" / "pyexpat.c"
             module.write_text(pyexpat_core_module(module.read_text()))
         else:
             raise RuntimeBuildFailed(f"size runtime: unknown source edit {edit!r}")
     return tree
+
+
+# Edits to CPython's C source, each a list of (file, text found exactly once, its replacement).
+SOURCE_EDITS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    # A frame borrows its function's code object: the frame holds the function, the function holds
+    # the code. Without it every call writes the code object's reference count, and a worker forked
+    # by `run` copies the page of every code object it calls. Assigning __code__ keeps the old code
+    # alive (a leak of one object per assignment), so a running frame never loses the code it runs.
+    "frames-borrow-code": (
+        ("Include/internal/pycore_frame.h", "frame->f_code = (PyCodeObject *)Py_NewRef(func->func_code);",
+         "frame->f_code = (PyCodeObject *)func->func_code;"),
+        ("Python/frame.c", "    Py_DECREF(frame->f_func);\n    Py_DECREF(frame->f_code);\n",
+         "    Py_DECREF(frame->f_func);\n"),
+        ("Objects/frameobject.c", "    PyObject_GC_Del(f);\n    Py_XDECREF(co);\n", "    PyObject_GC_Del(f);\n    (void)co;\n"),
+        ("Objects/funcobject.c", "    Py_INCREF(value);\n    Py_XSETREF(op->func_code, value);\n",
+         "    Py_INCREF(value);\n    op->func_code = value;\n"),
+    ),
+    # The warm-up counter never reaches zero, so no code object is quickened (rewritten in place).
+    "no-quickening": (
+        ("Include/internal/pycore_code.h", "    if (code->co_warmup != 0) {\n        code->co_warmup++;",
+         "    if (0) {\n        code->co_warmup++;"),
+    ),
+}
+
+
+def source_edited(edit: str, relative: str, text: str) -> str:
+    """`text` (the file `relative` of CPython's tree) with the edit's replacements for it (pure)."""
+    for file, old, new in SOURCE_EDITS[edit]:
+        if file == relative:
+            if text.count(old) != 1:
+                raise RuntimeBuildFailed(f"size runtime: editing the source ({edit}): {relative} is not the one "
+                                         "this edit was written for")
+            text = text.replace(old, new)
+    return text
 
 
 _CORE_MODULE = "#ifndef Py_BUILD_CORE_BUILTIN\n#  define Py_BUILD_CORE_MODULE 1\n#endif\n"
