@@ -182,7 +182,8 @@ def test_pyexpat_edit_declares_a_core_module_once() -> None:
 
 
 def test_source_edits_replace_each_snippet_once() -> None:
-    from build.runtime.compile import SOURCE_EDITS, source_edited
+    from build.runtime.compile import source_edited
+    from build.runtime.flags import SOURCE_EDITS
 
     for edit, replacements in SOURCE_EDITS.items():
         for relative, old, new in replacements:
@@ -195,21 +196,35 @@ def test_source_edits_replace_each_snippet_once() -> None:
 
 
 def test_frames_borrow_code_drops_every_reference_it_no_longer_takes() -> None:
-    from build.runtime.compile import SOURCE_EDITS
+    from build.runtime.flags import SOURCE_EDITS
 
     edits = SOURCE_EDITS["frames-borrow-code"]
-    new_refs = sum(old.count("Py_NewRef(func->func_code)") - new.count("Py_NewRef(func->func_code)")
-                   for _file, old, new in edits)
-    releases = sum(old.count(f"DECREF({name})") - new.count(f"DECREF({name})")
-                   for _file, old, new in edits for name in ("frame->f_code", "co"))
-    assert new_refs == 1 and releases == 2  # the reference a frame no longer takes, released on neither path
+
+    def dropped(*snippets: str) -> int:
+        return sum(old.count(snippet) - new.count(snippet) for _file, old, new in edits for snippet in snippets)
+
+    # Every reference a frame took on its code (at set-up; for the entry frame of a generator made
+    # from C) is gone, and so is every release of it (_PyFrame_Clear; a frame object's dealloc).
+    assert dropped("Py_NewRef(func->func_code)", "Py_INCREF(frame->f_code)") == 2
+    assert dropped("DECREF(frame->f_code)", "DECREF(co)") == 2
     assert any("Py_XSETREF(op->func_code" in old and "Py_XSETREF" not in new for _f, old, new in edits)
 
 
 @pytest.mark.parametrize("copies", [0, 2])
 def test_source_edit_refuses_a_file_it_was_not_written_for(copies: int) -> None:
-    from build.runtime.compile import SOURCE_EDITS, source_edited
+    from build.runtime.compile import source_edited
+    from build.runtime.flags import SOURCE_EDITS
 
     relative, old, _new = SOURCE_EDITS["no-quickening"][0]
     with pytest.raises(RuntimeBuildFailed, match=r"no-quickening.*pycore_code\.h"):
         source_edited("no-quickening", relative, "x\n" + old * copies)
+
+
+def test_cache_key_changes_when_an_edit_is_corrected(monkeypatch: pytest.MonkeyPatch) -> None:
+    from build.runtime import flags as flags_module
+
+    flags = size_flags("x86_64")
+    key = cache_key(source_version="v", flags=flags, target="x86_64")
+    file, old, new = flags_module.SOURCE_EDITS["no-quickening"][0]
+    monkeypatch.setitem(flags_module.SOURCE_EDITS, "no-quickening", ((file, old, new + "/* corrected */"),))
+    assert cache_key(source_version="v", flags=flags, target="x86_64") != key

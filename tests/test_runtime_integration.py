@@ -56,7 +56,8 @@ def test_size_runtime_is_built_once_and_runs_the_freezer(built, tmp_path: Path) 
 
 # What the two memory steps change, seen from Python: the reference a frame takes on its code object
 # (sys.getrefcount inside the call) and quickening (dis shows specialised instructions once a
-# function ran often). Assigning __code__ while the old code runs must stay safe.
+# function ran often). No reference to a code object may be left behind (1,000 generators made from
+# C), and assigning __code__ while the old code runs must stay safe.
 _SHARED_CODE_PROBE = """
 import dis, gc, json, sys
 
@@ -85,7 +86,19 @@ def old():
 def new():
     return "new"
 
-print(json.dumps({"frame_ref": frame_ref, "quickened": quickened, "old": old(), "again": old()}))
+def gen():
+    yield 1
+
+def call(function, *args, **kwargs):  # a call from C: the generator's frame is an entry frame
+    return function(*args, **kwargs)
+
+start = sys.getrefcount(gen.__code__)
+for _ in range(1000):
+    next(call(gen))
+gen_refs = sys.getrefcount(gen.__code__) - start
+
+print(json.dumps({"frame_ref": frame_ref, "quickened": quickened, "gen_refs": gen_refs, "old": old(),
+                  "again": old()}))
 """
 
 
@@ -99,8 +112,8 @@ def test_size_runtime_leaves_code_objects_unwritten_by_calls(built, tmp_path: Pa
     assert {"frames-borrow-code", "no-quickening"} <= set(runtime.facts["flag_steps"])
     size = _shared_code_facts(list(runtime.python_argv()))
     system = _shared_code_facts([sys.executable])  # the stock interpreter: the probe can tell them apart
-    assert system == {"frame_ref": 1, "quickened": True, "old": 45, "again": "new"}
-    assert size == {"frame_ref": 0, "quickened": False, "old": 45, "again": "new"}
+    assert system == {"frame_ref": 1, "quickened": True, "gen_refs": 0, "old": 45, "again": "new"}
+    assert size == {"frame_ref": 0, "quickened": False, "gen_refs": 0, "old": 45, "again": "new"}
 
 
 def test_min_carries_a_smaller_libpython_than_min_system(built) -> None:

@@ -25,7 +25,7 @@ from build.locks import exclusive
 from build.runtime import cross as crossing
 from build.runtime import exports
 from build.runtime.cross import Cross
-from build.runtime.flags import OPT, SOURCE_PACKAGE, FlagSet, cache_key
+from build.runtime.flags import OPT, SOURCE_EDITS, SOURCE_PACKAGE, FlagSet, cache_key
 from build.runtime.sources import Source
 
 MINOR = "3.11"
@@ -187,29 +187,6 @@ def _edited_tree(source: Source, flags: FlagSet, tmp: Path, log: Path, cross: Cr
         else:
             raise RuntimeBuildFailed(f"size runtime: unknown source edit {edit!r}")
     return tree
-
-
-# Edits to CPython's C source, each a list of (file, text found exactly once, its replacement).
-SOURCE_EDITS: dict[str, tuple[tuple[str, str, str], ...]] = {
-    # A frame borrows its function's code object: the frame holds the function, the function holds
-    # the code. Without it every call writes the code object's reference count, and a worker forked
-    # by `run` copies the page of every code object it calls. Assigning __code__ keeps the old code
-    # alive (a leak of one object per assignment), so a running frame never loses the code it runs.
-    "frames-borrow-code": (
-        ("Include/internal/pycore_frame.h", "frame->f_code = (PyCodeObject *)Py_NewRef(func->func_code);",
-         "frame->f_code = (PyCodeObject *)func->func_code;"),
-        ("Python/frame.c", "    Py_DECREF(frame->f_func);\n    Py_DECREF(frame->f_code);\n",
-         "    Py_DECREF(frame->f_func);\n"),
-        ("Objects/frameobject.c", "    PyObject_GC_Del(f);\n    Py_XDECREF(co);\n", "    PyObject_GC_Del(f);\n    (void)co;\n"),
-        ("Objects/funcobject.c", "    Py_INCREF(value);\n    Py_XSETREF(op->func_code, value);\n",
-         "    Py_INCREF(value);\n    op->func_code = value;\n"),
-    ),
-    # The warm-up counter never reaches zero, so no code object is quickened (rewritten in place).
-    "no-quickening": (
-        ("Include/internal/pycore_code.h", "    if (code->co_warmup != 0) {\n        code->co_warmup++;",
-         "    if (0) {\n        code->co_warmup++;"),
-    ),
-}
 
 
 def source_edited(edit: str, relative: str, text: str) -> str:

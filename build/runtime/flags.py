@@ -125,6 +125,33 @@ GC_SECTIONS = FlagStep(
     ldflags=("-Wl,--gc-sections",),
 )
 
+# Edits to CPython's C source, each a list of (file, text found exactly once, its replacement).
+SOURCE_EDITS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    # A frame borrows its function's code object: the frame holds the function, the function holds
+    # the code. Without it every call writes the code object's reference count, and a worker forked
+    # by `run` copies the page of every code object it calls. Assigning __code__ keeps the old code
+    # alive (a leak of one object per assignment), so a running frame never loses the code it runs.
+    "frames-borrow-code": (
+        ("Include/internal/pycore_frame.h", "frame->f_code = (PyCodeObject *)Py_NewRef(func->func_code);",
+         "frame->f_code = (PyCodeObject *)func->func_code;"),
+        ("Python/frame.c", "    Py_DECREF(frame->f_func);\n    Py_DECREF(frame->f_code);\n",
+         "    Py_DECREF(frame->f_func);\n"),
+        ("Objects/frameobject.c", "    PyObject_GC_Del(f);\n    Py_XDECREF(co);\n", "    PyObject_GC_Del(f);\n    (void)co;\n"),
+        ("Objects/funcobject.c", "    Py_INCREF(value);\n    Py_XSETREF(op->func_code, value);\n",
+         "    Py_INCREF(value);\n    op->func_code = value;\n"),
+        # A generator made by a call from C (f(*a, **k), contextmanager) hands its frame over and
+        # gives the entry frame new references for _PyFrame_Clear to release: no longer the code's.
+        ("Python/ceval.c", "            Py_INCREF(frame->f_func);\n            Py_INCREF(frame->f_code);\n",
+         "            Py_INCREF(frame->f_func);\n"),
+    ),
+    # The warm-up counter never reaches zero, so no code object is quickened (rewritten in place).
+    "no-quickening": (
+        ("Include/internal/pycore_code.h", "    if (code->co_warmup != 0) {\n        code->co_warmup++;",
+         "    if (0) {\n        code->co_warmup++;"),
+    ),
+}
+
+
 STEPS: tuple[FlagStep, ...] = (BASE, LTO, RELR, BSYMBOLIC, NO_UNWIND, FROZEN, EXPORTS, BORROWED_CODE, NO_QUICKENING, GC_SECTIONS)
 # The steps the size runtime uses, in the order they were measured (each on top of those before).
 SIZE_STEPS: tuple[str, ...] = ("Os", "lto", "relr", "bsymbolic", "no-unwind-tables", "frozen-import-only", "exports",
@@ -174,6 +201,9 @@ def cache_key(*, source_version: str, flags: FlagSet, target: str, extra: Mappin
     """A short hash of everything that determines the built runtime: its folder name under work/.cache/runtime/."""
     data = {"recipe": RECIPE, "package": SOURCE_PACKAGE, "source": source_version, "target": target,
             "opt": OPT, "steps": list(flags.steps), "cflags": list(flags.cflags), "ldflags": list(flags.ldflags),
-            "configure": list(flags.configure), "edits": list(flags.edits), "extra": dict(sorted((extra or {}).items()))}
+            "configure": list(flags.configure), "edits": list(flags.edits),
+            # The text of each edit too: a corrected edit must not reuse a runtime built with the old one.
+            "edit_text": {edit: SOURCE_EDITS[edit] for edit in flags.edits if edit in SOURCE_EDITS},
+            "extra": dict(sorted((extra or {}).items()))}
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     return f"{SOURCE_PACKAGE}-{target}-{digest}"
