@@ -15,7 +15,10 @@ pass the program that takes a command as its first argument, e.g. --launcher dis
 
 A benchmark, not a test: it prints figures and asserts nothing about them. PSS splits each shared
 page among all processes mapping it, this script's own Python included when the launcher is this
-Python (it maps the same libpython and extension modules), for both variants alike.
+Python (it maps the same libpython and extension modules), for both variants alike. The share of the
+operating system's files (libc, libm, the loader, locale data) depends on how many other processes
+on the machine map them, so it is printed apart: "PSS without them" is the same on a busy machine
+and an idle one.
 """
 
 from __future__ import annotations
@@ -75,14 +78,20 @@ def summary_rows(separate: list[MemoryResult], supervised: list[MemoryResult]) -
     def median(results: list[MemoryResult], key: str) -> int:
         return round(statistics.median(getattr(r, key) for r in results))
 
+    def own(results: list[MemoryResult]) -> int:
+        return round(statistics.median(r.pss_kb - r.os_files_pss_kb for r in results))
+
     rows = []
     for name, results in (("separate processes", separate), ("supervisor (run)", supervised)):
         rows.append([name, str(results[-1].process_count), f"{median(results, 'rss_kb'):,}",
-                     f"{median(results, 'pss_kb'):,}", ", ".join(f"{r.pss_kb:,}" for r in results)])
+                     f"{median(results, 'pss_kb'):,}", f"{median(results, 'os_files_pss_kb'):,}",
+                     f"{own(results):,}", ", ".join(f"{r.pss_kb:,}" for r in results)])
     rss_delta = median(supervised, "rss_kb") - median(separate, "rss_kb")
     pss_delta = median(supervised, "pss_kb") - median(separate, "pss_kb")
+    own_delta = own(supervised) - own(separate)
     rows.append(["supervisor - separate", "", f"{rss_delta:+,} ({rss_delta / median(separate, 'rss_kb'):+.0%})",
-                 f"{pss_delta:+,} ({pss_delta / median(separate, 'pss_kb'):+.0%})", ""])
+                 f"{pss_delta:+,} ({pss_delta / median(separate, 'pss_kb'):+.0%})", "",
+                 f"{own_delta:+,} ({own_delta / own(separate):+.0%})", ""])
     return rows
 
 
@@ -133,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
                         process_rows("separate", separate[-1]) + process_rows("supervisor", supervised[-1]),
                         numeric=("RSS kB", "PSS kB")))
     console.print(table(f"total of {len(args.commands)} workers (median of {args.rounds} round(s), kB)",
-                        ["variant", "processes", "RSS kB", "PSS kB", "PSS kB each round"],
-                        summary_rows(separate, supervised), numeric=("processes", "RSS kB", "PSS kB")))
+                        ["variant", "processes", "RSS kB", "PSS kB", "of it OS files kB", "PSS without them kB",
+                         "PSS kB each round"],
+                        summary_rows(separate, supervised),
+                        numeric=("processes", "RSS kB", "PSS kB", "of it OS files kB", "PSS without them kB")))
     return 0
 
 

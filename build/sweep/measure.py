@@ -52,6 +52,11 @@ class MeasureError(SlimfreezeError):
 
 # ---- process memory (psutil reads /proc/<pid>/smaps_rollup) ----
 
+# The operating system's own files (libc, libm, the dynamic loader, locale data): every other process
+# on the machine maps them too, so their share of a page depends on how many others run beside.
+OS_FILE_PREFIXES = ("/usr/", "/lib/", "/lib64/", "/lib32/", "/etc/")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProcessMemory:
     pid: int
@@ -59,6 +64,12 @@ class ProcessMemory:
     name: str
     rss_kb: int
     pss_kb: int
+    os_files_pss_kb: int = 0  # of pss_kb: the share of OS_FILE_PREFIXES files
+
+
+def os_files_pss(mapped: Iterable[tuple[str, int]]) -> int:
+    """Bytes of PSS in files of the operating system, from (path, pss bytes) per mapping (pure)."""
+    return sum(pss for path, pss in mapped if path.startswith(OS_FILE_PREFIXES))
 
 
 def process_memory(pid: int) -> ProcessMemory:
@@ -68,13 +79,15 @@ def process_memory(pid: int) -> ProcessMemory:
         with process.oneshot():
             info = process.memory_full_info()
             name, ppid = process.name(), process.ppid()
+            mapped = [(m.path, m.pss) for m in process.memory_maps(grouped=True)]
     except psutil.NoSuchProcess:
         raise ProcessLookupError(pid) from None
     except psutil.AccessDenied:
         raise MeasureError(f"not allowed to read the memory of process {pid}; run as the user who owns it") from None
     if getattr(info, "pss", None) is None:
         raise MeasureError("the kernel reports no PSS (/proc/<pid>/smaps_rollup): memory figures need Linux 4.14 or newer")
-    return ProcessMemory(pid=pid, ppid=ppid, name=name, rss_kb=info.rss // 1024, pss_kb=info.pss // 1024)
+    return ProcessMemory(pid=pid, ppid=ppid, name=name, rss_kb=info.rss // 1024, pss_kb=info.pss // 1024,
+                         os_files_pss_kb=os_files_pss(mapped) // 1024)
 
 
 def tree_memory(root: int) -> tuple[ProcessMemory, ...]:
@@ -297,6 +310,10 @@ class WorkerMemory:
     def pss_kb(self) -> int:
         return sum(p.pss_kb for p in self.processes)
 
+    @property
+    def os_files_pss_kb(self) -> int:
+        return sum(p.os_files_pss_kb for p in self.processes)
+
 
 @dataclass(frozen=True, kw_only=True)
 class MemoryResult:
@@ -309,6 +326,10 @@ class MemoryResult:
     @property
     def pss_kb(self) -> int:
         return sum(w.pss_kb for w in self.workers)
+
+    @property
+    def os_files_pss_kb(self) -> int:
+        return sum(w.os_files_pss_kb for w in self.workers)
 
     @property
     def process_count(self) -> int:

@@ -247,6 +247,15 @@ def test_memory_of_this_process_matches_its_smaps_rollup():
     assert abs(mine.rss_kb - rss) < max(1024, rss // 10)
 
 
+def test_os_files_share_is_part_of_the_pss_and_named_by_path():
+    mine = measure.process_memory(os.getpid())
+    # This Python maps libc from /lib or /usr/lib: a share of its PSS, never all of it (its heap is not a file).
+    assert 0 < mine.os_files_pss_kb < mine.pss_kb
+    mapped = [("/usr/lib/x86_64-linux-gnu/libc.so.6", 300 * 1024), ("/lib/ld-linux.so.2", 4096), ("[heap]", 10**6),
+              ("/work/main/dist/min/_internal/libpython3.11.so.1.0", 10**6), ("", 4096)]
+    assert measure.os_files_pss(mapped) == 300 * 1024 + 4096
+
+
 def test_tree_memory_counts_the_started_process_and_its_child():
     shell = subprocess.Popen(["sh", "-c", "sleep 60 & wait"], stdin=subprocess.DEVNULL, start_new_session=True)
     try:
