@@ -114,7 +114,7 @@ NO_QUICKENING = FlagStep(
     name="no-quickening",
     why="memory, not bytes: never rewrite a code object's bytecode in place (3.11's specialising "
         "interpreter), so the code a forked worker runs stays shared (with frames-borrow-code: 21,493 -> "
-        "19,932 kB PSS; alone it saved nothing, the reference counts copied the pages anyway); the price "
+        "19,806 kB PSS; alone it saved nothing, the reference counts copied the pages anyway); the price "
         "is pure-Python speed, see benchmarks/runtime.py",
     edits=("no-quickening",),
 )
@@ -143,7 +143,8 @@ SOURCE_EDITS: dict[str, tuple[tuple[str, str, str], ...]] = {
          "frame->f_code = (PyCodeObject *)func->func_code;"),
         ("Python/frame.c", "    Py_DECREF(frame->f_func);\n    Py_DECREF(frame->f_code);\n",
          "    Py_DECREF(frame->f_func);\n"),
-        ("Objects/frameobject.c", "    PyObject_GC_Del(f);\n    Py_XDECREF(co);\n", "    PyObject_GC_Del(f);\n    (void)co;\n"),
+        ("Objects/frameobject.c", "    PyObject_GC_Del(f);\n    Py_XDECREF(co);\n",
+         "    PyObject_GC_Del(f);\n    (void)co;\n"),
         ("Objects/funcobject.c", "    Py_INCREF(value);\n    Py_XSETREF(op->func_code, value);\n",
          "    Py_INCREF(value);\n    op->func_code = value;\n"),
         # A generator made by a call from C (f(*a, **k), contextmanager) hands its frame over and
@@ -162,8 +163,8 @@ SOURCE_EDITS: dict[str, tuple[tuple[str, str, str], ...]] = {
     ),
 }
 
-
-STEPS: tuple[FlagStep, ...] = (BASE, LTO, RELR, BSYMBOLIC, NO_UNWIND, FROZEN, EXPORTS, BORROWED_CODE, NO_QUICKENING, SMALL_TYPE_CACHE, GC_SECTIONS)
+STEPS: tuple[FlagStep, ...] = (BASE, LTO, RELR, BSYMBOLIC, NO_UNWIND, FROZEN, EXPORTS, BORROWED_CODE, NO_QUICKENING,
+                               SMALL_TYPE_CACHE, GC_SECTIONS)
 # The steps the size runtime uses, in the order they were measured (each on top of those before).
 SIZE_STEPS: tuple[str, ...] = ("Os", "lto", "relr", "bsymbolic", "no-unwind-tables", "frozen-import-only", "exports",
                               "frames-borrow-code", "no-quickening", "small-type-cache")
