@@ -31,6 +31,7 @@ from build.manifest import read_manifest  # noqa: E402
 from build.sweep.measure import (  # noqa: E402
     Bench, MemoryResult, WorkerSpec, first_ack_medians, help_commands, measure_workers, startup_medians,
 )
+from build.application import Messages, Scenario, load_application  # noqa: E402
 from build.sweep.run import dist_program, source_program  # noqa: E402
 
 SOURCE_ARGV = [sys.executable, "-m", "app"]
@@ -91,11 +92,18 @@ def supervisor_argv(dist_dir: Path, manifest: dict) -> list[str] | None:
     return None
 
 
+def online(args: list[str], workers: int) -> Scenario:
+    """Running until SIGTERM, ready once `workers` MQTT clients said "online" on the device's status."""
+    return Scenario(name="online", path="benchmark", args=tuple(args), stop="SIGTERM",
+                    ready=(Messages(topic="devices/{device}/status", payload="online", count=workers),))
+
+
 def supervisor_rows(label: str, run_argv: list[str], launch: Mapping[str, Sequence[str]], commands: list[str],
                     cwd: Path, bench: Bench) -> list[list[str]]:
-    separate = measure_workers([WorkerSpec(argv=tuple(launch[c]), cwd=cwd, label=c) for c in commands], bench=bench)
-    supervised = measure_workers([WorkerSpec(argv=(*run_argv, *commands), cwd=cwd, label="run",
-                                             ready=len(commands))], bench=bench)
+    separate = measure_workers([WorkerSpec(launch=tuple(launch[c]), scenario=online([], 1), cwd=cwd, label=c)
+                                for c in commands], bench=bench)
+    supervised = measure_workers([WorkerSpec(launch=tuple(run_argv), scenario=online(commands, len(commands)), cwd=cwd,
+                                             label="run")], bench=bench)
     return [[label, f"{len(commands)} separate processes", f"{separate.process_count}", f"{separate.rss_kb:,}",
              f"{separate.pss_kb:,}", ""],
             [label, f"supervisor `run {' '.join(commands)}`", f"{supervised.process_count}",
@@ -129,20 +137,21 @@ def measure_all(dist_dir: Path, args: argparse.Namespace) -> int:
     manifest = read_manifest(dist_dir)
     profile = manifest["profile"]
     artifact = dist_program(dist_dir, manifest)  # named "artifact"
-    source = source_program(ROOT, name="source")
+    app = load_application(ROOT / "pyproject.toml")
+    source = source_program(ROOT, app, ROOT / "work" / "benchmark-source", name="source")
     for command in ("hello", "heartbeat", args.command):
         if command not in artifact.launch:
             raise SlimfreezeError(f"{profile} has no '{command}' command; pick a profile that includes it")
     source_run = [*SOURCE_ARGV, "run"] if "run" in help_commands(SOURCE_ARGV, cwd=ROOT) else None
     md = args.markdown
 
-    with Bench() as bench:
+    with Bench(app) as bench:
         print(f"measuring {profile} ({dist_dir}) and `python -m app` from source, in turns ...", file=sys.stderr)
         programs = [artifact, source]
         startup = startup_medians(programs, bench=bench, runs=args.runs)
         first_ack = first_ack_medians(programs, bench=bench, runs=args.runs)
-        memory = {p.name: measure_workers([WorkerSpec(argv=tuple(p.launch[args.command]), cwd=p.cwd,
-                                                      label=args.command)] * args.workers, bench=bench)
+        memory = {p.name: measure_workers([WorkerSpec(launch=tuple(p.launch[args.command]), scenario=online([], 1),
+                                                      cwd=p.cwd, label=args.command)] * args.workers, bench=bench)
                   for p in programs}
         supervised: list[list[str]] = []
         notes: list[str] = []

@@ -42,6 +42,7 @@ from build.runtime.sources import obtain_source  # noqa: E402
 from build.runtime.toolchain import export_inputs, size_runtime_toolchain  # noqa: E402
 from build.sweep.measure import (Bench, MeasureError, Program, alternate, first_ack_medians,  # noqa: E402
                                  startup_medians)
+from build.application import Scenario, load_application  # noqa: E402
 from build.sweep.run import dist_program  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -103,10 +104,10 @@ def messages_per_second(program: Program, bench: Bench, messages: int) -> float:
     minus that of 1, so start-up and connecting cancel out."""
 
     def run(count: int) -> float:
-        env = bench.env(bench.device("rate"))
+        rate = Scenario(name="rate", path="benchmark", args=("--interval", "0.001", "--count", str(count)))
+        argv, env, _ = bench.prepare(program.launch["telemetry"], rate, "rate")
         started = time.perf_counter()
-        done = proc.capture([*program.launch["telemetry"], "--interval", "0.001", "--count", str(count)], env=env,
-                            cwd=program.cwd, timeout=300)
+        done = proc.capture(argv, env=env, cwd=program.cwd, timeout=300)
         if done.code != 0:
             raise MeasureError(f"{program.name} telemetry --count {count} exited {done.code}: {done.output[-500:]}")
         return time.perf_counter() - started
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
              artifact_rows(size_dir, system_dir), as_markdown=md, numeric=("total bytes", "image bytes"))
         size_p = dist_program(size_dir, read_manifest(size_dir), name="size")
         system_p = dist_program(system_dir, read_manifest(system_dir), name="system")
-        with Bench() as bench:
+        with Bench(load_application(ROOT / "pyproject.toml")) as bench:
             print("measuring both artifacts in turns ...", file=sys.stderr)
             programs = [size_p, system_p]
             startup = startup_medians(programs, bench=bench, runs=args.runs)

@@ -36,6 +36,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from build.errors import SlimfreezeError  # noqa: E402
+from build.application import Messages, Scenario, load_application  # noqa: E402
 from build.sweep.measure import Bench, MemoryResult, WorkerSpec, help_commands, measure_workers  # noqa: E402
 
 SOURCE_LAUNCHER = [sys.executable, "-m", "app"]
@@ -54,13 +55,20 @@ def launcher_argv(text: str | None) -> list[str]:
     return argv
 
 
+def online(args: list[str], workers: int) -> Scenario:
+    """Running until SIGTERM, ready once `workers` MQTT clients said "online" on the device's status."""
+    return Scenario(name="online", path="benchmark", args=tuple(args), stop="SIGTERM",
+                    ready=(Messages(topic="devices/{device}/status", payload="online", count=workers),))
+
+
 def separate_specs(launcher: list[str], commands: list[str]) -> list[WorkerSpec]:
-    return [WorkerSpec(argv=(*launcher, command), cwd=ROOT, label=command) for command in commands]
+    return [WorkerSpec(launch=(*launcher, command), scenario=online([], 1), cwd=ROOT, label=command)
+            for command in commands]
 
 
 def supervisor_spec(launcher: list[str], commands: list[str]) -> WorkerSpec:
     # Every worker of the supervisor announces "online" on the same devices/<id>/status.
-    return WorkerSpec(argv=(*launcher, "run", *commands), cwd=ROOT, label="run", ready=len(commands))
+    return WorkerSpec(launch=(*launcher, "run"), scenario=online(commands, len(commands)), cwd=ROOT, label="run")
 
 
 def process_rows(variant: str, memory: MemoryResult) -> list[list[str]]:
@@ -126,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     separate: list[MemoryResult] = []
     supervised: list[MemoryResult] = []
     try:
-        with Bench() as bench:
+        with Bench(load_application(ROOT / "pyproject.toml")) as bench:
             print(f"measuring `{shlex.join(launcher)}`: {len(args.commands)} separate processes against "
                   f"`run {' '.join(args.commands)}`, {args.rounds} round(s) ...", file=sys.stderr)
             for _ in range(args.rounds):

@@ -47,8 +47,8 @@ def make_parser(modules: Sequence[ModuleType] = ()) -> argparse.ArgumentParser:
         for name in set(subparsers.choices) - before:
             sub = subparsers.choices[name]
             add_project_options(sub)
-            if sub.get_default("run") is None:
-                sub.set_defaults(run=module.run)
+            if sub.get_default("handler") is None:
+                sub.set_defaults(handler=module.run)
     return parser
 
 
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser(SUBCOMMAND_MODULES)
     args = parser.parse_args(argv)
     try:
-        return args.run(args) if args.command else default_command.run(args)
+        return args.handler(args) if args.command else default_command.run(args)
     except SlimfreezeError as err:
         if getattr(args, "debug", False):
             raise

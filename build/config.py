@@ -4,7 +4,7 @@ Raw TOML never leaves this module: `load_profiles()` returns frozen `Profile` ob
 one pure function (`resolve_profiles`) with explicit merge rules:
 
 - a profile's own keys override the keys of the profile it `inherits` (chains allowed, cycles are
-  errors); every profile ultimately inherits from the built-in `BASE` (the backends' defaults);
+  errors); every profile ultimately inherits from a base profile (the backends' defaults, every command the app declares);
 - list values replace, they do not append (as in Cargo): what a profile says is what it gets;
 - unknown keys and bad values are errors that name the TOML path and suggest the closest key.
 """
@@ -13,20 +13,17 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from build.application import Application, parse_application, read_tool_table
 from build.errors import ConfigError
 from build.paths import plain_name
 from build.toolchain import ALIASES, ARCHITECTURES, host_architecture
 
 TABLE = "tool.slimfreeze"
-# `run` is the supervisor: it forks the other bundled commands as workers sharing its memory.
-ALL_COMMANDS: tuple[str, ...] = ("telemetry", "heartbeat", "control", "hello", "run")
-SUPERVISOR = "run"
 BACKENDS = ("pyinstaller", "nuitka")
 LAYOUTS = ("onefile", "onedir")
 # What "compression" may say, per backend. PyInstaller's archive is always zlib; Nuitka's onefile
@@ -51,7 +48,7 @@ class Profile:
     inherits: str | None = None
     backend: str = "pyinstaller"
     layout: str = "onefile"
-    commands: tuple[str, ...] = ALL_COMMANDS
+    commands: tuple[str, ...] = ()  # which of the app's commands to bundle; BASE holds them all
     multicall: bool = True
     strip: bool = False
     optimize: int = 0
@@ -71,6 +68,8 @@ class Profile:
     nuitka_args: tuple[str, ...] = ()
     target: str = field(default_factory=host_architecture)
     runtime: str = "system"
+    # The application the profile builds (`[tool.slimfreeze.app]`): the same for every profile.
+    app: Application | None = field(default=None, compare=False, repr=False)
 
     @property
     def effective_stand_ins(self) -> tuple[str, ...]:
@@ -84,13 +83,12 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved profile as plain data, for manifests, reports and `--list-profiles`."""
-        data = dataclasses.asdict(self)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "app"}
         data["compression"] = self.effective_compression
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
 
-KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Profile) if f.name != "name")
-BASE = Profile(name="<base>")
+KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Profile) if f.name not in ("name", "app"))
 
 
 def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
@@ -98,7 +96,7 @@ def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
-def _check_value(path: str, key: str, value: Any) -> Any:
+def _check_value(path: str, key: str, value: Any, app: Application) -> Any:
     """Validate one raw TOML value for `key`; return it in the form Profile stores."""
 
     def fail(expected: str) -> ConfigError:
@@ -143,10 +141,11 @@ def _check_value(path: str, key: str, value: Any) -> Any:
             return one_of(tuple(sorted({c for cs in COMPRESSIONS.values() for c in cs})))
         case "commands":
             commands = str_list()
+            known = app.command_names
             for command in commands:
-                if command not in ALL_COMMANDS:
-                    raise ConfigError(f"{path}.commands: unknown command '{command}' (the app has "
-                                      f"{', '.join(ALL_COMMANDS)}){_suggest(command, ALL_COMMANDS)}")
+                if command not in known:
+                    raise ConfigError(f"{path}.commands: unknown command '{command}' (the app declares "
+                                      f"{', '.join(known)}){_suggest(command, known)}")
             if not commands:
                 raise fail("at least one command")
             return commands
@@ -179,28 +178,31 @@ def _check_value(path: str, key: str, value: Any) -> Any:
     raise AssertionError(key)  # unreachable: keys are checked before values
 
 
-def _check_table(path: str, table: Any) -> dict[str, Any]:
+def _check_table(path: str, table: Any, app: Application) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise ConfigError(f"{path} must be a table")
     checked = {}
     for key, value in table.items():
         if key not in KEYS:
             raise ConfigError(f"{path}: unknown key '{key}'{_suggest(key, KEYS)}")
-        checked[key] = _check_value(path, key, value)
+        checked[key] = _check_value(path, key, value, app)
     return checked
 
 
 def resolve_profiles(tool_table: Mapping[str, Any]) -> dict[str, Profile]:
-    """Resolve every profile in a `[tool.slimfreeze]` table (pure: TOML data in, profiles out)."""
-    unknown = set(tool_table) - {"profiles"}
+    """Resolve every profile in a `[tool.slimfreeze]` table (pure: TOML data in, profiles out),
+    each checked against the application the same table declares."""
+    unknown = set(tool_table) - {"profiles", "app"}
     if unknown:
         key = sorted(unknown)[0]
-        raise ConfigError(f"{TABLE}: unknown key '{key}'{_suggest(key, ['profiles'])}")
+        raise ConfigError(f"{TABLE}: unknown key '{key}'{_suggest(key, ['profiles', 'app'])}")
+    app = parse_application(tool_table.get("app"))
+    base = Profile(name="<base>", commands=app.command_names, app=app)
     raw_profiles = tool_table.get("profiles", {})
     if not isinstance(raw_profiles, dict) or not raw_profiles:
         raise ConfigError(f"{TABLE}.profiles: no profiles defined")
     # A profile's name becomes work/<name> and dist/<name>: checked here, where it enters.
-    own = {plain_name(name, f"{TABLE}.profiles.{name!r}"): _check_table(f"{TABLE}.profiles.{name}", table)
+    own = {plain_name(name, f"{TABLE}.profiles.{name!r}"): _check_table(f"{TABLE}.profiles.{name}", table, app)
            for name, table in raw_profiles.items()}
 
     resolved: dict[str, Profile] = {}
@@ -214,7 +216,7 @@ def resolve_profiles(tool_table: Mapping[str, Any]) -> dict[str, Profile]:
         keys = own[name]
         parent_name = keys.get("inherits")
         if parent_name is None:
-            parent = BASE
+            parent = base
         elif parent_name not in own:
             raise ConfigError(f"{TABLE}.profiles.{name}.inherits: no profile '{parent_name}'"
                               + _suggest(parent_name, sorted(own)))
@@ -251,6 +253,7 @@ def _check_combination(profile: Profile) -> None:
         # under emulation against it, which was never tried.
         raise ConfigError(f"{path}: runtime = 'size' for target = '{profile.target}' works with the pyinstaller "
                           f"backend; with nuitka set runtime = 'system'")
+    _check_scenarios(profile, path)
     if profile.runtime == "size" and profile.backend == "nuitka" and "--static-libpython=yes" not in profile.nuitka_args:
         # The size runtime's libpython exports only what PyInstaller's bootloader and the extension
         # modules import (build/runtime/exports.py); a Nuitka program links against far more,
@@ -259,20 +262,24 @@ def _check_combination(profile: Profile) -> None:
                           f"nuitka_args = [\"--static-libpython=yes\"]; else set runtime = 'system'")
 
 
+def _check_scenarios(profile: Profile, path: str) -> None:
+    """Every bundled command must be proved by at least one of its scenarios in this build: a
+    command whose every scenario needs a left-out command (or the other TLS setting) would
+    otherwise ship unchecked."""
+    app = profile.app
+    assert app is not None
+    for name in profile.commands:
+        command = app.commands[name]
+        if not any(s.applies(profile.commands, profile.tls) for s in command.scenarios):
+            needs = sorted({n for s in command.scenarios for n in s.needs} - set(profile.commands))
+            why = f"they need {', '.join(needs)}, which it leaves out" if needs else f"none is for tls = {str(profile.tls).lower()}"
+            raise ConfigError(f"{path}.commands: '{name}' would ship unchecked: none of its scenarios can run in "
+                              f"this build ({why})")
+
+
 def load_profiles(pyproject: Path) -> dict[str, Profile]:
     """Read pyproject.toml and resolve its profiles."""
-    try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{pyproject} not found; run from the project folder") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{pyproject}: cannot be read ({err})") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{pyproject}: invalid TOML: {err}") from None
-    tool = data.get("tool", {}).get("slimfreeze")
-    if tool is None:
-        raise ConfigError(f"{pyproject}: no [{TABLE}] table")
-    return resolve_profiles(tool)
+    return resolve_profiles(read_tool_table(pyproject))
 
 
 def select(profiles: Mapping[str, Profile], names: list[str]) -> list[Profile]:

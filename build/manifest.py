@@ -99,7 +99,8 @@ def git_commit(project_root: Path, *, timeout: float = GIT_TIMEOUT) -> str | Non
 def build_manifest(*, folder: Path, profile: dict[str, Any], tools: dict[str, str], commands: dict[str, str],
                    executables: list[str], smoke: dict[str, Any], build_seconds: float,
                    commit: str | None, image: dict[str, Any] | None = None,
-                   toolchain: Toolchain | None = None) -> dict[str, Any]:
+                   toolchain: Toolchain | None = None, app: dict[str, Any] | None = None,
+                   device_checks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     files, links = scan(folder, skip=(MANIFEST_NAME, *([image["path"]] if image else [])))
     return {
         "schema": SCHEMA,
@@ -119,6 +120,9 @@ def build_manifest(*, folder: Path, profile: dict[str, Any], tools: dict[str, st
         "toolchain": dict(toolchain.facts) if toolchain else {},
         "commands": commands,
         "executables": executables,
+        # The application as it declared itself, and the checks `flash` runs on a device after an install.
+        "app": app,
+        "device_checks": device_checks or [],
         "files": [vars(f) for f in files],
         "links": links,
         "total_bytes": sum(f.size for f in files),
@@ -151,6 +155,16 @@ class LinkEntry:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DeviceCheck:
+    """A declared check `flash` runs on the device: argv[0] relative to the artifact folder."""
+
+    label: str
+    argv: tuple[str, ...]
+    exit: int
+    output: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Manifest:
     """A manifest whose every field this version uses was checked: paths normalised, relative and
     inside the artifact; names plain; sizes, digests and the other fields of the right type."""
@@ -164,6 +178,7 @@ class Manifest:
     commands: tuple[tuple[str, str], ...]  # (command, path relative to the artifact folder), by name
     executables: tuple[str, ...]
     image: FileEntry | None
+    device_checks: tuple[DeviceCheck, ...] = ()
 
     @property
     def total_bytes(self) -> int:
@@ -214,8 +229,29 @@ def parse_manifest(data: bytes, *, origin: str) -> Manifest:
     if not isinstance(target, str):
         raise fail("'target' must be a string")
     _check_types(doc, fail)
+    checks = tuple(_device_check(item, f"device_checks[{i}]", fail, file_paths | link_paths)
+                   for i, item in enumerate(doc.get("device_checks") or []))
     return Manifest(doc=doc, profile=profile, machine=machine, target=target, files=files, links=links,
-                    commands=commands, executables=executables, image=image)
+                    commands=commands, executables=executables, image=image, device_checks=checks)
+
+
+def _device_check(item: Any, where: str, fail: Callable[[str], ArtifactError], runnable: set[str]) -> DeviceCheck:
+    if not isinstance(item, dict):
+        raise fail(f"{where} must be an object")
+    label, argv, code, output = item.get("label"), item.get("argv"), item.get("exit"), item.get("output")
+    if (not isinstance(label, str) or not isinstance(argv, list) or not argv
+            or not all(isinstance(a, str) for a in argv) or isinstance(code, bool) or not isinstance(code, int)
+            or not isinstance(output, list) or not all(isinstance(o, str) for o in output)):
+        raise fail(f"{where} must have a label, a non-empty argv of strings, an exit status and output patterns")
+    program = _safe_path(argv[0], f"{where}.argv[0]", fail)
+    if program not in runnable:
+        raise fail(f"{where} runs {program!r}, which is neither a listed file nor a link")
+    for pattern in output:
+        try:
+            re.compile(pattern)
+        except re.error:
+            raise fail(f"{where}.output: {pattern!r} is not a regular expression") from None
+    return DeviceCheck(label=label, argv=(program, *argv[1:]), exit=code, output=tuple(output))
 
 
 def load_manifest(folder: Path) -> Manifest:

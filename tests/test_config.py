@@ -8,20 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from build.config import ALL_COMMANDS, load_profiles, resolve_profiles, select
+from declared_app import with_app
+
+from build.config import load_profiles, resolve_profiles, select
 from build.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def resolve(toml: str):
-    return resolve_profiles(tomllib.loads(toml)["tool"]["slimfreeze"])
+    return resolve_profiles(with_app(tomllib.loads(toml)["tool"]["slimfreeze"]))
 
 
 def test_base_defaults_are_the_backend_defaults():
     profile = resolve("[tool.slimfreeze.profiles.plain]\n")["plain"]
     assert (profile.backend, profile.layout, profile.multicall) == ("pyinstaller", "onefile", True)
-    assert profile.commands == ALL_COMMANDS
+    assert profile.commands == ("greet", "serve", "boss")  # every declared command, in declared order
     assert (profile.strip, profile.optimize, profile.upx, profile.tls) == (False, 0, False, True)
     assert profile.exclude == () and profile.budget is None
     assert profile.effective_compression == "zlib"
@@ -99,7 +101,7 @@ def test_unknown_top_level_key_suggests_profiles():
     ('strip = "yes"', r"strip = 'yes': expected true or false"),
     ("budget = -5", r"budget = -5: expected a positive number of bytes"),
     ('exclude = "tkinter"', r"exclude = 'tkinter': expected a list of non-empty strings"),
-    ('commands = ["telemetri"]', r"unknown command 'telemetri'.*did you mean 'telemetry'"),
+    ('commands = ["gret"]', r"unknown command 'gret' \(the app declares greet, serve, boss\).*did you mean 'greet'"),
     ("commands = []", r"expected at least one command"),
     ('stand_ins = ["json"]', r"no stand-in for 'json'"),
     ('image = "ext4"', r"image = 'ext4': expected one of squashfs"),
@@ -164,7 +166,7 @@ def test_shipped_profiles_resolve_and_keep_their_promises():
     assert profiles["default"].strip is False and profiles["default"].exclude == ()
     assert profiles["min"].tls is False and profiles["min-tls"].tls is True
     assert profiles["min"].layout == "onefile" and profiles["min"].multicall
-    assert profiles["min"].commands == ALL_COMMANDS
+    assert profiles["min"].commands == profiles["min"].app.command_names
     assert profiles["min"].budget == 3 * 1024 * 1024
     assert profiles["onedir-min"].layout == "onedir" and not profiles["onedir-min"].multicall
     assert profiles["nuitka-min"].backend == "nuitka"
@@ -176,19 +178,19 @@ def test_shipped_profiles_resolve_and_keep_their_promises():
 @pytest.mark.parametrize("spelling, target", [("aarch64", "aarch64"), ("arm64", "aarch64"), ("armv7", "armv7"),
                                               ("armhf", "armv7"), ("x86_64", "x86_64"), ("amd64", "x86_64")])
 def test_target_is_spelled_as_users_expect_and_debians_names_are_accepted(spelling, target):
-    profile = resolve_profiles({"profiles": {"p": {"target": spelling}}})["p"]
+    profile = resolve_profiles(with_app({"profiles": {"p": {"target": spelling}}}))["p"]
     assert profile.target == target
     assert profile.to_dict()["target"] == target
 
 
 def test_an_unknown_target_is_answered_with_the_list_and_the_closest():
     with pytest.raises(ConfigError) as err:
-        resolve_profiles({"profiles": {"p": {"target": "aarch46"}}})
+        resolve_profiles(with_app({"profiles": {"p": {"target": "aarch46"}}}))
     assert "x86_64, aarch64, armv7" in str(err.value) and "did you mean 'aarch64'" in str(err.value)
 
 
 def test_target_defaults_to_the_build_machine_and_is_inherited():
-    profiles = resolve_profiles({"profiles": {"a": {"target": "armhf"}, "b": {"inherits": "a"}, "c": {}}})
+    profiles = resolve_profiles(with_app({"profiles": {"a": {"target": "armhf"}, "b": {"inherits": "a"}, "c": {}}}))
     assert profiles["b"].target == "armv7"
     # Debian's own word for the machine, independent of how the code reads it.
     debian_arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
@@ -198,5 +200,5 @@ def test_target_defaults_to_the_build_machine_and_is_inherited():
 @pytest.mark.parametrize("value", ["fast", "", 1, True])
 def test_runtime_is_system_or_size(value):
     with pytest.raises(ConfigError, match="runtime"):
-        resolve_profiles({"profiles": {"p": {"runtime": value}}})
-    assert resolve_profiles({"profiles": {"p": {"runtime": "size"}}})["p"].runtime == "size"
+        resolve_profiles(with_app({"profiles": {"p": {"runtime": value}}}))
+    assert resolve_profiles(with_app({"profiles": {"p": {"runtime": "size"}}}))["p"].runtime == "size"

@@ -124,19 +124,21 @@ def test_venv_pins_are_run_time_and_build() -> None:
 
 
 def test_size_runtime_is_for_pyinstaller_or_static_nuitka_and_cross_built_for_pyinstaller() -> None:
+    from declared_app import with_app
+
     from build.config import resolve_profiles
     from build.errors import ConfigError
     from build.toolchain import host_architecture
 
-    assert resolve_profiles({"profiles": {"a": {"runtime": "size"}}})["a"].runtime == "size"
+    assert resolve_profiles(with_app({"profiles": {"a": {"runtime": "size"}}}))["a"].runtime == "size"
     with pytest.raises(ConfigError, match="a: runtime = 'size' works with the pyinstaller backend, or with nuitka"):
-        resolve_profiles({"profiles": {"a": {"runtime": "size", "backend": "nuitka"}}})
+        resolve_profiles(with_app({"profiles": {"a": {"runtime": "size", "backend": "nuitka"}}}))
     static = {"runtime": "size", "backend": "nuitka", "nuitka_args": ["--static-libpython=yes"]}
-    assert resolve_profiles({"profiles": {"a": static}})["a"].runtime == "size"
+    assert resolve_profiles(with_app({"profiles": {"a": static}}))["a"].runtime == "size"
     foreign = "armv7" if host_architecture() != "armv7" else "aarch64"
-    assert resolve_profiles({"profiles": {"a": {"runtime": "size", "target": foreign}}})["a"].target == foreign
+    assert resolve_profiles(with_app({"profiles": {"a": {"runtime": "size", "target": foreign}}}))["a"].target == foreign
     with pytest.raises(ConfigError, match=f"a: runtime = 'size' for target = '{foreign}' works with the pyinstaller"):
-        resolve_profiles({"profiles": {"a": {**static, "target": foreign}}})
+        resolve_profiles(with_app({"profiles": {"a": {**static, "target": foreign}}}))
 
 
 @pytest.mark.parametrize(("script", "step"), [

@@ -19,10 +19,10 @@ from build.report import current_report
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     trace = subparsers.add_parser("trace", help="record what each command loads when run from source")
     trace.add_argument("--profile", default="min", help="profile whose stand-ins and commands to trace")
-    trace.set_defaults(run=run_trace_command)
+    trace.set_defaults(handler=run_trace_command)
     suggest = subparsers.add_parser("suggest", help="what a profile bundles that a traced run never loads")
     suggest.add_argument("--profile", default="min")
-    suggest.set_defaults(run=run_suggest_command)
+    suggest.set_defaults(handler=run_suggest_command)
     why = subparsers.add_parser(
         "why", help="the import chains that pull a module into a profile's artifact",
         description="Print the shortest import chains from the entry script to MODULE in the freezer's import "
@@ -34,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     count.add_argument("-n", type=int, default=DEFAULT_CHAINS, metavar="N",
                        help=f"chains to show (default {DEFAULT_CHAINS})")
     count.add_argument("--all", action="store_true", help=f"every shortest chain (at most {CHAIN_LIMIT})")
-    why.set_defaults(run=run_why_command)
+    why.set_defaults(handler=run_why_command)
 
 
 def _project_and_profile(args: argparse.Namespace) -> tuple[Project, Profile]:

@@ -82,7 +82,7 @@ def suggestions(project: Project, profile: Profile, trace: Trace, graph: Mapping
     require_built(project, profile)
     report = current_report(project.dist_root / profile.name, project.reports_root / profile.name)
     assert report is not None  # the folder exists
-    keep = {module_name(s) for s in profile.effective_stand_ins} | {"app"}
+    keep = {module_name(s) for s in profile.effective_stand_ins} | set(profile.app.own_packages if profile.app else ())
     return Suggestions(profile=profile.name, artifact=report.artifact, artifact_stored=report.total_stored,
                        exclude_unused=profile.exclude_unused, exclude=tuple(profile.exclude),
                        items=unused_bundled(report.rows, graph, trace.modules, keep))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ from build.flash.device import (
 from build.flash.plan import (
     MANIFEST_NAME,
     Content,
+    DeviceCheck,
     FlashPlan,
     count,
     format_bytes,
@@ -84,21 +86,10 @@ class FlashRequest:
     force: bool = False  # replace a corrupted current slot instead of refusing
 
 
-@dataclass(frozen=True, kw_only=True)
-class Check:
-    label: str
-    argv: tuple[str, ...]  # argv[0] relative to the slot
-
-
-def checks_for(content: Content) -> tuple[Check, ...]:
-    """What runs after a switch: every executable with --version and with hello, every command's
-    path with --version, except hello's, which takes no arguments and runs bare."""
-    argvs: list[tuple[str, ...]] = []
-    for executable in content.executables:
-        argvs += [(executable, "--version"), (executable, "hello")]
-    argvs += [(path,) if name == "hello" else (path, "--version") for name, path in content.commands]
-    unique = dict.fromkeys(argvs)
-    return tuple(Check(label=" ".join(argv), argv=argv) for argv in unique)
+def checks_for(content: Content) -> tuple[DeviceCheck, ...]:
+    """What runs after a switch: the checks the application declared for a device (`device = true`
+    scenarios), as the build recorded them in the manifest."""
+    return content.device_checks
 
 
 def _no_stray_os_errors(action: Callable[..., T]) -> Callable[..., T]:
@@ -326,11 +317,16 @@ def _run_checks(layout: Layout, content: Content, say: Say) -> None:
             raise CheckFailed(f"`{check.label}` cannot run from the device: {exc.strerror}") from None
         if ran.code is None:
             raise CheckFailed(f"`{check.label}` run from the device did not finish in {CHECK_TIMEOUT:.0f} s") from None
+        text = ran.output + ran.errors
         output = (ran.output.strip() or ran.errors.strip()).splitlines()
         first = output[0] if output else "(no output)"
-        if ran.code != 0:
+        if ran.code != check.exit:
             last = output[-1] if output else "(no output)"
-            raise CheckFailed(f"`{check.label}` run from the device exited with status {ran.code}: {last}")
+            raise CheckFailed(f"`{check.label}` run from the device exited with status {ran.code} "
+                              f"(expected {check.exit}): {last}")
+        unmatched = next((p for p in check.output if not re.search(p, text, re.MULTILINE)), None)
+        if unmatched is not None:
+            raise CheckFailed(f"`{check.label}` run from the device printed {first!r}, which does not match {unmatched!r}")
         say(f"flash: ran {CURRENT}/{check.label}: {first}")
 
 

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from build.errors import ArtifactError
 # The manifest's records are build.manifest's; flash code and its tests take them from here too.
 from build.manifest import MANIFEST_NAME as MANIFEST_NAME
+from build.manifest import DeviceCheck as DeviceCheck
 from build.manifest import FileEntry as FileEntry
 from build.manifest import LinkEntry as LinkEntry
 from build.manifest import inside, sha256_of
@@ -36,6 +37,7 @@ class Content:
     commands: tuple[tuple[str, str], ...]  # (command, path relative to the slot)
     executables: tuple[str, ...]
     image: FileEntry | None
+    device_checks: tuple[DeviceCheck, ...] = ()  # what the app declared to run after an install
 
     @property
     def payload(self) -> tuple[FileEntry, ...]:
@@ -140,4 +142,4 @@ def parse_manifest(data: bytes, *, origin: str) -> Content:
     checked = check_manifest(data, origin=origin)
     return Content(profile=checked.profile, machine=checked.machine, target=checked.target, files=checked.files,
                    links=checked.links, commands=checked.commands, executables=checked.executables,
-                   image=checked.image)
+                   image=checked.image, device_checks=checked.device_checks)

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from build import log
 from build.config import load_profiles, select
+from build.freeze.entry_check import check_entry_point
 from build.freeze.orchestrate import BuildResult, build_many
 from build.project import Project, project_from
 
@@ -63,6 +64,8 @@ def print_summary(results: Sequence[BuildResult]) -> None:
 
 def build_command(project: Project, names: list[str]) -> int:
     profiles = select(load_profiles(project.pyproject), names)
+    for profile in profiles:  # a broken declaration stops everything before anything is built
+        check_entry_point(project, profile)
     results = build_many(profiles, project)
     print_summary(results)
     for r in results:

@@ -4,7 +4,8 @@ PyInstaller keeps global state).
     python import_graph_probe.py REQUEST.json OUT.json
 
 REQUEST: {"entry": path, "paths": [...], "hidden": [...], "excludes": [...], "workpath": dir}
-OUT: {"root": name, "nodes": {name: {"kind": ..., "file": path|null}}, "edges": [[importer, imported], ...]}
+OUT: {"root": name, "nodes": {name: {"kind": ..., "file": path|null}}, "edges": [[importer, imported], ...],
+      "runtime_hooks": {module: [what the runtime hook PyInstaller adds for it imports], ...}}
 """
 
 import json
@@ -42,7 +43,19 @@ def main():
                 nodes.setdefault(sub.identifier, {"kind": type(sub).__name__, "file": getattr(sub, "filename", None)})
                 for imported in graph.outgoing(sub):
                     edges.append([sub.identifier, imported.identifier])
-    result = {"root": root.identifier, "nodes": nodes, "edges": sorted({tuple(e) for e in edges})}
+    # The runtime hooks PyInstaller adds for a module of the graph (pyi_rth_inspect for inspect,
+    # ...) run at every start of a program that bundles that module, before the app: what they
+    # import is needed whatever the app does. (As Analysis.analyze_runtime_hooks finds them.)
+    hooks = {}
+    for name in sorted(nodes):
+        for path in graph._available_rthooks.get(name, ()):
+            hook = graph.add_script(path)
+            hooks.setdefault(name, set()).update(n.identifier for n in graph.outgoing(hook))
+            for sub in graph.iter_graph(start=hook):
+                nodes.setdefault(sub.identifier, {"kind": type(sub).__name__, "file": getattr(sub, "filename", None)})
+                edges.extend([sub.identifier, imported.identifier] for imported in graph.outgoing(sub))
+    result = {"root": root.identifier, "nodes": nodes, "edges": sorted({tuple(e) for e in edges}),
+              "runtime_hooks": {name: sorted(imported) for name, imported in hooks.items()}}
     with open(out_path + ".tmp", "w", encoding="utf-8") as stream:
         json.dump(result, stream)
     os.replace(out_path + ".tmp", out_path)

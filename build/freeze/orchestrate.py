@@ -19,7 +19,6 @@ from build.config import Profile
 from build.errors import BuildFailed, SlimfreezeError
 from build.freeze import image, smoke, upx
 from build.freeze.backends import BACKENDS, BuildPlan, executables_for
-from build.freeze.backends.base import MULTICALL_NAME
 from build.freeze.entry import entry_source
 from build.freeze.excludes import plan_excludes
 from build.freeze.standins import DIRECTORY as STANDINS_DIRECTORY
@@ -70,8 +69,22 @@ def command_paths(profile: Profile) -> dict[str, str]:
 def make_links(stage: Path, profile: Profile) -> None:
     if not profile.multicall:
         return
+    assert profile.app is not None
     for command in profile.commands:
-        (stage / command).symlink_to(MULTICALL_NAME)
+        (stage / command).symlink_to(profile.app.program)
+
+
+def device_checks(profile: Profile) -> list[dict[str, object]]:
+    """The declared checks (`device = true`) that `flash` runs on an installed device, with the
+    path of what each runs relative to the dist folder (pure)."""
+    app = profile.app
+    assert app is not None
+    checks: list[dict[str, object]] = []
+    for label, name, scenario in smoke.plan(app, profile.commands, tls=profile.tls, multicall=profile.multicall):
+        if scenario.device:
+            checks.append({"label": label, "argv": [command_paths(profile).get(name, name), *scenario.args],
+                           "exit": scenario.exit, "output": list(scenario.output)})
+    return checks
 
 
 def check_budget(profile: Profile, total: int) -> None:
@@ -114,7 +127,8 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
     stage = work / "stage" / profile.name
     stage.mkdir(parents=True)
     entry = work / ENTRY_NAME
-    entry.write_text(entry_source(profile.effective_stand_ins, profile.name), encoding="utf-8")
+    assert profile.app is not None
+    entry.write_text(entry_source(profile.effective_stand_ins, profile.name, profile.app.entry), encoding="utf-8")
     unused: tuple[str, ...] = ()
     if profile.exclude_unused:
         unused = unused_modules(project, profile)
@@ -142,8 +156,8 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
     check_budget(profile, total)
     where = f" ({toolchain.target}, emulated)" if toolchain.emulated else ""
     with log.step(profile.name, f"smoke test against a real mosquitto{where}"):
-        result = smoke.run(stage, command_paths(profile), tls=profile.tls, log=log_path,
-                           multicall=MULTICALL_NAME if profile.multicall else None, toolchain=toolchain)
+        result = smoke.run(profile.app, stage, command_paths(profile), tls=profile.tls, log=log_path,
+                           multicall=profile.multicall, toolchain=toolchain)
     known.smoke_passed = result.passed
     if not result.passed:
         raise BuildFailed(f"smoke test failed; the artifact does not work:\n{result.failure_text()}")
@@ -157,7 +171,7 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
         folder=stage, profile=profile.to_dict(), tools=tools, commands=command_paths(profile),
         executables=[exe.name for exe in plan.executables], smoke=result.to_dict(),
         build_seconds=time.monotonic() - started, commit=git_commit(project.root), image=image_record,
-        toolchain=toolchain)
+        toolchain=toolchain, app=profile.app.summary(), device_checks=device_checks(profile))
     write_manifest(stage, manifest)
     with log.step(profile.name, "size report"):
         # Written before anything is published, so a report that fails leaves the old artifact and

@@ -15,7 +15,8 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import Any
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PyInstaller.compat import PY3_BASE_MODULES
@@ -26,7 +27,6 @@ from build.config import Profile
 from build.errors import BuildFailed
 from build.freeze import smoke
 from build.freeze.backends import executables_for
-from build.freeze.backends.base import MULTICALL_NAME
 from build.freeze.entry import entry_source
 from build.freeze.excludes import plan_excludes
 from build.freeze.standins import DIRECTORY as STANDINS_DIRECTORY
@@ -54,16 +54,22 @@ GRAPH_KINDS_WITH_BYTES = frozenset({"SourceModule", "Package", "Extension", "Com
 
 @dataclass(frozen=True, kw_only=True)
 class Trace:
-    commands: Mapping[str, frozenset[str]]   # command -> modules it imported
+    commands: Mapping[str, frozenset[str]]   # command (or the program) -> modules it imported
     libraries: Mapping[str, frozenset[str]]  # command -> shared libraries it mapped
+    scenarios: Mapping[str, frozenset[str]] = field(default_factory=dict)  # "command scenario" -> modules
 
     @property
     def modules(self) -> frozenset[str]:
         return frozenset().union(*self.commands.values())
 
+    def loaded_by(self, module: str) -> list[str]:
+        """The scenarios whose runs imported `module` (pure)."""
+        return sorted(label for label, modules in self.scenarios.items() if module in modules)
+
     def to_dict(self) -> dict:
         return {"commands": {c: sorted(m) for c, m in sorted(self.commands.items())},
-                "libraries": {c: sorted(m) for c, m in sorted(self.libraries.items())}}
+                "libraries": {c: sorted(m) for c, m in sorted(self.libraries.items())},
+                "scenarios": {c: sorted(m) for c, m in sorted(self.scenarios.items())}}
 
 
 def unused_from(graph_nodes: Mapping[str, str], traced: frozenset[str], *, keep: Iterable[str] = ()) -> list[str]:
@@ -85,10 +91,39 @@ def unused_from(graph_nodes: Mapping[str, str], traced: frozenset[str], *, keep:
     return named
 
 
+def source_paths(project: Project, profile: Profile) -> list[str]:
+    """Where the app's modules are found from source: its declared folders, then the stand-ins."""
+    assert profile.app is not None
+    return [str((project.root / folder).resolve()) for folder in profile.app.paths] + [str(STANDINS_DIRECTORY)]
+
+
+def hook_needs(graph: Mapping[str, Any], traced: frozenset[str]) -> set[str]:
+    """What the freezer's runtime hooks import at start-up, for the modules that stay (pure).
+
+    PyInstaller adds a runtime hook for a bundled module (pyi_rth_inspect for `inspect`), which
+    runs before any of the app and imports what it needs (`zipfile`); a trace from source never
+    runs it. For each hook whose module the trace loaded, its imports are kept, with what they
+    import in turn, except below a traced module: the trace already kept what that one needs.
+    """
+    successors: dict[str, list[str]] = {}
+    for importer, imported in graph.get("edges", ()):
+        successors.setdefault(importer, []).append(imported)
+    needed: set[str] = set()
+    todo = [m for trigger, imported in graph.get("runtime_hooks", {}).items() if trigger in traced for m in imported]
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        if name not in traced:
+            todo.extend(successors.get(name, ()))
+    return needed - traced
+
+
 def _source_env(project: Project, profile: Profile) -> dict[str, str]:
 
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(project.root), str(STANDINS_DIRECTORY)])
+    env["PYTHONPATH"] = os.pathsep.join(source_paths(project, profile))
     env["SLIMFREEZE_TRACE_BLOCK"] = ",".join(plan_excludes(profile))
     return env
 
@@ -96,34 +131,42 @@ def _source_env(project: Project, profile: Profile) -> dict[str, str]:
 def run_trace(project: Project, profile: Profile) -> Trace:
     """Run the smoke scenarios of `profile`'s commands from source under the probe."""
 
+    app = profile.app
+    assert app is not None
     folder = project.work_root / profile.name / "trace"
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.txt"):
         remove_tree(old, project.output_roots)
     entry = folder / "slimfreeze_entry.py"
-    entry.write_text(entry_source(profile.effective_stand_ins, profile.name), encoding="utf-8")
-    counter = iter(range(1_000_000))
+    entry.write_text(entry_source(profile.effective_stand_ins, profile.name, app.entry), encoding="utf-8")
+    runs: dict[Path, tuple[str, str]] = {}  # record -> (command or program, scenario label)
 
-    def launcher(command: str) -> list[str]:
-        out = folder / f"{command}.{next(counter)}.txt"
-        return [sys.executable, str(PROBE), str(out), str(entry), command]
+    def launcher(name: str, label: str) -> list[str]:
+        out = folder / f"{len(runs)}.txt"
+        runs[out] = (name, label)
+        return [sys.executable, str(PROBE), str(out), str(entry), name]
 
-    result = smoke.run_scenarios(launcher, list(profile.commands), tls=profile.tls, log=folder / "trace.log",
-                                 cwd=project.root, env=_source_env(project, profile),
-                                 multicall=MULTICALL_NAME if profile.multicall else None)
+    result = smoke.run_scenarios(app, launcher, list(profile.commands), tls=profile.tls, log=folder / "trace.log",
+                                 cwd=project.root, env=_source_env(project, profile), multicall=profile.multicall)
     if not result.passed:
         raise BuildFailed(f"the app's own smoke scenario failed from source, so it cannot be traced:\n"
                           f"{result.failure_text()}")
     commands: dict[str, set[str]] = {}
     libraries: dict[str, set[str]] = {}
-    for record in sorted(folder.glob("*.txt")):
-        command = record.name.split(".", 1)[0]
-        command = "help" if command == MULTICALL_NAME else command
+    scenarios: dict[str, set[str]] = {}
+    for record, (name, label) in runs.items():
+        if not record.is_file():  # a run that was refused before the probe started
+            continue
         for line in record.read_text(encoding="utf-8").splitlines():
             kind, _, value = line.partition(" ")
-            (commands if kind == "module" else libraries).setdefault(command, set()).add(value)
+            if kind == "module":
+                commands.setdefault(name, set()).add(value)
+                scenarios.setdefault(label, set()).add(value)
+            else:
+                libraries.setdefault(name, set()).add(value)
     trace = Trace(commands={c: frozenset(m) for c, m in commands.items()},
-                  libraries={c: frozenset(m) for c, m in libraries.items()})
+                  libraries={c: frozenset(m) for c, m in libraries.items()},
+                  scenarios={c: frozenset(m) for c, m in scenarios.items()})
     (folder / "trace.json").write_text(json.dumps(trace.to_dict(), indent=1), encoding="utf-8")
     return trace
 
@@ -131,18 +174,22 @@ def run_trace(project: Project, profile: Profile) -> Trace:
 def import_graph(project: Project, profile: Profile, excludes: tuple[str, ...]) -> dict:
     """PyInstaller's module graph of the profile's entry (computed in a subprocess)."""
 
+    app = profile.app
+    assert app is not None
     folder = project.work_root / profile.name / "graph"
     folder.mkdir(parents=True, exist_ok=True)
     entry = folder / "slimfreeze_entry.py"
-    entry.write_text(entry_source(profile.effective_stand_ins, profile.name), encoding="utf-8")
+    entry.write_text(entry_source(profile.effective_stand_ins, profile.name, app.entry), encoding="utf-8")
     hidden = sorted({h for exe in executables_for(profile) for h in exe.hidden_imports}
                     | {module_name(s) for s in profile.effective_stand_ins})
-    request = {"entry": str(entry), "paths": [str(project.root), str(STANDINS_DIRECTORY)], "hidden": hidden,
+    paths = source_paths(project, profile)
+    request = {"entry": str(entry), "paths": paths, "hidden": hidden,
                "excludes": list(excludes), "workpath": str(folder / "work")}
     # The graph depends on the request, the app's and the stand-ins' sources and the installed
     # freezer and libraries: cache it on all of those, as it takes PyInstaller about 15 s.
-    key = hashlib.sha256(json.dumps([request, sys.version, _installed_fingerprint(),
-                                     _tree_fingerprint(project.root / "app"),
+    own_sources = [_tree_fingerprint(found) for package in app.own_packages
+                   for found in _package_sources(paths, package)]
+    key = hashlib.sha256(json.dumps([request, sys.version, _installed_fingerprint(), own_sources,
                                      _tree_fingerprint(STANDINS_DIRECTORY)]).encode()).hexdigest()[:20]
     out = project.work_root / "cache" / f"import-graph-{key}.json"
     if not out.is_file():
@@ -153,9 +200,17 @@ def import_graph(project: Project, profile: Profile, excludes: tuple[str, ...]) 
     return json.loads(out.read_text(encoding="utf-8"))
 
 
+def _package_sources(paths: Iterable[str], package: str) -> list[Path]:
+    """The folder or module file of a top-level package on `paths` (none if it is installed)."""
+    found = []
+    for folder in map(Path, paths):
+        found += [p for p in (folder / package, folder / f"{package}.py") if p.exists()]
+    return found
+
+
 def _tree_fingerprint(folder: Path) -> list[tuple[str, str]]:
-    return sorted((p.relative_to(folder).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest())
-                  for p in folder.rglob("*.py"))
+    files = [folder] if folder.is_file() else sorted(folder.rglob("*.py"))
+    return [(p.relative_to(folder.parent).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest()) for p in files]
 
 
 def _installed_fingerprint() -> list[str]:
@@ -172,7 +227,9 @@ def unused_modules(project: Project, profile: Profile) -> tuple[str, ...]:
     with log.step(profile.name, "computing the freezer's import graph"):
         graph = import_graph(project, profile, plan_excludes(profile))
     kinds = {name: node["kind"] for name, node in graph["nodes"].items()}
-    keep = {module_name(s) for s in profile.effective_stand_ins} | {"app"}
+    assert profile.app is not None
+    keep = ({module_name(s) for s in profile.effective_stand_ins} | set(profile.app.own_packages)
+            | hook_needs(graph, trace.modules))
     unused = tuple(unused_from(kinds, trace.modules, keep=keep))
     log.info(f"[{profile.name}] {len(unused)} modules of the import graph were never loaded: leaving them out")
     return unused

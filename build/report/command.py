@@ -64,7 +64,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="an unstripped copy (or a folder of them, or a .build-id tree) matched by GNU "
                              "build-id; or Nuitka's NAME.build folder, whose objects name a stripped Nuitka "
                              "program's functions (found by itself next to NAME.dist / NAME.bin) (repeatable)")
-    parser.set_defaults(run=run)
+    parser.set_defaults(handler=run)
     return parser
 
 
@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_parser(sub)
     args = parser.parse_args(["bloat", *(sys.argv[1:] if argv is None else argv)])
     try:
-        return args.run(args)
+        return args.handler(args)
     except SlimfreezeError as err:
         print(f"slimfreeze: error: {err}", file=sys.stderr)
         return err.return_code

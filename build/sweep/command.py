@@ -18,7 +18,6 @@ from build.errors import ConfigError
 from build.project import Project, project_from
 from build.sweep.records import (
     SOURCE,
-    SUPERVISED,
     SWEEP_NAME,
     matrix,
     strategy,
@@ -76,7 +75,7 @@ def print_table(sweep: Mapping[str, Any]) -> None:
 
     settings = sweep.get("settings") or {}
     table = Table(title=f"slimfreeze sweep: ranked by bytes on the device; memory of {settings.get('workers', '?')} "
-                        f"concurrent `{settings.get('worker_command', '?')}` workers, and of `run {' '.join(SUPERVISED)}` "
+                        f"concurrent `{settings.get('worker_command', '?')}` workers, and of `{settings.get('supervisor', '?')}` "
                         f"(one supervisor); (×N) = against source, same run")
     for name, justify in TABLE_COLUMNS:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
@@ -101,13 +100,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help=f"timed runs per start-up figure (default {MeasureSettings.runs})")
     sweep.add_argument("--workers", type=_positive, default=MeasureSettings.workers, metavar="N",
                        help=f"concurrent workers for the memory figures (default {MeasureSettings.workers})")
-    sweep.set_defaults(run=run_sweep_command)
+    sweep.set_defaults(handler=run_sweep_command)
     matrix_parser = subparsers.add_parser(
         "matrix", help="print the profiles as a GitHub Actions matrix (JSON)",
         description='Print {"include": [{"profile": NAME}, ...]} for a workflow\'s strategy.matrix.')
     matrix_parser.add_argument("--profile", action="append", dest="profiles", metavar="NAME",
                                help="only these profiles (repeatable; default: all)")
-    matrix_parser.set_defaults(run=run_matrix_command)
+    matrix_parser.set_defaults(handler=run_matrix_command)
 
 
 def _positive(text: str) -> int:
@@ -145,7 +144,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         log.info(f"merged {len(sweep['runs'])} run(s) into {reports_root / SWEEP_NAME}")
     else:
         project, profiles = _project_and_profiles(args)
-        sweep = run_sweep(project, profiles, settings=MeasureSettings(runs=args.runs, workers=args.workers),
+        sweep = run_sweep(project, profiles, settings=MeasureSettings.of(profiles[0].app, runs=args.runs, workers=args.workers),
                           build=not args.no_build)
         print_table(sweep)
         log.info(f"written to {project.reports_root / SWEEP_NAME}")

@@ -1,28 +1,29 @@
 """Measure running programs the way a device feels them: start-up time, time to the first
-acknowledged publish, memory of a process tree, bytes a onefile unpacks at start.
+message delivered, memory of a process tree, bytes a onefile unpacks at start.
 
 Everything here runs real processes against a real mosquitto (`Bench`) and reads real /proc.
 Memory is the process tree's: a onefile's starter and the child it forks both count (psutil finds
-the descendants of the process we started and reads their smaps_rollup).
+the descendants of the process we started and reads their smaps_rollup). What runs is what the
+application declares for each measure (`[tool.slimfreeze.app.measure]`: a scenario each).
 
-    with Bench() as bench:
+    with Bench(app) as bench:
         artifact = Program(name="min", launch={"hello": ["dist/min/hello"], ...}, cwd=folder)
-        source = Program(name="source", launch={"hello": [python, "-m", "app", "hello"], ...}, cwd=root)
+        source = Program(name="source", launch={"hello": [python, entry, "hello"], ...}, cwd=root)
         startup = startup_medians([artifact, source], bench=bench, runs=11)    # measured in turns
         ack = first_ack_medians([artifact, source], bench=bench, runs=11)
-        memory = measure_workers([WorkerSpec(argv=("dist/min/control",), cwd=folder)] * 3, bench=bench)
+        memory = measure_workers([worker_spec(artifact, app.measures.worker, app)] * 3, bench=bench)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import queue
+import re
 import secrets
 import signal
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,15 +33,21 @@ from types import TracebackType
 import psutil
 
 from build import proc
+from build.application import Application, Scenario
 from build.errors import SlimfreezeError
-from build.freeze.smoke import Ran, app_env
+from build.freeze.scenarios import (
+    Ran,
+    ScenarioFailed,
+    await_messages,
+    filled_messages,
+    fill,
+    placeholder_values,
+    scenario_env,
+)
 from build.manifest import folder_bytes
 from build.paths import remove_tree
 from build.testbed.broker import Broker, Subscriber
 
-# Variables the app reads; cleared so the caller's shell cannot change what is measured.
-# What `heartbeat --count N` logs (INFO) once its N messages are acknowledged by the broker.
-ACK_MARKER = "and acknowledged"
 RUN_TIMEOUT = 60.0
 READY_TIMEOUT = 30.0
 OUTPUT_TAIL = 2000
@@ -115,10 +122,12 @@ def median_ms(samples: Sequence[float]) -> float:
 # ---- the measuring session ----
 
 class Bench:
-    """One measuring session: a mosquitto on a free loopback port, an observer subscribed to
-    devices/#, and a scratch folder for each process's TMPDIR (a onefile unpacks there)."""
+    """One measuring session of an application: a mosquitto on a free loopback port, an observer
+    subscribed to every topic, and a scratch folder for each process's TMPDIR (a onefile unpacks
+    there)."""
 
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(self, app: Application, folder: Path | None = None) -> None:
+        self.app = app
         self._own = folder is None
         self.folder = Path(tempfile.mkdtemp(prefix="slimfreeze-measure-") if folder is None else folder)
         self.broker: Broker | None = None
@@ -128,7 +137,7 @@ class Bench:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.broker = Broker(self.folder / "broker").start()
         try:
-            self.seen = Subscriber(self.broker.host, self.broker.port, ["devices/#"], persistent=False).start()
+            self.seen = Subscriber(self.broker.host, self.broker.port, ["#"], persistent=False).start()
         except BaseException:
             self.broker.close()
             raise
@@ -150,10 +159,26 @@ class Bench:
     def tmpdir(self) -> Path:
         return Path(tempfile.mkdtemp(prefix="tmp-", dir=self.folder))
 
-    def env(self, device: str, *, tmpdir: Path | None = None) -> dict[str, str]:
-        """Environment for one app process: pointed at the bench's broker, its own TMPDIR."""
+    def values(self, label: str, tmpdir: Path) -> dict[str, str]:
+        """The placeholders of one run: a fresh device id, `tmpdir` as its folder."""
         assert self.broker is not None, "use Bench as a context manager"
-        return app_env(os.environ, self.broker, device, TMPDIR=str(tmpdir or self.tmpdir()))
+        return placeholder_values(broker=self.broker, certs=None, device=self.device(label), tmp=tmpdir)
+
+    def prepare(self, launch: Sequence[str], scenario: Scenario, label: str, *,
+                tmpdir: Path | None = None) -> tuple[list[str], dict[str, str], dict[str, str]]:
+        """argv, environment and placeholder values of one run of `scenario` through `launch`:
+        pointed at the bench's broker, with its own TMPDIR (where a onefile unpacks)."""
+        tmpdir = tmpdir or self.tmpdir()
+        values = self.values(label, tmpdir)
+        env = scenario_env(self.app, scenario, os.environ, values, TMPDIR=str(tmpdir))
+        return [*launch, *(fill(a, values) for a in scenario.args)], env, values
+
+    def scenario(self, ref: str | None) -> tuple[str, Scenario] | None:
+        """(command, scenario) of a declared measure, or None when the app declares none."""
+        if ref is None:
+            return None
+        command, scenario = self.app.scenario(ref)
+        return command.name, scenario
 
 
 def _tail(text: str) -> str:
@@ -167,16 +192,16 @@ def _describe(argv: Sequence[str], code: int | None, output: str) -> str:
 
 # ---- start-up ----
 
-def startup_ms(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, expect: str = "hello",
+def startup_ms(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, scenario: Scenario,
                timeout: float = RUN_TIMEOUT) -> float:
-    """Wall-clock ms of one complete run of `argv` (e.g. `hello`), which must exit 0 printing `expect`."""
+    """Wall-clock ms of one complete run of `argv`, which must exit and print as `scenario` says."""
     started = time.perf_counter()
     try:
         done = proc.capture(argv, env=env, cwd=cwd, timeout=timeout)
     except OSError as err:
         raise MeasureError(f"`{' '.join(argv)}` cannot run: {err.strerror}") from None
     elapsed = (time.perf_counter() - started) * 1000
-    if done.code != 0 or expect not in done.output.lower():
+    if done.code != scenario.exit or not all(re.search(p, done.output, re.MULTILINE) for p in scenario.output):
         raise MeasureError(_describe(argv, done.code, done.output))
     return elapsed
 
@@ -194,64 +219,39 @@ def alternate(measures: Sequence[Callable[[], float]], runs: int) -> list[list[f
     return samples
 
 
-def first_ack_ms(argv: Sequence[str], *, bench: Bench, cwd: Path, label: str = "ack",
-                 timeout: float = RUN_TIMEOUT) -> float:
-    """Ms from starting `argv` (a `heartbeat --count 1 ...`) until it reports its message
-    acknowledged by the broker; the observer must have received it and the program exit 0.
-
-    The moment is the arrival of the app's "... and acknowledged" log line; if the app logs no
-    such line, its exit counts (with --count 1 it exits only after the acknowledgement).
-    """
+def first_message_ms(launch: Sequence[str], scenario: Scenario, *, bench: Bench, cwd: Path, label: str = "first",
+                     timeout: float = RUN_TIMEOUT) -> float:
+    """Ms from starting `scenario` until the bench's subscriber receives the first message it
+    expects (its first `messages` entry); the program must then end as the scenario says."""
     assert bench.seen is not None
-    device = bench.device(label)
-    env = bench.env(device)
-    lines: queue.Queue[tuple[float, str] | None] = queue.Queue()
-    started = time.perf_counter()
+    argv, env, values = bench.prepare(launch, scenario, label)
+    expected = filled_messages(scenario.messages[0], values)
+    first = dataclasses.replace(expected, count=1)
+    output = tempfile.TemporaryFile()
+    started = time.monotonic()
     try:
-        child = proc.start(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        child = proc.start(argv, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
     except OSError as err:
+        output.close()
         raise MeasureError(f"`{' '.join(argv)}` cannot run: {err.strerror}") from None
-
-    def read() -> None:
-        assert child.stderr is not None
-        for raw in child.stderr:
-            lines.put((time.perf_counter(), raw.decode(errors="replace")))
-        lines.put(None)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    acked_at: float | None = None
-    output: list[str] = []
-    deadline = time.monotonic() + timeout
     try:
-        while True:
-            try:
-                item = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise MeasureError(_describe(argv, None, "".join(output))) from None
-            if item is None:
-                break
-            at, line = item
-            output.append(line)
-            if acked_at is None and ACK_MARKER in line:
-                acked_at = at
-        code = proc.wait(child, max(1.0, deadline - time.monotonic()))
-        ended = time.perf_counter()
-        if code is None:
-            raise MeasureError(_describe(argv, None, "".join(output)))
+        try:
+            got = await_messages(bench.seen, first, timeout=timeout, alive=lambda: proc.wait(child, 0) is None)
+        except ScenarioFailed as failed:
+            output.seek(0)
+            raise MeasureError(f"{failed}; {_describe(argv, child.poll(), output.read().decode(errors='replace'))}") from None
+        if scenario.long_running:
+            assert scenario.stop is not None
+            os.kill(child.pid, signal.Signals[scenario.stop])  # safe: not reaped yet (proc.wait)
+        code = proc.wait(child, timeout)
+        if code != scenario.exit:
+            output.seek(0)
+            raise MeasureError(_describe(argv, code, output.read().decode(errors="replace")))
     finally:
         proc.end(child)  # if it hung, a onefile's child goes with its starter
-        reader.join(timeout=5)
-        if child.stderr:
-            child.stderr.close()
+        output.close()
         remove_tree(Path(env["TMPDIR"]), (bench.folder,))
-    if code != 0:
-        raise MeasureError(_describe(argv, code, "".join(output)))
-    try:
-        bench.seen.wait_count(1, f"devices/{device}/#", timeout=10)
-    except TimeoutError as err:
-        raise MeasureError(f"`{' '.join(argv)}` exited 0 but the broker delivered nothing: {err}") from None
-    return ((acked_at if acked_at is not None else ended) - started) * 1000
+    return (got[0].at - started) * 1000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -263,23 +263,32 @@ class Program:
     cwd: Path
 
 
-def startup_medians(programs: Sequence[Program], *, bench: Bench, runs: int,
-                    command: str = "hello") -> dict[str, float | None]:
-    """Median start-up ms of `command` per program, the programs measured in turns (None: no such command)."""
-    having = [p for p in programs if command in p.launch]
-    envs = {p.name: bench.env(bench.device(command)) for p in having}
-    samples = alternate([lambda p=p: startup_ms(p.launch[command], env=envs[p.name], cwd=p.cwd) for p in having], runs)
-    found = {p.name: median_ms(s) for p, s in zip(having, samples)}
+def startup_medians(programs: Sequence[Program], *, bench: Bench, runs: int) -> dict[str, float | None]:
+    """Median start-up ms of the app's `startup` scenario per program, the programs measured in
+    turns (None: the app declares none, or the program lacks its command)."""
+    found: dict[str, float] = {}
+    chosen = bench.scenario(bench.app.measures.startup)
+    if chosen:
+        command, scenario = chosen
+        having = [p for p in programs if command in p.launch]
+        runs_of = {p.name: bench.prepare(p.launch[command], scenario, command) for p in having}
+        samples = alternate([lambda p=p: startup_ms(runs_of[p.name][0], env=runs_of[p.name][1], cwd=p.cwd,
+                                                    scenario=scenario) for p in having], runs)
+        found = {p.name: median_ms(s) for p, s in zip(having, samples)}
     return {p.name: found.get(p.name) for p in programs}
 
 
-def first_ack_medians(programs: Sequence[Program], *, bench: Bench, runs: int,
-                      command: str = "heartbeat") -> dict[str, float | None]:
-    """Median ms from start to first acknowledged publish per program, measured in turns."""
-    having = [p for p in programs if command in p.launch]
-    samples = alternate([lambda p=p: first_ack_ms([*p.launch[command], "--count", "1", "--interval", "0.2"],
-                                                  bench=bench, cwd=p.cwd) for p in having], runs)
-    found = {p.name: median_ms(s) for p, s in zip(having, samples)}
+def first_ack_medians(programs: Sequence[Program], *, bench: Bench, runs: int) -> dict[str, float | None]:
+    """Median ms from start to the first message of the app's `first_message` scenario per
+    program, measured in turns (None: none declared, or the program lacks its command)."""
+    found: dict[str, float] = {}
+    chosen = bench.scenario(bench.app.measures.first_message)
+    if chosen:
+        command, scenario = chosen
+        having = [p for p in programs if command in p.launch]
+        samples = alternate([lambda p=p: first_message_ms(p.launch[command], scenario, bench=bench, cwd=p.cwd,
+                                                          label=command) for p in having], runs)
+        found = {p.name: median_ms(s) for p, s in zip(having, samples)}
     return {p.name: found.get(p.name) for p in programs}
 
 
@@ -287,13 +296,25 @@ def first_ack_medians(programs: Sequence[Program], *, bench: Bench, runs: int,
 
 @dataclass(frozen=True, kw_only=True)
 class WorkerSpec:
-    """One long-running process to start: `ready` is how many "online" status messages (one per
-    MQTT worker inside it; a supervisor has several) mean it is fully up."""
+    """One long-running process to start: `launch` runs the command, `scenario` (long-running)
+    gives its arguments and what says that it is fully up (its `ready` messages)."""
 
-    argv: tuple[str, ...]
+    launch: tuple[str, ...]
+    scenario: Scenario
     cwd: Path
     label: str = "worker"
-    ready: int = 1
+
+
+def worker_spec(program: Program, ref: str | None, app: Application) -> WorkerSpec | None:
+    """The app's declared worker or supervisor scenario `ref`, through `program` (None: none
+    declared, or the program lacks the command)."""
+    if ref is None:
+        return None
+    command, scenario = app.scenario(ref)
+    if command.name not in program.launch:
+        return None
+    return WorkerSpec(launch=tuple(program.launch[command.name]), scenario=scenario, cwd=program.cwd,
+                      label=command.name)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -341,43 +362,35 @@ class MemoryResult:
         return max((w.unpack_bytes for w in self.workers), default=0)
 
 
-def _online_count(bench: Bench, device: str) -> int:
-    """"online" messages of `device`, or of devices named `<device>-...` (as a supervisor might
-    name its workers)."""
-    assert bench.seen is not None
-    return sum(1 for m in bench.seen.messages("devices/+/status")
-               if m.payload == b"online" and (m.topic.split("/")[1] == device
-                                              or m.topic.split("/")[1].startswith(f"{device}-")))
-
-
 def measure_workers(specs: Iterable[WorkerSpec], *, bench: Bench, settle: float = 0.5,
                     timeout: float = READY_TIMEOUT) -> MemoryResult:
     """Start every spec at once, wait until all are online, let them settle, then read the memory of
     each process tree while all run side by side (PSS splits shared pages among them), and the
     bytes each has unpacked into its TMPDIR. Then stop them with SIGTERM."""
     specs = list(specs)
-    started: list[tuple[WorkerSpec, str, Path, subprocess.Popen[bytes], Path]] = []
+    assert bench.seen is not None
+    started: list[tuple[WorkerSpec, dict[str, str], Path, subprocess.Popen[bytes], Path]] = []
     try:
         for index, spec in enumerate(specs):
-            device = bench.device(f"{spec.label}{index}")
             tmpdir = bench.tmpdir()
-            log = bench.folder / f"{device}.log"
+            argv, env, values = bench.prepare(spec.launch, spec.scenario, f"{spec.label}{index}", tmpdir=tmpdir)
+            log = bench.folder / f"{values['device']}.log"
             with log.open("wb") as sink:
                 try:
-                    child = proc.start(spec.argv, env=bench.env(device, tmpdir=tmpdir), cwd=spec.cwd,
-                                       stdout=sink, stderr=subprocess.STDOUT)
+                    child = proc.start(argv, env=env, cwd=spec.cwd, stdout=sink, stderr=subprocess.STDOUT)
                 except OSError as err:
-                    raise MeasureError(f"worker `{' '.join(spec.argv)}` cannot run: {err.strerror}") from None
-            started.append((spec, device, tmpdir, child, log))
+                    raise MeasureError(f"worker `{' '.join(argv)}` cannot run: {err.strerror}") from None
+            started.append((spec, values, tmpdir, child, log))
         deadline = time.monotonic() + timeout
-        for spec, device, _, child, log in started:
-            while _online_count(bench, device) < spec.ready:
-                exited = proc.wait(child, 0) is not None
-                if exited or time.monotonic() > deadline:
-                    what = "exited" if exited else f"not online within {timeout:g} s"
-                    raise MeasureError(f"worker `{' '.join(spec.argv)}` {what}; output: "
-                                       f"{_tail(log.read_text(errors='replace')) or '(none)'}")
-                time.sleep(0.02)
+        for spec, values, _, child, log in started:
+            for expected in spec.scenario.ready:
+                try:
+                    await_messages(bench.seen, filled_messages(expected, values),
+                                   timeout=max(0.1, deadline - time.monotonic()),
+                                   alive=lambda child=child: proc.wait(child, 0) is None)
+                except ScenarioFailed as failed:
+                    raise MeasureError(f"worker `{' '.join(spec.launch)}` not ready: {failed}; output: "
+                                       f"{_tail(log.read_text(errors='replace')) or '(none)'}") from None
         time.sleep(settle)  # let the last start-up allocations and the first publish finish
         workers = []
         for spec, device, tmpdir, child, _ in started:

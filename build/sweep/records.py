@@ -21,7 +21,6 @@ SOURCE = "source"
 FIGURES = ("startup_ms", "first_ack_ms", "pss_kb_total", "rss_kb_total", "unpack_bytes", "worker_processes",
            "pss_kb_supervisor", "rss_kb_supervisor")
 # The supervisor's workers: one of each long-running command, in one process tree.
-SUPERVISED = ("telemetry", "heartbeat", "control")
 RECORD_KEYS = ("profile", "ok", "error", "rank", "device_bytes", "artifact_bytes", "image_bytes", "image_format",
                "build_seconds", *FIGURES, "backend", "layout", "tls", "multicall", "target", "emulated", "note",
                "run_id", "source")

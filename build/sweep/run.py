@@ -7,13 +7,14 @@ work over CI runners and `sweep --collect DIR` merges the runners' results.
     python build.py matrix [--profile P ...]
 
 Per profile: bytes on the device (the flash image's when the profile makes one, else the
-artifact's), build seconds, start-up (median of `hello` runs), start to first acknowledged
-publish (`heartbeat --count 1` against a real mosquitto), total RSS/PSS of concurrent `control`
-workers (a onefile's starter and child both count) and the bytes a onefile unpacks at start.
-`python -m app` from source is measured in the same run as the baseline: once on its own (the
-`source` record), and again beside each artifact, the two timed in turns, into the artifact's
-record (its `source` figures). So every ratio compares like with like, even after runners' files
-are merged.
+artifact's), build seconds, and what the application declares for each measure
+(`[tool.slimfreeze.app.measure]`, a scenario each): start-up (median of its `startup` runs), start
+to its first message delivered (`first_message`, against a real mosquitto), total RSS/PSS of
+concurrent `worker`s and of one `supervisor` (a onefile's starter and child both count) and the
+bytes a onefile unpacks at start. The app run from source is measured in the same run as the
+baseline: once on its own (the `source` record), and again beside each artifact, the two timed in
+turns, into the artifact's record (its `source` figures). So every ratio compares like with like,
+even after runners' files are merged.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from build import log
-from build.config import ALL_COMMANDS
+from build.application import Application
 from build.errors import ArtifactError, ConfigError
+from build.freeze.entry import source_launcher
 from build.freeze.orchestrate import build_many
 from build.manifest import MANIFEST_NAME, inside, read_manifest
 from build.paths import plain_name, publish_tree, remove_tree
@@ -42,7 +44,6 @@ from build.sweep.records import (
     FIGURES,
     REPORT_NAME,
     SOURCE,
-    SUPERVISED,
     SWEEP_NAME,
     check_sweep,
     empty_record,
@@ -66,10 +67,17 @@ if TYPE_CHECKING:
 class MeasureSettings:
     runs: int = 11                   # timed runs per start-up figure (median reported)
     workers: int = 3                 # concurrent workers for the memory figures
-    worker_command: str = "control"  # idle and long-running: memory at rest
+    # The app's declared worker and supervisor scenarios (command/scenario), for the record.
+    worker_command: str = "-"
+    supervisor: str = "-"
+
+    @classmethod
+    def of(cls, app: Application, **kwargs: Any) -> MeasureSettings:
+        return cls(worker_command=app.measures.worker or "-", supervisor=app.measures.supervisor or "-", **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"runs": self.runs, "workers": self.workers, "worker_command": self.worker_command}
+        return {"runs": self.runs, "workers": self.workers, "worker_command": self.worker_command,
+                "supervisor": self.supervisor}
 
 
 # ---- records (pure) ----
@@ -107,17 +115,15 @@ def program_figures(programs: Sequence[Program], *, settings: MeasureSettings, b
     for program in programs:
         figures: dict[str, Any] = dict.fromkeys(FIGURES)
         figures.update(startup_ms=startup[program.name], first_ack_ms=first_ack[program.name])
-        if settings.worker_command in program.launch:
-            spec = measure.WorkerSpec(argv=tuple(program.launch[settings.worker_command]), cwd=program.cwd,
-                                      label=settings.worker_command)
-            memory = measure.measure_workers([spec] * settings.workers, bench=bench)
+        worker = measure.worker_spec(program, bench.app.measures.worker, bench.app)
+        if worker is not None:
+            memory = measure.measure_workers([worker] * settings.workers, bench=bench)
             figures.update(pss_kb_total=memory.pss_kb, rss_kb_total=memory.rss_kb,
                            unpack_bytes=memory.unpack_bytes, worker_processes=memory.process_count)
-        if "run" in program.launch and all(c in program.launch for c in SUPERVISED):
-            # The other way to share one runtime: `run` imports once, gc.freeze()s and forks.
-            spec = measure.WorkerSpec(argv=(*program.launch["run"], *SUPERVISED), cwd=program.cwd,
-                                      label="run", ready=len(SUPERVISED))
-            memory = measure.measure_workers([spec], bench=bench)
+        supervisor = measure.worker_spec(program, bench.app.measures.supervisor, bench.app)
+        if supervisor is not None and set(supervisor.scenario.needs) <= set(program.launch):
+            # The other way to share one runtime: one process that imports once and forks its workers.
+            memory = measure.measure_workers([supervisor], bench=bench)
             figures.update(pss_kb_supervisor=memory.pss_kb, rss_kb_supervisor=memory.rss_kb)
         results[program.name] = figures
     return results
@@ -130,13 +136,16 @@ def dist_program(dist_dir: Path, manifest: Mapping[str, Any], name: str = "artif
                    cwd=dist_dir)
 
 
-def source_program(project_root: Path, name: str = SOURCE) -> Program:
-    """`python -m app <command>` from the source tree, with this Python."""
+def source_program(project_root: Path, app: Application, folder: Path, name: str = SOURCE) -> Program:
+    """The app from its source tree, with this Python: each command through a link named after it
+    to the entry point (written into `folder`), as an artifact's links run it."""
 
-    return Program(name=name, launch={c: [sys.executable, "-m", "app", c] for c in ALL_COMMANDS}, cwd=project_root)
+    launch = source_launcher(app, [str((project_root / p).resolve()) for p in app.paths], folder, sys.executable)
+    return Program(name=name, launch=launch, cwd=project_root)
 
 
-def measure_dist(dist_dir: Path, *, settings: MeasureSettings = MeasureSettings(), bench: Bench | None = None,
+def measure_dist(dist_dir: Path, app: Application, *, settings: MeasureSettings = MeasureSettings(),
+                 bench: Bench | None = None,
                  build_seconds: float | None = None, baseline_root: Path | None = None) -> dict[str, Any]:
     """A sweep record (without rank/run) for the built artifact in `dist_dir`, measured now. With
     `baseline_root`, `python -m app` from that source tree is measured beside it, in turns, into
@@ -148,8 +157,8 @@ def measure_dist(dist_dir: Path, *, settings: MeasureSettings = MeasureSettings(
     dist_dir = Path(dist_dir).resolve()
     manifest = read_manifest(dist_dir)
     if bench is None:
-        with Bench() as own:
-            return measure_dist(dist_dir, settings=settings, bench=own, build_seconds=build_seconds,
+        with Bench(app) as own:
+            return measure_dist(dist_dir, app, settings=settings, bench=own, build_seconds=build_seconds,
                                 baseline_root=baseline_root)
     target = manifest.get("target") or host_architecture()
     if target != host_architecture():
@@ -162,7 +171,7 @@ def measure_dist(dist_dir: Path, *, settings: MeasureSettings = MeasureSettings(
                             note=f"{target}: sizes only; timings and memory under emulation are not comparable")
     programs = [dist_program(dist_dir, manifest)]
     if baseline_root is not None:
-        programs.append(source_program(baseline_root, name="baseline"))
+        programs.append(source_program(baseline_root, app, bench.folder / "source", name="baseline"))
     figures = program_figures(programs, settings=settings, bench=bench)
     return empty_record(manifest["profile"], ok=True, **sizes_from_manifest(manifest),
                         build_seconds=manifest.get("build_seconds") if build_seconds is None else round(build_seconds, 2),
@@ -172,8 +181,9 @@ def measure_dist(dist_dir: Path, *, settings: MeasureSettings = MeasureSettings(
 
 def measure_source(project_root: Path, *, settings: MeasureSettings = MeasureSettings(),
                    bench: Bench) -> dict[str, Any]:
-    """The run's baseline record: `python -m app` from the source tree on its own."""
-    figures = program_figures([source_program(project_root)], settings=settings, bench=bench)[SOURCE]
+    """The run's baseline record: the app from the source tree on its own."""
+    program = source_program(project_root, bench.app, bench.folder / "source")
+    figures = program_figures([program], settings=settings, bench=bench)[SOURCE]
     return {"profile": SOURCE, "ok": True, "error": None, **figures}
 
 
@@ -259,7 +269,9 @@ def run_sweep(project: Project, profiles: Sequence[Profile], *, settings: Measur
     profiles = list({p.name: p for p in profiles}.values())
     built, records = _build(project, profiles) if build else _find_built(project, profiles)
     run_id = f"{now()}-{secrets.token_hex(3)}"
-    source, measured = _measure(project, built, settings)
+    app = profiles[0].app
+    assert app is not None
+    source, measured = _measure(project, app, built, settings)
     records.update(measured)
     for profile in profiles:
         if records[profile.name]["backend"] is None:  # failed before a manifest said it
@@ -308,21 +320,22 @@ def _find_built(project: Project, profiles: Sequence[Profile]) -> tuple[Built, d
     return built, failed
 
 
-def _measure(project: Project, built: Built, settings: MeasureSettings) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def _measure(project: Project, app: Application, built: Built,
+             settings: MeasureSettings) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """The source baseline, then each built artifact beside the source, against one broker. An
     artifact that cannot be measured is a failed record that keeps its sizes."""
 
     records = {}
-    with Bench() as bench:
+    with Bench(app) as bench:
         try:
-            with log.step(SOURCE, "measuring `python -m app` from source (baseline)"):
+            with log.step(SOURCE, "measuring the app from source (baseline)"):
                 source = measure_source(project.root, settings=settings, bench=bench)
         except MeasureError as err:
             source = {"profile": SOURCE, "ok": False, "error": str(err), **dict.fromkeys(FIGURES)}
         for name, (dist_dir, seconds) in built.items():
             try:
-                with log.step(name, "measuring start-up, first acknowledged publish and memory"):
-                    records[name] = measure_dist(dist_dir, settings=settings, bench=bench, build_seconds=seconds,
+                with log.step(name, "measuring start-up, first message and memory"):
+                    records[name] = measure_dist(dist_dir, app, settings=settings, bench=bench, build_seconds=seconds,
                                                  baseline_root=project.root)
             except (MeasureError, ArtifactError) as err:
                 record = empty_record(name, error=f"measuring failed: {err}")

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -242,6 +242,7 @@ class Received:
     payload: bytes
     qos: int
     retain: bool
+    at: float = field(default=0.0, compare=False)  # time.monotonic() when it arrived
 
     @property
     def text(self) -> str:
@@ -392,7 +393,8 @@ class Subscriber:
 
     def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
         with self._cond:
-            self._received.append(Received(message.topic, bytes(message.payload), message.qos, bool(message.retain)))
+            self._received.append(Received(message.topic, bytes(message.payload), message.qos, bool(message.retain),
+                                           at=time.monotonic()))
             self._cond.notify_all()
 
 

@@ -84,6 +84,11 @@ def make_dist(dist_root: Path, profile: str, *, version: str | None = None, pad:
         "backend": "pyinstaller", "layout": "onedir", "multicall": True, "tools": {}, "python": "3.11.7",
         "platform": "linux", "machine": machine or platform.machine(),
         "commands": {name: name for name in links}, "executables": ["slimfreeze"], "files": files,
+        # As the build records the app's `device = true` scenarios.
+        "device_checks": [
+            {"label": "slimfreeze version", "argv": ["slimfreeze", "--version"], "exit": 0, "output": ["^synthetic "]},
+            {"label": "hello greets", "argv": ["hello"], "exit": 0, "output": ["^hello from "]},
+            {"label": "telemetry version", "argv": ["telemetry", "--version"], "exit": 0, "output": []}],
         "links": [{"path": name, "target": target} for name, target in sorted(links.items())],
         "total_bytes": sum(f["size"] for f in files), "image": image_entry,
         "smoke": {"passed": True, "checks": []}, "build_seconds": 0.1, "git_commit": None,
@@ -219,10 +224,30 @@ def test_manifest_with_another_schema_is_refused() -> None:
         parse_manifest(b'{"schema": ', origin="m.json")
 
 
-def test_checks_run_every_executable_and_command_with_version_and_hello(dist: Path) -> None:
+def test_the_checks_are_the_ones_the_app_declared_for_a_device(dist: Path) -> None:
     content = parse_manifest((dist / "v1" / "manifest.json").read_bytes(), origin="m")
-    assert [c.label for c in checks_for(content)] == [
-        "slimfreeze --version", "slimfreeze hello", "hello", "telemetry --version"]
+    assert [(c.label, c.argv, c.exit, c.output) for c in checks_for(content)] == [
+        ("slimfreeze version", ("slimfreeze", "--version"), 0, ("^synthetic ",)),
+        ("hello greets", ("hello",), 0, ("^hello from ",)),
+        ("telemetry version", ("telemetry", "--version"), 0, ())]
+
+
+def test_a_declared_check_whose_output_does_not_match_switches_back(dist: Path, device: Path) -> None:
+    do_flash(dist, "v1", device)
+    manifest = json.loads((dist / "v2" / "manifest.json").read_text())
+    manifest["device_checks"][1]["output"] = ["^goodbye"]
+    (dist / "v2" / "manifest.json").write_text(json.dumps(manifest))
+    ran = cli("--profile", "v2", "--target", device, "--dist", dist)
+    line = assert_one_line_error(ran, code=1, fragment="`hello greets` run from the device printed 'hello from v2'")
+    assert "does not match '^goodbye'" in line and "switched back" in line
+    assert running_version(device) == "v1"
+
+
+def test_a_device_check_that_runs_outside_the_artifact_is_refused(dist: Path) -> None:
+    manifest = json.loads((dist / "v1" / "manifest.json").read_text())
+    manifest["device_checks"][0]["argv"] = ["../../bin/sh", "-c", "true"]
+    with pytest.raises(ArtifactError, match=r"device_checks\[0\]"):
+        parse_manifest(json.dumps(manifest).encode(), origin="m")
 
 
 # --- flashing a folder standing for a device ----------------------------------------------------
@@ -240,7 +265,7 @@ def test_flash_writes_a_slot_that_matches_the_build_and_runs_from_current(dist: 
     assert os.readlink(slot / "telemetry") == "slimfreeze"
     assert not (device / "slimfreeze" / "previous").exists()
     assert os.listdir(device / "slimfreeze" / "slots") == [slot.name]
-    assert any(line.startswith("flash: ran current/hello: hello from v1") for line in lines)
+    assert any(line.startswith("flash: ran current/hello greets: hello from v1") for line in lines)
     assert any("match their sha256" in line for line in lines)
 
 
@@ -418,7 +443,7 @@ def test_a_version_whose_commands_fail_is_switched_back_and_removed(dist: Path, 
     do_flash(dist, "v1", device)
     do_flash(dist, "v2", device)
     before = {name: slot_dir(device, name).name for name in ("current", "previous")}
-    with pytest.raises(CheckFailed, match=r"`slimfreeze hello` .* status 3: hello from v9; switched back"):
+    with pytest.raises(CheckFailed, match=r"`hello greets` .* status 3 \(expected 0\): hello from v9; switched back"):
         do_flash(dist, "broken", device)
     assert {name: slot_dir(device, name).name for name in ("current", "previous")} == before
     assert sorted(os.listdir(device / "slimfreeze" / "slots")) == sorted(before.values())

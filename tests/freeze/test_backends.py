@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from build.application import load_application
+from declared_app import with_app
+
 from build.config import Profile, resolve_profiles
 from build.errors import CommandFailed
 from build.freeze.backends import BACKENDS, BuildPlan, executables_for
@@ -20,6 +23,12 @@ from build.freeze.standins import DIRECTORY as STANDINS
 from build.toolchain import Toolchain, host_toolchain
 
 ROOT = Path(__file__).resolve().parents[2]
+APP = load_application(ROOT / "pyproject.toml")
+
+
+def make_profile(**keys) -> Profile:
+    """A profile of this project's app, as config would resolve it (every command unless given)."""
+    return Profile(**{"name": "p", "app": APP, "commands": APP.command_names, **keys})
 
 
 def plan_for(profile: Profile, tmp_path: Path, toolchain: Toolchain | None = None) -> BuildPlan:
@@ -43,7 +52,7 @@ def keyword(call: ast.Call, name: str):
 
 
 def test_multicall_onefile_spec_is_one_analysis_one_exe(tmp_path):
-    profile = Profile(name="p", strip=True, optimize=2, tls=False, exclude=("tkinter",))
+    profile = make_profile(strip=True, optimize=2, tls=False, exclude=("tkinter",))
     calls = spec_calls(spec_source(plan_for(profile, tmp_path)))
     assert len(calls["Analysis"]) == 1 and len(calls["EXE"]) == 1 and "COLLECT" not in calls
     analysis, exe = calls["Analysis"][0], calls["EXE"][0]
@@ -57,7 +66,7 @@ def test_multicall_onefile_spec_is_one_analysis_one_exe(tmp_path):
 
 
 def test_onedir_per_command_shares_one_collect(tmp_path):
-    profile = Profile(name="p", layout="onedir", multicall=False, commands=("telemetry", "hello"))
+    profile = make_profile(layout="onedir", multicall=False, commands=("telemetry", "hello"))
     calls = spec_calls(spec_source(plan_for(profile, tmp_path)))
     assert [keyword(e, "name") for e in calls["EXE"]] == ["telemetry", "hello"]
     assert all(keyword(e, "exclude_binaries") is True for e in calls["EXE"])
@@ -68,13 +77,13 @@ def test_onedir_per_command_shares_one_collect(tmp_path):
 
 
 def test_the_supervisor_executable_bundles_every_command_it_forks():
-    profile = Profile(name="p", layout="onedir", multicall=False, commands=("telemetry", "hello", "run"))
+    profile = make_profile(layout="onedir", multicall=False, commands=("telemetry", "hello", "run"))
     exes = {exe.name: exe.commands for exe in executables_for(profile)}
     assert exes == {"telemetry": ("telemetry",), "hello": ("hello",), "run": ("telemetry", "hello", "run")}
 
 
 def test_pyinstaller_work_files_stay_out_of_the_build_package(tmp_path):
-    profile = Profile(name="p", pyinstaller_args=("--log-level", "DEBUG"))
+    profile = make_profile(pyinstaller_args=("--log-level", "DEBUG"))
     [argv] = BACKENDS["pyinstaller"].command_lines(plan_for(profile, tmp_path))
     workpath = Path(argv[argv.index("--workpath") + 1])
     distpath = Path(argv[argv.index("--distpath") + 1])
@@ -85,7 +94,7 @@ def test_pyinstaller_work_files_stay_out_of_the_build_package(tmp_path):
 
 
 def test_nuitka_flags_follow_the_profile(tmp_path):
-    profile = Profile(name="p", backend="nuitka", optimize=2, tls=False, upx=True, compression="none",
+    profile = make_profile(backend="nuitka", optimize=2, tls=False, upx=True, compression="none",
                       exclude=("pydoc",), nuitka_args=("--lto=no",))
     [argv] = BACKENDS["nuitka"].command_lines(plan_for(profile, tmp_path))
     assert argv[1:3] == ["-m", "nuitka"] and "--onefile" in argv
@@ -98,13 +107,13 @@ def test_nuitka_flags_follow_the_profile(tmp_path):
 
 
 def test_nuitka_standalone_without_optimisation_has_no_python_flags(tmp_path):
-    profile = Profile(name="p", backend="nuitka", layout="onedir")
+    profile = make_profile(backend="nuitka", layout="onedir")
     [argv] = BACKENDS["nuitka"].command_lines(plan_for(profile, tmp_path))
     assert "--standalone" in argv and not any(a.startswith("--python-flag") for a in argv)
 
 
 def test_nuitka_builds_one_program_per_command_without_multicall(tmp_path):
-    profile = Profile(name="p", backend="nuitka", multicall=False, commands=("hello", "heartbeat"))
+    profile = make_profile(backend="nuitka", multicall=False, commands=("hello", "heartbeat"))
     argvs = BACKENDS["nuitka"].command_lines(plan_for(profile, tmp_path))
     assert [next(a for a in argv if a.startswith("--output-filename=")) for argv in argvs] == [
         "--output-filename=hello", "--output-filename=heartbeat"]
@@ -126,7 +135,7 @@ def test_every_backend_reports_its_versions(tmp_path):
 def test_the_freezer_runs_with_the_toolchains_python_behind_its_launcher(tmp_path, backend):
     toolchain = Toolchain(python=Path("/root-of-arm64/venv/bin/python"), launcher=("proot", "-q", "qemu"),
                           target="aarch64")
-    profile = resolve_profiles({"profiles": {"p": {"backend": backend}}})["p"]
+    profile = resolve_profiles(with_app({"profiles": {"p": {"backend": backend}}}))["p"]
     for argv in BACKENDS[backend].command_lines(plan_for(profile, tmp_path, toolchain)):
         assert argv[:4] == ["proot", "-q", "qemu", "/root-of-arm64/venv/bin/python"]
         assert argv[4:6] == ["-m", {"pyinstaller": "PyInstaller", "nuitka": "nuitka"}[backend]]
@@ -134,17 +143,19 @@ def test_the_freezer_runs_with_the_toolchains_python_behind_its_launcher(tmp_pat
 
 @pytest.mark.parametrize("stand_ins", [(), ("ssl",), ("ssl", "urllib.request")])
 def test_generated_entry_installs_stand_ins_before_the_app(tmp_path, stand_ins):
+    # The declared entry point is what the script calls, after the stand-ins are in place.
+    (tmp_path / "probe_app.py").write_text(
+        "def start():\n    import ssl, urllib.request\n    print(ssl.__name__, urllib.request.__name__)\n    return 7\n")
     entry = tmp_path / "entry.py"
-    probe = entry_source(stand_ins, "p").replace(
-        "from app.cli import main", "import ssl, urllib.request\nprint(ssl.__name__, urllib.request.__name__)\n"
-        "main = lambda: 0")
-    entry.write_text(probe)
-    out = subprocess.run([sys.executable, str(entry)], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": f"{ROOT}:{STANDINS}"}).stdout.split()
+    entry.write_text(entry_source(stand_ins, "p", "probe_app:start"))
+    ran = subprocess.run([sys.executable, str(entry)], capture_output=True, text=True,
+                         env={"PYTHONPATH": f"{tmp_path}:{STANDINS}"})
+    out = ran.stdout.split()
+    assert ran.returncode == 7, ran.stderr  # the entry point's return value is the exit status
     assert out[0] == ("_slimfreeze_ssl" if "ssl" in stand_ins else "ssl")
     assert out[1] == ("_slimfreeze_urllib_request" if "urllib.request" in stand_ins else "urllib.request")
 
 
 def test_profile_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
-        Profile(name="p").strip = True  # type: ignore[misc]
+        make_profile().strip = True  # type: ignore[misc]

@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from build.freeze import smoke
+from build.application import load_application
 from build.config import Profile
+from build.freeze import smoke
 from build.freeze.image import compressor_options, mksquashfs_command
 from build.manifest import sha256_of
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_xz_images_use_the_machines_branch_filter():
@@ -63,6 +66,9 @@ def test_flash_min_image_runs_every_command_against_the_broker(built, tmp_path):
         # the image holds the artifact and its links, not the manifest or itself
         assert sorted(p.name for p in root.iterdir()) == sorted(["slimfreeze", "_internal", *manifest["commands"]])
         assert (root / "telemetry").is_symlink()
-        checked = smoke.run(root, manifest["commands"], tls=False, log=tmp_path / "smoke.log", multicall="slimfreeze")
+        app = load_application(ROOT / "pyproject.toml")
+        checked = smoke.run(app, root, manifest["commands"], tls=False, log=tmp_path / "smoke.log", multicall=True)
     assert checked.passed, f"from the image ({how}):\n{checked.failure_text()}"
-    assert {c.name for c in checked.checks} >= {"hello", "telemetry", "heartbeat", "control", "help"}
+    # every declared scenario of every bundled command ran from the image
+    assert {c.name for c in checked.checks} == {label for label, _, _ in smoke.plan(
+        app, list(manifest["commands"]), tls=False, multicall=True)}

@@ -28,9 +28,11 @@ from build.report.sweep_section import SCRIPT, render_sweep_section
 from build.sweep.command import table_rows
 from build.sweep.records import (FIGURES, SCHEMA, SWEEP_NAME, empty_record, make_sweep, matrix, merge, rank,
                                  sizes_from_manifest, strategy)
+from build.application import load_application
 from build.sweep.run import MeasureSettings, collect, measure_dist
 
 ROOT = Path(__file__).resolve().parents[2]
+APP = load_application(ROOT / "pyproject.toml")
 
 
 def record(profile: str, device: int | None, *, ok: bool = True, run_id: str = "run-a", **extra) -> dict:
@@ -307,7 +309,7 @@ def test_an_artifact_for_another_architecture_is_sized_and_marked_emulated_not_t
     manifest = json.loads((dist_dir / "manifest.json").read_text())
     manifest["target"] = manifest["resolved_profile"]["target"] = foreign
     (dist_dir / "manifest.json").write_text(json.dumps(manifest))
-    rec = measure_dist(dist_dir, settings=MeasureSettings(runs=1, workers=1))
+    rec = measure_dist(dist_dir, APP, settings=MeasureSettings(runs=1, workers=1))
     assert rec["ok"] is True and rec["emulated"] is True and rec["target"] == foreign
     assert rec["device_bytes"] == manifest["total_bytes"]
     assert all(rec[figure] is None for figure in FIGURES)
@@ -318,7 +320,7 @@ def test_an_artifact_for_another_architecture_is_sized_and_marked_emulated_not_t
 def test_measure_dist_of_min_reads_real_startup_memory_and_unpacking(built):
     result = built("min")
     manifest = json.loads((result.dist_dir / "manifest.json").read_text())
-    rec = measure_dist(result.dist_dir, settings=MeasureSettings(runs=3, workers=3), build_seconds=result.seconds,
+    rec = measure_dist(result.dist_dir, APP, settings=MeasureSettings(runs=3, workers=3), build_seconds=result.seconds,
                        baseline_root=ROOT)
     assert rec["ok"] is True and rec["profile"] == "min"
     on_disk = sum(p.stat().st_size for p in result.dist_dir.rglob("*")

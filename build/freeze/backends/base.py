@@ -9,24 +9,19 @@ from pathlib import Path
 from typing import Protocol
 
 from build import proc
-from build.config import SUPERVISOR, Profile
+from build.config import Profile
 from build.errors import CommandFailed
 from build.toolchain import Toolchain
-
-MULTICALL_NAME = "slimfreeze"
 
 
 @dataclass(frozen=True, kw_only=True)
 class Executable:
-    """One executable to produce: its file name and the app commands it bundles."""
+    """One executable to produce: its file name, the app commands it bundles, and the modules
+    those commands declare (imported by name at run time, so freezers cannot see them)."""
 
     name: str
     commands: tuple[str, ...]
-
-    @property
-    def hidden_imports(self) -> tuple[str, ...]:
-        # Commands are imported lazily by name, so freezers cannot see them: name them.
-        return tuple(f"app.commands.{command}" for command in self.commands)
+    hidden_imports: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,12 +52,18 @@ def bytecode_env(profile: Profile) -> dict[str, str]:
 
 
 def executables_for(profile: Profile) -> tuple[Executable, ...]:
-    """One multi-call executable, or one executable per command (the supervisor's bundles every
-    command, since it runs them all as its workers)."""
+    """One multi-call executable named as the app's program, or one executable per command (a
+    supervisor's bundles every command, since it runs them all as its workers)."""
+    app = profile.app
+    assert app is not None
+
+    def executable(name: str, commands: tuple[str, ...]) -> Executable:
+        modules = tuple(dict.fromkeys(m for c in commands for m in app.commands[c].modules))
+        return Executable(name=name, commands=commands, hidden_imports=modules)
+
     if profile.multicall:
-        return (Executable(name=MULTICALL_NAME, commands=profile.commands),)
-    return tuple(Executable(name=command, commands=profile.commands if command == SUPERVISOR else (command,))
-                 for command in profile.commands)
+        return (executable(app.program, profile.commands),)
+    return tuple(executable(command, app.bundled_by(command, profile.commands)) for command in profile.commands)
 
 
 def distribution_versions(toolchain: Toolchain, names: tuple[str, ...]) -> dict[str, str]:
