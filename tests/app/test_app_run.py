@@ -34,6 +34,11 @@ def parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
 
 
+def sqlite_mapped(pid: int) -> list[str]:
+    """The SQLite files (the _sqlite3 extension, libsqlite3) mapped into process `pid`."""
+    return sorted({m.path for m in psutil.Process(pid).memory_maps() if "sqlite3" in Path(m.path).name})
+
+
 def onlines(seen: Subscriber, n: int, topic: str = STATUS) -> None:
     seen.wait_for(lambda ms: sum(m.payload == b"online" for m in ms) >= n, topic_filter=topic,
                   what=f"{n} x online")
@@ -106,7 +111,7 @@ def test_help_documents_the_worker_syntax_and_the_entry_lists_run() -> None:
 
 @pytest.mark.parametrize("args, env, line", [
     (["telemetry", "reboot"], {},
-     "unknown command 'reboot'; choose from: control, heartbeat, hello, telemetry"),
+     "unknown command 'reboot'; choose from: control, heartbeat, hello, store, telemetry"),
     ([], {}, "the following arguments are required: COMMAND[:ARGS]"),
     (["heartbeat", "heartbeat:--interval=1"], {}, "command 'heartbeat' is listed twice"),
     (["run"], {}, "'run' cannot run itself"),
@@ -156,6 +161,8 @@ def test_all_three_workers_publish_and_answer_as_children_of_one_process(broker:
         reply = json.loads(seen.wait_count(1, f"devices/{DEVICE}/reply")[0].payload)
         workers = dict(started_pids(p))
         assert reply["ok"] and reply["id"] == "s1" and reply["result"]["pid"] == workers["control"]
+        # A command's own PRELOAD (store's sqlite3) is loaded only when it is one of the workers.
+        assert sqlite_mapped(p.proc.pid) == []
         assert sorted(workers) == ["control", "heartbeat", "telemetry"]
         assert {parent_of(pid) for pid in workers.values()} == {p.proc.pid}
         p.send_signal(signal.SIGTERM)
