@@ -179,6 +179,23 @@ def test_all_three_workers_publish_and_answer_as_children_of_one_process(broker:
 
 
 @pytest.mark.integration
+def test_a_command_with_its_own_preload_gets_it_shared(tmp_path: Path, broker: Broker, app: AppRunner,
+                                                      supervise: Start) -> None:
+    """store needs sqlite3 (its module's PRELOAD): the supervisor imports it before the fork when,
+    and only when, store is a worker (the test above checks the other half)."""
+    with Subscriber(broker.host, broker.port, [f"devices/{DEVICE}/store"]) as seen:
+        p = supervise(f"store:--db={tmp_path / 'store.db'} --interval=0.02", "heartbeat:--interval=0.05",
+                      *app.mqtt_args(broker), "--log-level", "debug")
+        readings = [json.loads(m.payload) for m in seen.wait_count(3, f"devices/{DEVICE}/store")]
+        assert [Path(f).name for f in sqlite_mapped(p.proc.pid)] != []
+        p.send_signal(signal.SIGTERM)
+        assert p.wait() == 0, p.stderr_text()
+    assert [r["seq"] for r in readings[:3]] == [1, 2, 3]
+    for name in ("store", "heartbeat"):
+        assert f"{name}: modules imported after the fork: none" in p.stderr_text()
+
+
+@pytest.mark.integration
 def test_a_killed_worker_is_restarted_and_resumes(broker: Broker, app: AppRunner, supervise: Start) -> None:
     topic = f"devices/{DEVICE}/heartbeat"
     with Subscriber(broker.host, broker.port, [STATUS, topic]) as seen:
