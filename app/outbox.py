@@ -24,7 +24,8 @@ BUSY_TIMEOUT = 1.0  # seconds to wait for another process's lock before saying t
 
 
 class OutboxError(ValueError):
-    """The file cannot be used as an outbox; the text completes "<where> <path>: ..."."""
+    """The file cannot be used as an outbox, or a write failed (disk full, I/O error); the text
+    completes "<path>: ..."."""
 
 
 class Outbox:
@@ -42,30 +43,39 @@ class Outbox:
         """Commit make_payload(seq) as the next message; return (seq, the seqs of the oldest rows
         dropped to stay within max_rows)."""
         seq = self.last_seq + 1
-        with self._db:  # one transaction: the new row and the room it needs, or neither
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("INSERT INTO outbox (seq, topic, payload) VALUES (?, ?, ?)",
-                             (seq, topic, make_payload(seq)))
-            dropped = []
-            excess = self.rows + 1 - self.max_rows
-            if excess > 0:
-                dropped = [row[0] for row in self._db.execute(
-                    "SELECT seq FROM outbox ORDER BY seq LIMIT ?", (excess,))]
-                self._db.execute("DELETE FROM outbox WHERE seq <= ?", (dropped[-1],))
+        payload = make_payload(seq)
+        try:
+            with self._db:  # one transaction: the new row and the room it needs, or neither
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("INSERT INTO outbox (seq, topic, payload) VALUES (?, ?, ?)", (seq, topic, payload))
+                dropped = []
+                excess = self.rows + 1 - self.max_rows
+                if excess > 0:
+                    dropped = [row[0] for row in self._db.execute(
+                        "SELECT seq FROM outbox ORDER BY seq LIMIT ?", (excess,))]
+                    self._db.execute("DELETE FROM outbox WHERE seq <= ?", (dropped[-1],))
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot store message {seq}: {_reason(exc)}") from None
         self.last_seq = seq
         self.rows += 1 - len(dropped)
         return seq, dropped
 
     def after(self, seq: int, limit: int) -> list[tuple[int, str, str]]:
         """Up to `limit` messages (seq, topic, payload) with a seq above `seq`, oldest first."""
-        return self._db.execute("SELECT seq, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-                                (seq, limit)).fetchall()
+        try:
+            return self._db.execute("SELECT seq, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                                    (seq, limit)).fetchall()
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot read messages: {_reason(exc)}") from None
 
     def delete_through(self, seq: int) -> None:
         """Forget every message up to and including `seq` (the broker has them)."""
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            deleted = self._db.execute("DELETE FROM outbox WHERE seq <= ?", (seq,)).rowcount
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                deleted = self._db.execute("DELETE FROM outbox WHERE seq <= ?", (seq,)).rowcount
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot delete acknowledged messages: {_reason(exc)}") from None
         self.rows -= deleted
 
     def close(self) -> None:

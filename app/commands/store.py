@@ -15,7 +15,7 @@ PRELOAD = ("sqlite3", "app.outbox")
 DESCRIPTION = """\
 Store-and-forward: every --interval seconds, take a reading of the device (load average,
 memory, uptime, free disk), commit it to the SQLite file --db first, then publish it with
-QoS 1 to devices/<id>/store as JSON {"device", "seq", "ts", ...the reading}. A row is
+QoS 1 (whatever --qos says) to devices/<id>/store as JSON {"device", "seq", "ts", ...the reading}. A row is
 deleted only when the broker acknowledged it. While the broker is away, readings wait in
 the file (at most --max-rows: beyond that the OLDEST are dropped, with a warning); once it
 is back they are sent in sequence order before any newer one. A restart resumes from the
@@ -93,6 +93,16 @@ class Forwarder:
         self.dropped = 0
 
     def run(self, conn: "Connection") -> int:
+        """The work given to Connection.run: its exit status; a file that fails is one line, exit 1."""
+        from app.mqtt import MqttError
+        from app.outbox import OutboxError
+
+        try:
+            return self._run(conn)
+        except OutboxError as exc:
+            raise MqttError(f"{self.outbox.path}: {exc}") from None
+
+    def _run(self, conn: "Connection") -> int:
         import time
 
         self.log.info("%s: %d reading(s) waiting, next seq %d", self.outbox.path, self.outbox.rows,
@@ -111,7 +121,12 @@ class Forwarder:
                 return 0
             self.send(conn)
             timeout = next_at - time.monotonic()
-            conn.wait(min(timeout, ACK_POLL) if self.in_flight else timeout)
+            conn.wait(min(timeout, ACK_POLL) if self.in_flight and conn.connected else timeout)
+        if self.in_flight and conn.connected:
+            # Stopped: let what the broker is about to acknowledge leave the file, so that the
+            # next start does not send it again (bounded by --ack-timeout).
+            conn.wait_acked([info for _seq, info, _number in self.in_flight], stop_early=False)
+            self.collect_acks()
         if self.outbox.rows:
             self.log.info("%d reading(s) wait in %s for the next start", self.outbox.rows, self.outbox.path)
         return 0
@@ -161,7 +176,7 @@ class Forwarder:
         if room <= 0:
             return
         for seq, topic, payload in self.outbox.after(self.handed, room):
-            info = conn.publish(topic, payload, qos=1)
+            info = conn.publish(topic, payload, qos=1)  # always 1: only an acknowledgement deletes a row
             if info is None:
                 return  # the client's queue is full (--max-queued); the row waits in the file
             self.in_flight.append((seq, info, current))

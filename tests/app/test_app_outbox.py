@@ -137,3 +137,15 @@ def test_an_empty_existing_file_becomes_an_outbox(tmp_path: Path) -> None:
     assert isinstance(box, Outbox) and box.append("t", payload)[0] == 1
     box.close()
     assert len(rows_of(path)) == 1
+
+
+def test_a_write_that_fails_is_an_outbox_error_and_changes_nothing(tmp_path: Path) -> None:
+    """A full disk, seen through SQLite's own limit on the file's size (max_page_count)."""
+    box = open_outbox(str(tmp_path / "s.db"), max_rows=1000)
+    box.append("t", payload)
+    pages = box._db.execute("PRAGMA page_count").fetchone()[0]  # noqa: SLF001 - no public way to fill a disk
+    box._db.execute(f"PRAGMA max_page_count = {pages}")  # noqa: SLF001
+    with pytest.raises(OutboxError, match=r"^cannot store message 2: SQLite: database or disk is full$"):
+        box.append("t", lambda seq: "x" * 100_000)
+    assert (box.rows, box.last_seq, [seq for seq, _t, _p in box.after(0, 10)]) == (1, 1, [1])
+    box.close()

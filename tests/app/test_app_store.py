@@ -130,6 +130,25 @@ def test_a_new_process_resumes_the_backlog_of_a_killed_one(tmp_path: Path, broke
     assert left and left[0] == len(backlog) + 1
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_ends_it_cleanly_sending_nothing_twice(tmp_path: Path, broker: Broker, app: AppRunner,
+                                                            signum: int) -> None:
+    """Exit 0 and "offline"; every reading is either with the broker or in the file, never both,
+    so the next start neither loses nor repeats one."""
+    db = tmp_path / "store.db"
+    with Subscriber(broker.host, broker.port, [f"devices/{DEVICE}/#"]) as seen:
+        worker = app.start("store", "--db", str(db), "--interval", "0.005", *app.mqtt_args(broker))
+        wait_distinct(seen, 20)
+        worker.send_signal(signum)
+        assert worker.wait() == 0, worker.stderr_text()
+        seen.wait_payload(STATUS, "offline")
+    received = {r["seq"] for r in first_seen(seen)}
+    kept = seqs_in_file(db)
+    assert received.isdisjoint(kept)
+    assert sorted(received | set(kept)) == list(range(1, max(received | set(kept)) + 1))
+    assert f"{signal.Signals(signum).name} received" in worker.stderr_text()
+
+
 def test_max_rows_drops_the_oldest_with_a_warning(tmp_path: Path, app: AppRunner) -> None:
     db = tmp_path / "store.db"
     worker = app.start("store", "--db", str(db), "--max-rows", "5", "--interval", "0.01", "--log-level", "debug",
