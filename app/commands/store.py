@@ -14,14 +14,15 @@ PRELOAD = ("sqlite3", "app.outbox")
 
 DESCRIPTION = """\
 Store-and-forward: every --interval seconds, take a reading of the device (load average,
-memory, uptime, free disk), commit it to the SQLite file --db first, then publish it with
-QoS 1 (whatever --qos says) to devices/<id>/store as JSON {"device", "seq", "ts", ...the reading}. A row is
-deleted only when the broker acknowledged it. While the broker is away, readings wait in
-the file (at most --max-rows: beyond that the OLDEST are dropped, with a warning); once it
-is back they are sent in sequence order before any newer one. A restart resumes from the
-file, seq included. Readings are taken from the start even if the broker cannot be
-reached (--connect-timeout does not apply). Delivery is at least once: receivers drop
-repeats by (device, seq)."""
+memory, uptime, free disk), commit it to the SQLite file --db first, then publish it
+with QoS 1 (whatever --qos says) to devices/<id>/store as JSON {"device", "seq", "ts",
+...the reading}. A row is deleted only when the broker acknowledged it. While the broker
+is away, readings wait in the file (at most --max-rows: beyond that the OLDEST are
+dropped, with a warning); once it is back they are sent in sequence order before any
+newer one. A restart resumes from the file, seq included. Readings are taken from the
+start even if the broker cannot be reached (--connect-timeout does not apply). Delivery
+is at least once: receivers drop repeats by (device, seq). One process at a time owns
+the file; a second one is refused."""
 
 # Messages handed to the MQTT client but not yet acknowledged, at most: paho's own in-flight
 # limit (max_inflight_messages, 20); more would only wait in its memory, while the file keeps them.

@@ -78,18 +78,19 @@ def test_the_broker_stopped_mid_run_loses_nothing_and_keeps_the_order(tmp_path: 
     loads again, so whatever store sends after the restart reaches it, whichever reconnects first.
     """
     db = tmp_path / "store.db"
-    total = 120
+    total = 150
     with Subscriber(broker.host, broker.port, [TOPIC]) as seen:
         worker = app.start("store", "--db", str(db), "--count", str(total), "--interval", "0.02",
-                           *app.mqtt_args(broker))
+                           "--log-level", "debug", *app.mqtt_args(broker))
         wait_distinct(seen, 10)
         port = broker.port
         broker.stop()
         down_since = time.time()
         worker.wait_for_stderr("lost")
-        noticed = time.time()
-        while time.time() < noticed + 1.0:  # about 50 readings go to the file meanwhile
-            time.sleep(0.05)
+        # More readings than store hands to the client at once (20) wait in the file.
+        last_seen = max(r["seq"] for r in first_seen(seen))
+        assert last_seen + 40 < total
+        worker.wait_for_stderr(f"reading {last_seen + 40} stored")
         up_again = time.time()
         broker.start()
         assert broker.port == port
@@ -97,8 +98,7 @@ def test_the_broker_stopped_mid_run_loses_nothing_and_keeps_the_order(tmp_path: 
         readings = wait_distinct(seen, total)
     seqs = [r["seq"] for r in readings]
     assert seqs == list(range(1, total + 1))  # none lost, in order (a repeat may follow its original)
-    taken_while_down = [r["seq"] for r in readings if down_since < r["ts"] < up_again]
-    assert len(taken_while_down) >= 10, "too few readings were taken while the broker was down"
+    assert [r for r in readings if down_since < r["ts"] < up_again], "no reading was taken while the broker was down"
     log = worker.stderr_text()
     assert "lost" in log and "reconnected to" in log
     assert [s for s in seqs_in_file(db) if s <= total] == []
