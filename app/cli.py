@@ -20,6 +20,7 @@ COMMANDS = {
     "heartbeat": "publish a sequence-numbered heartbeat to devices/<id>/heartbeat",
     "hello": "print a greeting and exit (no MQTT)",
     "run": "run several commands in one process that imports once and forks a worker for each",
+    "store": "publish readings to devices/<id>/store, kept in an SQLite file until the broker has them",
     "telemetry": "publish a JSON reading of the device to devices/<id>/telemetry",
 }
 MULTICALL_NAME = "slimfreeze"

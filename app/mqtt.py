@@ -10,6 +10,9 @@ What the connection guarantees:
   QoS 1/2 messages published while the broker is away stay queued (up to --max-queued) and are sent
   after the reconnect; subscriptions are made again on every connect (clean sessions);
 - `publish()` with QoS, `wait_acked()` with a bound;
+- `run(work, wait_online=False)` starts the work before the first connection (a worker that keeps
+  its own durable backlog, like `store`): the broker is then reached in the background, and
+  `connected` / `connections` tell the work when it may send;
 - SIGTERM/SIGINT end the work; `close()` publishes "offline" (retained), waits for what is still
   unacknowledged (bounded), disconnects, and `run()` returns 0.
 
@@ -59,6 +62,7 @@ class Connection:
         self._fatal = None            # MqttError found by the network thread before the first "online"
         self._ready = threading.Event()  # connected, subscribed, "online" sent
         self._ever_ready = False
+        self._connections = 0         # successful CONNACKs so far (paho's network thread counts)
         self._closed = False
         self._closing = False
         self._started = False
@@ -151,8 +155,11 @@ class Connection:
 
     # ---- the life cycle ----
 
-    def run(self, work: Callable[["Connection"], int]) -> int:
-        """Set up, connect, return `work(self)`'s exit status; always close. Never raises MqttError."""
+    def run(self, work: Callable[["Connection"], int], *, wait_online: bool = True) -> int:
+        """Set up, connect, return `work(self)`'s exit status; always close. Never raises MqttError.
+
+        With wait_online=False the work starts at once, whether or not the broker answers (see connect()).
+        """
         from app.settings import configure_logging
 
         configure_logging(self.settings.log_level)
@@ -163,7 +170,9 @@ class Connection:
                 if self.settings.tls:
                     self._setup_tls()
                 self._install_signals()
-                status = work(self) if self.connect() else 0
+                status = work(self) if self.connect(wait=wait_online) else 0
+                if self._fatal is not None:
+                    raise self._fatal  # refused by the broker while the work was already running
                 if self._signal is not None:
                     log.info("%s received, shutting down", signal.Signals(self._signal).name)
                 return status or self.exit_code
@@ -175,13 +184,19 @@ class Connection:
         finally:
             threading.excepthook = old_hook
 
-    def connect(self) -> bool:
+    def connect(self, wait: bool = True) -> bool:
         """Make the first connection; return True once "online", False if stopped before that.
 
         The first attempts run in the caller's thread so that their errors are known: a server
         certificate that does not verify, or a broker that refuses us, ends the program with a clear
         message; an unreachable broker is retried with backoff until --connect-timeout. After that,
         paho's network thread keeps the connection up by itself.
+
+        With wait=False only the first attempt is made here (a certificate that does not verify is
+        still an error); whatever its outcome, paho's network thread takes over at once, retrying
+        with backoff for as long as it takes (--connect-timeout does not apply), and this returns
+        True without waiting for "online". A broker that refuses us later stops the work with
+        that error.
         """
         s = self.settings
         deadline = time.monotonic() + s.connect_timeout if s.connect_timeout else None
@@ -199,6 +214,10 @@ class Connection:
                     raise MqttError(f"TLS: server certificate did not verify: {exc.verify_message} "
                                     f"({self.where})") from None
                 reason = _describe(exc)
+            if not wait:
+                # paho keeps the address from connect() and its network thread reconnects by itself.
+                log.warning("cannot connect to %s: %s; retrying in the background", self.where, reason)
+                break
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 raise MqttError(f"cannot connect to {self.where}: {reason} "
@@ -211,6 +230,8 @@ class Connection:
 
         self._client.loop_start()
         self._started = True
+        if not wait:
+            return True
         while not self._ready.is_set():
             if self._fatal is not None:
                 raise self._fatal
@@ -251,6 +272,18 @@ class Connection:
     def stopping(self) -> bool:
         return self._stop
 
+    @property
+    def connected(self) -> bool:
+        """Connected, subscribed and "online" sent: what is published now goes out at once."""
+        return self._ready.is_set()
+
+    @property
+    def connections(self) -> int:
+        """How many times the broker accepted the connection so far. After each new connection paho
+        first sends again what the last one left unacknowledged, from its own thread: a caller that
+        needs strict order publishes nothing new until those older messages are acknowledged."""
+        return self._connections
+
     def stop(self, exit_code: int = 0) -> None:
         """Ask the work to end (any thread); a non-zero exit_code becomes the process status."""
         if exit_code:
@@ -270,6 +303,12 @@ class Connection:
                 return True
             self._wait(remaining)
         return False
+
+    def wait(self, timeout: float | None) -> None:
+        """Block until something happens (an acknowledgement, a connect or disconnect, a stop) or
+        `timeout` passes. An acknowledgement may become visible shortly after its wake-up (see
+        wait_acked), so a caller waiting for one looks again after a short timeout."""
+        self._wait(timeout)
 
     def wait_for_stop(self) -> int:
         """Block until a signal or stop(); return 0 (the work of a command that only reacts)."""
@@ -405,10 +444,11 @@ class Connection:
             message = f"the broker at {self.where} refused the connection: {reason_code}"
             if not self._ever_ready:
                 self._fatal = MqttError(message)
-                self._wake()
+                self.stop(exit_code=1)  # ends a work that started before the first connection
             else:
                 log.error("%s; retrying", message)
             return
+        self._connections += 1
         log.info("%s to %s as %s", "reconnected" if self._ever_ready else "connected", self.where,
                  self.settings.client_id)
         self._sub_filters = list(self._handlers.items())
@@ -425,7 +465,7 @@ class Connection:
             message = f"the broker at {self.where} refused the subscription to {', '.join(refused)}"
             if not self._ever_ready:
                 self._fatal = MqttError(message)
-                self._wake()
+                self.stop(exit_code=1)
                 return
             log.error(message)
         self._announce()
@@ -462,9 +502,9 @@ def _describe(exc: BaseException) -> str:
 
 
 def run(settings: Settings, prog: str, work: Callable[[Connection], int],
-        handlers: dict[str, Callable[[str, bytes], None]] | None = None) -> int:
+        handlers: dict[str, Callable[[str, bytes], None]] | None = None, *, wait_online: bool = True) -> int:
     """Shortcut: Connection(settings, prog), subscribe `handlers` ({filter: callable}), run(work)."""
     connection = Connection(settings, prog)
     for topic_filter, handler in (handlers or {}).items():
         connection.subscribe(topic_filter, handler)
-    return connection.run(work)
+    return connection.run(work, wait_online=wait_online)

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 APP_ENV_VARS = ("MQTT_HOST", "MQTT_PORT", "MQTT_USERNAME", "MQTT_PASSWORD", "MQTT_TLS", "MQTT_TLS_CA",
                 "MQTT_TLS_CERT", "MQTT_TLS_KEY", "MQTT_TLS_INSECURE", "DEVICE_ID", "MQTT_CLIENT_ID",
                 "MQTT_KEEPALIVE", "MQTT_QOS", "MQTT_CONNECT_TIMEOUT", "MQTT_ACK_TIMEOUT", "MQTT_RECONNECT_MIN",
-                "MQTT_RECONNECT_MAX", "MQTT_MAX_QUEUED", "LOG_LEVEL")
+                "MQTT_RECONNECT_MAX", "MQTT_MAX_QUEUED", "LOG_LEVEL", "STORE_DB")
 DEVICE = "dev"
 WAIT = 30.0  # generous bound for things that normally take milliseconds; only reached on failure
 

@@ -53,7 +53,9 @@ STABLE_AFTER = 10.0        # a worker that ran this long before failing starts i
 REAP_POLL = 0.5            # longest sleep between looks for exited workers (see _wait_signal)
 STOP_TIMEOUT = 20.0        # longer than the workers' default --ack-timeout (10 s) for their last messages
 # What the MQTT commands import inside main(); loaded here, before the fork, so that every worker
-# shares it instead of importing its own copy. A test checks that the workers import nothing else.
+# shares it instead of importing its own copy. A command that needs more declares it in its own
+# module's PRELOAD (store: sqlite3), loaded only when that command is one of the workers, so that
+# the others do not pay for it. A test checks that the workers import nothing else.
 PRELOAD = ("argparse", "json", "logging", "app.settings", "app.sysinfo", "app.mqtt")
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _WAITED = {signal.SIGCHLD, *_STOP_SIGNALS}
@@ -88,7 +90,8 @@ def main(args: list[str], prog: str) -> int:
     for worker in workers:
         if not _import_command(worker.name):
             p.error(f"command '{worker.name}' is not included in this build")
-    for module_name in PRELOAD:
+    extra = [name for w in workers for name in getattr(sys.modules[f"app.commands.{w.name}"], "PRELOAD", ())]
+    for module_name in (*PRELOAD, *extra):
         try:
             __import__(module_name)
         except ModuleNotFoundError:

@@ -45,7 +45,7 @@ def test_help_lists_every_command() -> None:
     result = python_app("--help")
     assert result.returncode == 0, result.stderr
     listed = [line.split()[0] for line in result.stdout.split("commands:\n")[1].split("\n\n")[0].splitlines()]
-    assert listed == sorted(COMMANDS) == ["control", "heartbeat", "hello", "run", "telemetry"]
+    assert listed == sorted(COMMANDS) == ["control", "heartbeat", "hello", "run", "store", "telemetry"]
 
 
 def test_version() -> None:

@@ -34,6 +34,11 @@ def parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
 
 
+def sqlite_mapped(pid: int) -> list[str]:
+    """The SQLite files (the _sqlite3 extension, libsqlite3) mapped into process `pid`."""
+    return sorted({m.path for m in psutil.Process(pid).memory_maps() if "sqlite3" in Path(m.path).name})
+
+
 def onlines(seen: Subscriber, n: int, topic: str = STATUS) -> None:
     seen.wait_for(lambda ms: sum(m.payload == b"online" for m in ms) >= n, topic_filter=topic,
                   what=f"{n} x online")
@@ -106,7 +111,7 @@ def test_help_documents_the_worker_syntax_and_the_entry_lists_run() -> None:
 
 @pytest.mark.parametrize("args, env, line", [
     (["telemetry", "reboot"], {},
-     "unknown command 'reboot'; choose from: control, heartbeat, hello, telemetry"),
+     "unknown command 'reboot'; choose from: control, heartbeat, hello, store, telemetry"),
     ([], {}, "the following arguments are required: COMMAND[:ARGS]"),
     (["heartbeat", "heartbeat:--interval=1"], {}, "command 'heartbeat' is listed twice"),
     (["run"], {}, "'run' cannot run itself"),
@@ -156,6 +161,8 @@ def test_all_three_workers_publish_and_answer_as_children_of_one_process(broker:
         reply = json.loads(seen.wait_count(1, f"devices/{DEVICE}/reply")[0].payload)
         workers = dict(started_pids(p))
         assert reply["ok"] and reply["id"] == "s1" and reply["result"]["pid"] == workers["control"]
+        # A command's own PRELOAD (store's sqlite3) is loaded only when it is one of the workers.
+        assert sqlite_mapped(p.proc.pid) == []
         assert sorted(workers) == ["control", "heartbeat", "telemetry"]
         assert {parent_of(pid) for pid in workers.values()} == {p.proc.pid}
         p.send_signal(signal.SIGTERM)
@@ -168,6 +175,23 @@ def test_all_three_workers_publish_and_answer_as_children_of_one_process(broker:
     # The shared --log-level reached every worker, and each found everything it runs already
     # imported by the supervisor: nothing of its own, all shared.
     for name in workers:
+        assert f"{name}: modules imported after the fork: none" in p.stderr_text()
+
+
+@pytest.mark.integration
+def test_a_command_with_its_own_preload_gets_it_shared(tmp_path: Path, broker: Broker, app: AppRunner,
+                                                      supervise: Start) -> None:
+    """store needs sqlite3 (its module's PRELOAD): the supervisor imports it before the fork when,
+    and only when, store is a worker (the test above checks the other half)."""
+    with Subscriber(broker.host, broker.port, [f"devices/{DEVICE}/store"]) as seen:
+        p = supervise(f"store:--db={tmp_path / 'store.db'} --interval=0.02", "heartbeat:--interval=0.05",
+                      *app.mqtt_args(broker), "--log-level", "debug")
+        readings = [json.loads(m.payload) for m in seen.wait_count(3, f"devices/{DEVICE}/store")]
+        assert [Path(f).name for f in sqlite_mapped(p.proc.pid)] != []
+        p.send_signal(signal.SIGTERM)
+        assert p.wait() == 0, p.stderr_text()
+    assert [r["seq"] for r in readings[:3]] == [1, 2, 3]
+    for name in ("store", "heartbeat"):
         assert f"{name}: modules imported after the fork: none" in p.stderr_text()
 
 
