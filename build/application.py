@@ -96,6 +96,7 @@ class Scenario:
     lists_commands: bool = False           # its output names every command the build bundles
     creates: tuple[str, ...] = ()          # files that exist afterwards
     ready: tuple[Messages, ...] = ()       # long-running: seen before it is exercised
+    ready_output: str | None = None        # long-running: ready once its output matches this
     messages: tuple[Messages, ...] = ()
     requests: tuple[Request, ...] = ()
     stop: str | None = None                # a signal name: the command runs until sent it
@@ -321,7 +322,7 @@ def _request(path: str, raw: Any) -> Request:
                    reply=reply)
 
 
-SCENARIO_KEYS = ("name", "args", "env", "exit", "output", "lists_commands", "creates", "ready", "messages",
+SCENARIO_KEYS = ("name", "args", "env", "exit", "output", "lists_commands", "creates", "ready", "ready_output", "messages",
                  "requests", "stop", "after_stop", "needs", "tls", "device", "timeout")
 SIGNALS = tuple(s.name for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2))
 
@@ -340,6 +341,7 @@ def _scenario(path: str, raw: Any) -> Scenario:
         output=table.texts("output", placeholders=True, regex=True), lists_commands=table.flag("lists_commands"),
         creates=table.texts("creates", placeholders=True),
         ready=tuple(_messages(p, t) for p, t in table.tables("ready")),
+        ready_output=_regex(f"{path}.ready_output", table.optional_text("ready_output", placeholders=True)),
         messages=tuple(_messages(p, t) for p, t in table.tables("messages")),
         requests=tuple(_request(p, t) for p, t in table.tables("requests")),
         stop=stop, after_stop=tuple(_messages(p, t) for p, t in table.tables("after_stop")),
@@ -347,8 +349,9 @@ def _scenario(path: str, raw: Any) -> Scenario:
         timeout=table.seconds("timeout", DEFAULT_TIMEOUT))
     if scenario.exit > 255:
         raise table.fail("exit", "an exit status from 0 to 255")
-    if not scenario.long_running and (scenario.ready or scenario.requests or scenario.after_stop):
-        raise ConfigError(f"{path}: 'ready', 'requests' and 'after_stop' need a long-running command: "
+    if not scenario.long_running and (scenario.ready or scenario.ready_output or scenario.requests
+                                      or scenario.after_stop):
+        raise ConfigError(f"{path}: 'ready', 'ready_output', 'requests' and 'after_stop' need a long-running command: "
                           f"say which signal stops it (stop = \"SIGTERM\")")
     if scenario.device:
         used = {name for text in (*scenario.args, *scenario.env.values()) for name in PLACEHOLDER.findall(text)}

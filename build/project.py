@@ -58,6 +58,8 @@ PROJECT_OPTIONS = (
     ("--dist", {"type": Path, "help": "artifacts folder (default: <project>/dist)"}),
     ("--work", {"type": Path, "help": "work/cache folder (default: <project>/work)"}),
     ("--reports", {"type": Path, "help": "reports folder (default: <project>/size_reports)"}),
+    ("--cache", {"type": Path, "help": "folder of compiled runtimes and target roots, reusable by other "
+                                       "projects (default: <work>/.cache)"}),
 )
 
 
@@ -69,7 +71,8 @@ def add_project_options(parser: argparse.ArgumentParser) -> None:
 
 
 def project_from(args: argparse.Namespace) -> Project:
-    return Project.at(args.project, dist=args.dist, work=args.work, reports=args.reports)
+    return Project.at(args.project, dist=args.dist, work=args.work, reports=args.reports,
+                      cache=getattr(args, "cache", None))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,4 +88,15 @@ def pins(pyproject_text: str) -> Pins:
     project = tomllib.loads(pyproject_text).get("project", {})
     return Pins(run=tuple(project.get("dependencies", [])),
                 build=tuple(project.get("optional-dependencies", {}).get("build", [])))
+
+
+# slimfreeze's own pyproject.toml: the freezers and what a build runs are pinned there, whatever
+# application is built (for this repository's app it is the same file).
+TOOL_PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+
+
+def freezer_pins(project: Project) -> Pins:
+    """What a freezer's venv gets: the application's run-time pins, slimfreeze's build pins."""
+    return Pins(run=pins(project.pyproject.read_text(encoding="utf-8")).run,
+                build=pins(TOOL_PYPROJECT.read_text(encoding="utf-8")).build)
 

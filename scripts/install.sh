@@ -12,7 +12,7 @@ APT_PACKAGES=(mosquitto mosquitto-clients patchelf squashfs-tools binutils opens
               gcc ccache
               # runtime = "size" (build/runtime/): Debian's python3.11 source, unpacked by dpkg-source
               # and compiled with what the app and the freezer load (ctypes, zlib, ssl/hashlib).
-              dpkg-dev make pkg-config libffi-dev zlib1g-dev libssl-dev
+              dpkg-dev make pkg-config libffi-dev zlib1g-dev libssl-dev libsqlite3-dev
               # target = "aarch64"/"armv7" (build/targets/): a Debian root of that architecture made
               # by mmdebstrap, its programs run by proot + qemu user-mode emulation.
               mmdebstrap gpg proot qemu-user-static

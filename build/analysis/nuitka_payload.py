@@ -49,7 +49,19 @@ class Payload:
 
 
 def looks_like_starter(data: bytes) -> bool:
-    return data[:4] == b"\x7fELF" and STARTER_MARKER in data
+    """A Nuitka onefile starter: its own error message, or, once Nuitka's upx plugin packed the
+    starter (which hides that text), a payload that parses at its end."""
+    if data[:4] != b"\x7fELF":
+        return False
+    if STARTER_MARKER in data:
+        return True
+    if b"UPX!" not in data[:4096]:
+        return False
+    try:
+        find_payload(data, label="")
+    except ArtifactError:
+        return False
+    return True
 
 
 def find_payload(data: bytes, *, label: str) -> Payload:

@@ -14,6 +14,7 @@ import secrets
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +115,17 @@ def filled_messages(expected: Messages, values: Mapping[str, str]) -> Messages:
                     json_keys=expected.json_keys)
 
 
+def await_output(read: Callable[[], str], pattern: str, *, timeout: float, alive: Callable[[], bool]) -> None:
+    """Wait until what `read()` returns matches `pattern` (a long-running program says it is ready)."""
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, read(), re.MULTILINE):
+        if not alive():
+            raise ScenarioFailed(f"it ended before its output matched {pattern!r}")
+        if time.monotonic() > deadline:
+            raise ScenarioFailed(f"its output did not match {pattern!r} within {timeout:g} s")
+        time.sleep(0.02)
+
+
 def await_messages(seen: Subscriber, expected: Messages, *, timeout: float,
                    alive: Callable[[], bool] = lambda: True) -> list[Received]:
     """Wait until `expected.count` messages on its topic are as expected; the matching ones.
@@ -193,11 +205,17 @@ class Runner:
             return proc.wait(child, 0) is None
 
         def ran() -> Ran:
+            return Ran(argv=argv, code=code, output=output_text())
+
+        def output_text() -> str:
             output.seek(0)
-            return Ran(argv=argv, code=code, output=output.read().decode(errors="replace"))
+            return output.read().decode(errors="replace")
 
         try:
             try:
+                if scenario.ready_output is not None:
+                    await_output(output_text, fill(scenario.ready_output, values), timeout=READY_TIMEOUT, alive=alive)
+                    done.append("ready (output)")
                 for expected in scenario.ready:
                     filled = filled_messages(expected, values)
                     await_messages(self.seen, filled, timeout=READY_TIMEOUT, alive=alive)

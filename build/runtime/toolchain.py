@@ -17,7 +17,7 @@ from build import proc
 from build.errors import CommandFailed, ConfigError
 from build.locks import exclusive
 from build.paths import remove_tree
-from build.project import Project, pins
+from build.project import Project, freezer_pins, pins
 from build.runtime.compile import (ExportInputs, Runtime, RuntimeBuildFailed, build_runtime, elf_files,
                                    host_site_packages)
 from build.runtime.cross import Cross
@@ -64,7 +64,8 @@ def size_runtime_toolchain(project: Project, log: Path, *, flags: FlagSet | None
     """The size runtime for this machine and its venv: the Toolchain that runs the freezer in it."""
     target = host_architecture()
     runtime = size_runtime(project, log, target=target, flags=flags)
-    venv = make_venv(project, runtime, pinned_requirements(project.pyproject.read_text()), log)
+    found = freezer_pins(project)
+    venv = make_venv(project, runtime, [*found.run, *found.build], log)
     return Toolchain(python=venv / "bin" / "python", target=target, facts=facts(project, runtime))
 
 

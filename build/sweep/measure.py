@@ -39,6 +39,7 @@ from build.freeze.scenarios import (
     Ran,
     ScenarioFailed,
     await_messages,
+    await_output,
     filled_messages,
     fill,
     placeholder_values,
@@ -383,6 +384,13 @@ def measure_workers(specs: Iterable[WorkerSpec], *, bench: Bench, settle: float 
             started.append((spec, values, tmpdir, child, log))
         deadline = time.monotonic() + timeout
         for spec, values, _, child, log in started:
+            if spec.scenario.ready_output is not None:
+                try:
+                    await_output(lambda log=log: log.read_text(errors="replace"), fill(spec.scenario.ready_output, values),
+                                 timeout=max(0.1, deadline - time.monotonic()),
+                                 alive=lambda child=child: proc.wait(child, 0) is None)
+                except ScenarioFailed as failed:
+                    raise MeasureError(f"worker `{' '.join(spec.launch)}` not ready: {failed}") from None
             for expected in spec.scenario.ready:
                 try:
                     await_messages(bench.seen, filled_messages(expected, values),
