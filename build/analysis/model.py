@@ -86,6 +86,17 @@ class NativeFile:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CommandCost:
+    """What one command of the app loads (build.analysis.commands): stored bytes of the rows its
+    traced runs loaded, and of the rows no other command loads, with the largest of those."""
+
+    command: str
+    loaded: int
+    own: int
+    own_rows: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Retained:
     """What would go if one top-level import went: the modules the entry reaches only through it.
 
@@ -114,6 +125,7 @@ class SizeReport:
     retained: tuple[Retained, ...] | None = None  # None: no import graph was given (sorted by stored desc)
     native: tuple[NativeFile, ...] = ()  # functions and units of the largest native files, when asked for
     architecture: str | None = None  # of its executable, from the ELF header (x86_64, aarch64, armv7, ...)
+    commands: tuple[CommandCost, ...] | None = None  # None: no trace of the app's commands was given
 
 
 def display_distribution(distribution: str, guess: bool) -> str:

@@ -4,6 +4,7 @@ build.freeze.trace (what the app loads), build.explore.suggest and build.explore
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 from build.analysis.retained import CHAIN_LIMIT
@@ -63,11 +64,22 @@ def run_suggest_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def traced_scenarios(project: Project, profile: Profile, module: str) -> list[str] | None:
+    """The scenarios whose traced runs loaded `module`, from the profile's last trace (None: no trace)."""
+    path = project.work_root / profile.name / "trace" / "trace.json"
+    try:
+        scenarios = json.loads(path.read_text(encoding="utf-8")).get("scenarios", {})
+    except (OSError, ValueError):
+        return None
+    return sorted(label for label, modules in scenarios.items() if module in modules)
+
+
 def run_why_command(args: argparse.Namespace) -> int:
     project, profile = _project_and_profile(args)
     graph, excluded = profile_graph(project, profile)
     report = current_report(project.dist_root / profile.name, project.reports_root / profile.name)
     print(explain(args.module, graph=graph, profile=profile.name, report=report,
                   limit=None if args.all else max(args.n, 1),
-                  reasons=exclusion_reasons(profile, excluded), dist=project.dist_root / profile.name))
+                  reasons=exclusion_reasons(profile, excluded), dist=project.dist_root / profile.name,
+                  loaded_by=traced_scenarios(project, profile, args.module)))
     return 0

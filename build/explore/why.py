@@ -95,7 +95,8 @@ def display_chain(chain: tuple[str, ...]) -> str:
 
 
 def explain(module: str, *, graph: dict[str, Any], profile: str, report: SizeReport | None,
-            limit: int | None, reasons: dict[str, str] | None = None, dist: Path | None = None) -> str:
+            limit: int | None, reasons: dict[str, str] | None = None, dist: Path | None = None,
+            loaded_by: list[str] | None = None) -> str:
     """The text `why` prints; NotInGraph when the module is not in the graph at all."""
     reasons = reasons or {}
     root = graph["root"]
@@ -122,6 +123,9 @@ def explain(module: str, *, graph: dict[str, Any], profile: str, report: SizeRep
     named = [Path(p).stem if p == root else p for p in importers]
     rest = f", and {len(named) - MAX_IMPORTERS} more" if len(named) > MAX_IMPORTERS else ""
     lines.append(f"imported directly by {len(named)}: {', '.join(named[:MAX_IMPORTERS])}{rest}")
+    if loaded_by is not None:  # from the traced runs of the declared scenarios
+        lines.append(f"loaded when run by the scenario{'s' if len(loaded_by) != 1 else ''} "
+                     f"{', '.join(loaded_by)}" if loaded_by else "loaded by none of the traced scenarios")
     if report is not None and node["kind"] in ("Package", "NamespacePackage", "ExtensionPackage"):
         subs = {m for r in report.rows if (m := module_of_row(r)) and m.startswith(module + ".")}
         if subs:

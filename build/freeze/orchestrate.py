@@ -7,6 +7,7 @@ complete, smoke-tested artifact, so a failed build never leaves a half-written o
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -177,11 +178,18 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
         # Written before anything is published, so a report that fails leaves the old artifact and
         # its old report together; then both are swapped in by renames.
         reports = work / "reports" / profile.name
-        write_profile_reports(stage, reports, graph=graph, search=builder_dirs(manifest, project.root))
+        write_profile_reports(stage, reports, graph=graph, search=builder_dirs(manifest, project.root),
+                              trace=_trace_data(work))
     # Each swapped in by one atomic exchange: dist/<profile> is never missing, even if killed here.
     publish_tree(stage, project.dist_root / profile.name, project.output_roots)
     publish_tree(reports, project.reports_root / profile.name, project.output_roots)
     write_index(project.reports_root)
+
+
+def _trace_data(work: Path) -> dict | None:
+    """This build's trace of the app's scenarios (exclude_unused profiles run one), if any."""
+    path = work / "trace" / "trace.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def _build_graph(project: Project, profile: Profile, unused: tuple[str, ...]) -> dict:

@@ -18,6 +18,7 @@ from typing import Any
 
 from build.analysis.elf_sections import LABELS
 from build.analysis.model import (
+    CommandCost,
     NativeFile,
     Retained,
     Row,
@@ -121,7 +122,7 @@ PROFILE_TEMPLATE = """<!DOCTYPE html>
 <nav class="crumbs" id="crumbs" aria-label="Treemap level"></nav>
 <div id="treemap" role="img" aria-label="treemap of stored bytes"></div>
 </section>
-{retained}<section>
+{commands}{retained}<section>
 <h2>Rows</h2>
 <div class="tools"><input id="search" type="search" placeholder="Filter rows (name, module, distribution)" aria-label="Filter rows"><span class="count" id="count"></span></div>
 <table id="rows"><thead><tr id="rows-head"></tr></thead><tbody id="rows-body"></tbody></table>
@@ -151,7 +152,7 @@ def profile_page(report: SizeReport) -> str:
     title = f"{report.artifact} ({report.architecture})" if report.architecture else report.artifact
     return PROFILE_TEMPLATE.format(title=html.escape(title), css=_asset("report.css"),
                                    data=embed_json(page_data(report)), js=js, script_source=script_source(js),
-                                   retained=retained_section(report))
+                                   retained=retained_section(report), commands=commands_section(report))
 
 
 def script_source(script: str) -> str:
@@ -169,6 +170,33 @@ RETAINED_NOTE = ("For each module the application imports directly, and each top
                  "estimated row (~ under Rows) is an estimate too.")
 RETAINED_NUITKA_NOTE = (" Nuitka compiles modules into [executable]: only their constants and bytecode are "
                         "counted here.")
+
+
+COMMANDS_TITLE = "What each command loads"
+COMMANDS_NOTE = ("From the traced runs of each command's declared scenarios: the stored bytes of the rows its runs "
+                 "loaded (modules imported, shared libraries mapped), and of those the rows no other command loads: "
+                 "about what leaving the command out of the profile would save. The rest is shared.")
+COMMANDS_ROWS_SHOWN = 4
+
+
+def commands_section(report: SizeReport) -> str:
+    """The per-command table as static, escaped HTML; nothing when the report has no trace."""
+    if report.commands is None:
+        return ""
+    e = html.escape
+    body = [_command_row(c, report.total_stored) for c in report.commands] or [
+        '<tr><td colspan="4" class="muted">no command was traced</td></tr>']
+    return (f'<section id="commands">\n<h2>{e(COMMANDS_TITLE)}</h2>\n<p class="muted">{e(COMMANDS_NOTE)}</p>\n'
+            '<table><thead><tr><th>Command</th><th class="num">Loaded</th><th class="num">Only it loads</th>'
+            '<th>Largest of those</th></tr></thead>\n<tbody>\n' + "\n".join(body) + "\n</tbody></table>\n</section>\n")
+
+
+def _command_row(c: CommandCost, total: int) -> str:
+    e = html.escape
+    share = f" ({100.0 * c.own / total:.1f}%)" if total else ""
+    shown = ", ".join(c.own_rows[:COMMANDS_ROWS_SHOWN]) + (", ..." if len(c.own_rows) > COMMANDS_ROWS_SHOWN else "")
+    return (f'<tr><td class="name">{e(c.command)}</td><td class="num">{c.loaded:,}</td>'
+            f'<td class="num">{c.own:,}{share}</td><td class="name">{e(shown) or "-"}</td></tr>')
 
 
 def retained_section(report: SizeReport) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from build.analysis.elf_sections import OLD_GROUPS
 from build.analysis.model import (
     SCHEMA,
+    CommandCost,
     SCHEMA_1,
     Link,
     NativeFile,
@@ -42,6 +43,9 @@ def report_to_dict(report: SizeReport) -> dict[str, Any]:
     }
     if report.native:
         data["native"] = [_native_to_dict(n) for n in report.native]
+    if report.commands is not None:
+        data["commands"] = [{"command": c.command, "loaded": c.loaded, "own": c.own, "own_rows": list(c.own_rows)}
+                            for c in report.commands]
     if report.retained is not None:
         data["retained"] = [{"name": r.name, "stored": r.stored, "raw": r.raw, "modules": list(r.modules)}
                             for r in sorted(report.retained, key=lambda r: (-r.stored, r.name))]
@@ -111,6 +115,7 @@ def report_from_dict(data: Any, *, source: str) -> SizeReport:
                                         for x in data.get("links") or ()),
                             manifest=data.get("manifest") if isinstance(data.get("manifest"), dict) else None,
                             retained=_retained(data.get("retained")),
+                            commands=_commands(data.get("commands")),
                             native=tuple(_native_from_dict(n) for n in data.get("native") or ()),
                             architecture=str(data["architecture"]) if data.get("architecture") else None)
     except (KeyError, TypeError, ValueError) as err:
@@ -118,6 +123,21 @@ def report_from_dict(data: Any, *, source: str) -> SizeReport:
     if sum(r.stored for r in report.rows) != report.total_stored:
         raise ArtifactError(f"{source}: malformed size report (its rows do not add up to its total)")
     return report
+
+
+def _commands(value: Any) -> tuple[CommandCost, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise TypeError(f"commands: expected a list, got {type(value).__name__}")
+    out = []
+    for c in value:
+        rows = c["own_rows"]
+        if not isinstance(rows, list) or not all(isinstance(r, str) for r in rows):
+            raise TypeError("commands: own_rows must be a list of row names")
+        out.append(CommandCost(command=str(c["command"]), loaded=_int(c["loaded"]), own=_int(c["own"]),
+                               own_rows=tuple(rows)))
+    return tuple(out)
 
 
 def _retained(value: Any) -> tuple[Retained, ...] | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from build.analysis import SizeReport, analyse
+from build.analysis.commands import command_costs
 from build.analysis.native import with_native
 from build.analysis.retained import retained_sizes
 from build.errors import SlimfreezeError
@@ -46,15 +47,19 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def write_profile_reports(dist_dir: Path, out_dir: Path, graph: Mapping[str, Any] | None = None,
-                          search: Sequence[Path] = ()) -> Path:
+                          search: Sequence[Path] = (), trace: Mapping[str, Any] | None = None) -> Path:
     """Analyse dist/<profile> and write out_dir/report.json and out_dir/index.html; return the
     report's path. Both are rendered before either is written, so a failure leaves the old ones.
-    With the build's import graph (build.freeze.trace.import_graph), the report carries retained sizes."""
+    With the build's import graph (build.freeze.trace.import_graph), the report carries retained sizes;
+    with its trace (trace.json's data), what each command loads."""
 
     # The largest native files' functions, from unstripped copies in `search` when they are stripped.
     report = with_native(analyse(Path(dist_dir)), Path(dist_dir), search=search)
     if graph is not None:
         report = replace(report, retained=retained_sizes(graph, report.rows))
+    if trace is not None:
+        report = replace(report, commands=command_costs(report.rows, trace.get("commands", {}),
+                                                        trace.get("libraries", {})))
     report_text = jsonio.dumps(report)
     page_text = html.profile_page(report)
     out_dir = Path(out_dir)
