@@ -31,10 +31,11 @@ def loaders(row: Row, modules: Mapping[str, frozenset[str]], libraries: Mapping[
     return found
 
 
-def command_costs(rows: Iterable[Row], modules: Mapping[str, Iterable[str]],
-                  libraries: Mapping[str, Iterable[str]]) -> tuple[CommandCost, ...]:
+def command_costs(rows: Iterable[Row], modules: Mapping[str, Iterable[str]], libraries: Mapping[str, Iterable[str]],
+                  *, bystanders: Iterable[str] = ()) -> tuple[CommandCost, ...]:
     """Per command (largest first): stored bytes of the rows its runs loaded, and of the rows only it
-    loaded, with the largest of those."""
+    loaded, with the largest of those. A bystander's loads (a supervisor runs the other commands
+    as its workers; the multi-call program dispatches to them) make no row shared."""
     modules_of = {c: frozenset(m) for c, m in modules.items()}
     libraries_of = {c: frozenset(p) for c, p in libraries.items()}
     loaded: dict[str, list[Row]] = {c: [] for c in sorted(set(modules_of) | set(libraries_of))}
@@ -43,8 +44,9 @@ def command_costs(rows: Iterable[Row], modules: Mapping[str, Iterable[str]],
         by = loaders(row, modules_of, libraries_of)
         for command in by:
             loaded[command].append(row)
-        if len(by) == 1:
-            own[next(iter(by))].append(row)
+        owners = by - set(bystanders) or by
+        if len(owners) == 1:
+            own[next(iter(owners))].append(row)
     costs = []
     for command in loaded:
         mine = sorted(own[command], key=lambda r: (-r.stored, r.name))

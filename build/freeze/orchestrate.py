@@ -179,7 +179,9 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
         # its old report together; then both are swapped in by renames.
         reports = work / "reports" / profile.name
         write_profile_reports(stage, reports, graph=graph, search=builder_dirs(manifest, project.root),
-                              trace=_trace_data(work))
+                              trace=_trace_data(work),
+                              bystanders=(profile.app.program, *(c for c in profile.commands
+                                                                 if profile.app.commands[c].supervisor)))
     # Each swapped in by one atomic exchange: dist/<profile> is never missing, even if killed here.
     publish_tree(stage, project.dist_root / profile.name, project.output_roots)
     publish_tree(reports, project.reports_root / profile.name, project.output_roots)

@@ -47,7 +47,8 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def write_profile_reports(dist_dir: Path, out_dir: Path, graph: Mapping[str, Any] | None = None,
-                          search: Sequence[Path] = (), trace: Mapping[str, Any] | None = None) -> Path:
+                          search: Sequence[Path] = (), trace: Mapping[str, Any] | None = None,
+                          bystanders: Sequence[str] = ()) -> Path:
     """Analyse dist/<profile> and write out_dir/report.json and out_dir/index.html; return the
     report's path. Both are rendered before either is written, so a failure leaves the old ones.
     With the build's import graph (build.freeze.trace.import_graph), the report carries retained sizes;
@@ -59,7 +60,7 @@ def write_profile_reports(dist_dir: Path, out_dir: Path, graph: Mapping[str, Any
         report = replace(report, retained=retained_sizes(graph, report.rows))
     if trace is not None:
         report = replace(report, commands=command_costs(report.rows, trace.get("commands", {}),
-                                                        trace.get("libraries", {})))
+                                                        trace.get("libraries", {}), bystanders=bystanders))
     report_text = jsonio.dumps(report)
     page_text = html.profile_page(report)
     out_dir = Path(out_dir)

@@ -40,3 +40,12 @@ def test_library_names_match_without_folder_or_version():
     assert library_key("/usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6") == library_key("libsqlite3.so.0") == "libsqlite3"
     assert library_key("_internal/libpython3.11.so.1.0") == "libpython3.11"
     assert library_key("libssl.so.3") != library_key("libcrypto.so.3")
+
+
+def test_a_supervisors_loads_leave_its_workers_rows_their_own():
+    modules = {**MODULES, "boss": {"json", "sqlite3.dbapi2", "_sqlite3"}}
+    libraries = {**LIBRARIES, "boss": {"/usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6"}}
+    shared = {c.command: c for c in command_costs(ROWS, modules, libraries)}
+    assert shared["store"].own == 0  # boss loads the same as a worker would
+    costs = {c.command: c for c in command_costs(ROWS, modules, libraries, bystanders=("boss",))}
+    assert costs["store"].own == 5340 and costs["boss"].loaded == 5440 and costs["boss"].own == 0
