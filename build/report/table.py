@@ -67,11 +67,13 @@ class _Table(Table):
 
 
 def _plain(cell: object) -> object:
-    if isinstance(cell, str):
-        return Text(visible(cell))
-    if isinstance(cell, Text):
-        return Text(visible(cell.plain), style=cell.style)
-    return cell
+    return plain_text(cell) if isinstance(cell, str) else cell
+
+
+def plain_text(text: str, style: str = "") -> Text:
+    """The one way text becomes a rich Text here: escaped first, as rich's Text drops some control
+    characters (BEL, backspace, CR...) and keeps the others (ESC), so a name is shown as it is."""
+    return Text(visible(text), style=style)
 
 
 def _table() -> Table:
@@ -97,14 +99,14 @@ def rows_table(report: SizeReport, *, n: int = 20, sort: SortKey = "stored", pat
     table = _table()
     for row in shown:
         table.add_row(fmt_share(row.stored, total), _stored(row.stored, row.estimate), fmt_size(row.raw),
-                      display_distribution(row.distribution, row.guess), Text(row.name))
+                      display_distribution(row.distribution, row.guess), plain_text(row.name))
         if sections:
             for child in row.children:
                 table.add_row("", _stored(child.stored, child.estimate), fmt_size(child.raw), "",
-                              Text(f"  {LABELS.get(child.name, child.name)}", style="dim"))
+                              plain_text(f"  {LABELS.get(child.name, child.name)}", style="dim"))
             if row.strip_savings:
                 table.add_row("", "", fmt_size(row.strip_savings), "",
-                              Text(f"  strip would save {fmt_size(row.strip_savings)} uncompressed", style="dim"))
+                              plain_text(f"  strip would save {fmt_size(row.strip_savings)} uncompressed", style="dim"))
     _rest_lines(table, rest, total, noun="rows")
     if pattern:
         chosen = {r.name for r in selected}
@@ -112,7 +114,7 @@ def rows_table(report: SizeReport, *, n: int = 20, sort: SortKey = "stored", pat
         if outside:
             s, w = sum(r.stored for r in outside), sum(r.raw for r in outside)
             table.add_row(fmt_share(s, total), fmt_size(s), fmt_size(w), "",
-                          Text(f"{len(outside)} rows not matching --filter {pattern}"))
+                          plain_text(f"{len(outside)} rows not matching --filter {pattern}"))
     _total_line(table, report)
     return Group(table, *_footer(report))
 
@@ -132,7 +134,7 @@ def crates_table(report: SizeReport, *, n: int = 20, sort: SortKey = "stored",
     if rest:
         s, w = sum(g.stored for g in rest), sum(g.raw for g in rest)
         table.add_row(fmt_share(s, total), fmt_size(s), fmt_size(w),
-                      Text(f"And {len(rest)} more distributions. Use -n N to show more."), "")
+                      plain_text(f"And {len(rest)} more distributions. Use -n N to show more."), "")
     if pattern:
         matched = sum(g.stored for g in groups)
         if matched != total:
@@ -145,7 +147,7 @@ def _rest_lines(table: Table, rest: Sequence[Row], total: int, *, noun: str) -> 
     if rest:
         s, w = sum(r.stored for r in rest), sum(r.raw for r in rest)
         table.add_row(fmt_share(s, total), fmt_size(s), fmt_size(w), "",
-                      Text(f"And {len(rest)} more {noun}. Use -n N to show more."))
+                      plain_text(f"And {len(rest)} more {noun}. Use -n N to show more."))
 
 
 def _total_line(table: Table, report: SizeReport, name_column: str | None = None) -> None:
@@ -153,7 +155,7 @@ def _total_line(table: Table, report: SizeReport, name_column: str | None = None
         f"Total: {report.total_stored:,} bytes ({report.artifact}, {report.format}"
         + (f", {report.architecture})" if report.architecture else ")"))
     table.add_row(fmt_share(report.total_stored, report.total_stored), fmt_size(report.total_stored),
-                  fmt_size(report.total_raw), "Total" if name_column is not None else "", Text(label),
+                  fmt_size(report.total_raw), "Total" if name_column is not None else "", plain_text(label),
                   style="bold")
 
 
@@ -163,13 +165,13 @@ def _footer(report: SizeReport) -> list[RenderableType]:
     if savings:
         total = sum(s for s, _ in savings)
         biggest = ", ".join(f"{visible(name)} {fmt_size(s)}" for s, name in sorted(savings, key=lambda x: (-x[0], x[1]))[:3])
-        lines.append(Text(f"strip would save {fmt_size(total)} uncompressed in {len(savings)} native files "
+        lines.append(plain_text(f"strip would save {fmt_size(total)} uncompressed in {len(savings)} native files "
                           f"(symbol tables and debug info; {biggest}). --sections shows each file's groups."))
     if report.links:
         links = ", ".join(f"{visible(link.path)} -> {visible(link.target)}" for link in report.links)
-        lines.append(Text(f"Links (0 bytes each): {links}"))
+        lines.append(plain_text(f"Links (0 bytes each): {links}"))
     for note in report.notes:
-        lines.append(Text(f"Note: {note}", style="dim"))
+        lines.append(plain_text(f"Note: {note}", style="dim"))
     return lines
 
 
@@ -191,16 +193,16 @@ def diff_table(diff: Diff, *, n: int = 20) -> RenderableType:
         table.add_row(*head, *((dist,) if by_name else ()), name, **kw)
 
     for c in shown:
-        line(c.kind, fmt_size(c.delta, signed=True), fmt_size(c.old), fmt_size(c.new), Text(c.name),
+        line(c.kind, fmt_size(c.delta, signed=True), fmt_size(c.old), fmt_size(c.new), plain_text(c.name),
              dist=c.distribution)
     if rest:
         delta = sum(c.delta for c in rest)
-        line("", fmt_size(delta, signed=True), "", "", Text(f"And {len(rest)} more changes. Use -n N to show more."))
+        line("", fmt_size(delta, signed=True), "", "", plain_text(f"And {len(rest)} more changes. Use -n N to show more."))
     line("total", fmt_size(diff.delta, signed=True), fmt_size(diff.old_total), fmt_size(diff.new_total),
-         Text(f"{diff.delta:+,} bytes ({diff.old_name} -> {diff.new_name})"), style="bold")
+         plain_text(f"{diff.delta:+,} bytes ({diff.old_name} -> {diff.new_name})"), style="bold")
     counts = {kind: sum(1 for c in diff.changes if c.kind == kind) for kind in ("grew", "shrank", "appeared", "vanished")}
     summary = ", ".join(f"{v} {k}" for k, v in counts.items()) + f", {diff.unchanged} unchanged"
-    return Group(table, Text(summary))
+    return Group(table, plain_text(summary))
 
 
 def render(renderable: RenderableType, *, width: int = 100) -> str:
@@ -240,14 +242,14 @@ def native_table(native: NativeFile, *, units: bool, n: int = 20, pattern: str |
     if rest:
         s, c = sum(p.size for p in rest), sum(p.code for p in rest)
         noun = "units" if units else "symbols"
-        line(s, c, s, *(() if units else ("",)), Text(f"And {len(rest)} more {noun}. Use -n N to show more."))
+        line(s, c, s, *(() if units else ("",)), plain_text(f"And {len(rest)} more {noun}. Use -n N to show more."))
     listed = sum(p.size for p in parts)
     matching = f"{len(parts)} matching --filter {pattern}; " if pattern else ""
     line(listed, min(text, sum(p.code for p in parts)), listed, *(() if units else ("",)),
-         Text(f"{matching}{fmt_size(text)} in code sections, {fmt_size(native.size)} file ({native.row})"),
+         plain_text(f"{matching}{fmt_size(text)} in code sections, {fmt_size(native.size)} file ({native.row})"),
          style="bold")
     share = fmt_share(b.code_in_units, b.code_bytes)
     units_note = (f"Units from {b.units_from}: {share} of the code is in a named unit." if b.units_from != "none"
                   else "Units: none (no DWARF, no file symbols, no Nuitka names in it).")
-    notes = [Text(f"Symbols: {b.source}.", style="dim"), Text(units_note, style="dim")]
+    notes = [plain_text(f"Symbols: {b.source}.", style="dim"), plain_text(units_note, style="dim")]
     return Group(table, *notes)

@@ -129,3 +129,29 @@ def test_fmt_size() -> None:
     assert [fmt_size(n) for n in (0, 1023, 1024, 1536, 1048576, 5 * 1048576 + 1)] == [
         "0B", "1023B", "1.0KiB", "1.5KiB", "1.0MiB", "5.0MiB"]
     assert fmt_size(-2048, signed=True) == "-2.0KiB" and fmt_size(10, signed=True) == "+10B"
+
+
+CONTROLS = [*range(0x20), 0x7F, *range(0x80, 0xA0)]
+
+
+def test_every_control_character_in_a_name_is_shown_as_one_escape_in_every_table() -> None:
+    """rich drops some control characters (BEL, backspace, CR) and passes others (ESC) through;
+    every one must reach the terminal as the same kind of escape, in rows, diffs, links and notes."""
+    from build.analysis.model import Link
+    from build.report.table import visible
+
+    for code in CONTROLS:
+        char = chr(code)
+        name = f"a{char}b"
+        shown = "a" + {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}.get(code, f"\\x{code:02x}") + "b"
+        assert visible(name) == shown
+        extra = (Row(name=name, kind="data", stored=10**7, raw=10**7, module="m", package="p", distribution="d"),)
+        report = replace(sample_report(extra=extra), links=(Link(path=name, target="slimfreeze"),), notes=(name,))
+        old = sample_report()
+        texts = [render(rows_table(report, n=1), width=200),
+                 render(diff_table(diff_reports(old, report), n=50), width=200)]
+        for text in texts:
+            assert shown in text, (code, text)
+            assert not any(c in text.replace("\n", "") for c in map(chr, CONTROLS)), code
+        assert f"Links (0 bytes each): {shown} -> slimfreeze" in texts[0]
+        assert f"Note: {shown}" in texts[0]
