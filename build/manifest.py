@@ -13,14 +13,15 @@ import posixpath
 import re
 import stat
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from build import proc
+from build import jsonshape, proc
 from build.errors import ArtifactError
+from build.jsonshape import COUNT, FLAG, NUMBER, OBJECT, TEXT, Fail, shape
 from build.paths import is_plain_name
 from build.toolchain import ALIASES, Toolchain, host_architecture
 
@@ -141,7 +142,6 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
 # ---- the one strict reader (flash, sweep and bloat all read manifests through it) ----
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-Fail = Callable[[str], ArtifactError]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -243,20 +243,15 @@ def inside(folder: Path, rel: str) -> Path:
     return path
 
 
-# Fields used beside the file lists (sweep, reports): a type each; absent is allowed (older builds).
-_OPTIONAL = {"total_bytes": (int,), "build_seconds": (int, float), "resolved_profile": (dict,),
-             "tools": (dict,), "toolchain": (dict,), "smoke": (dict,), "python": (str,), "backend": (str,),
-             "layout": (str,), "multicall": (bool,), "git_commit": (str,), "created": (str,)}
-_IMAGE = {"format": (str,), "compressor": (str,), "block_size": (int,)}
+# Fields used beside the file lists (sweep, reports): a kind each; absent is allowed (older builds).
+_OPTIONAL = {"total_bytes": COUNT, "build_seconds": NUMBER, "resolved_profile": OBJECT, "tools": OBJECT,
+             "toolchain": OBJECT, "smoke": OBJECT, "python": TEXT, "backend": TEXT, "layout": TEXT, "multicall": FLAG,
+             "git_commit": TEXT, "created": TEXT,
+             "image": shape({"format": TEXT, "compressor": TEXT, "block_size": COUNT})}
 
 
 def _check_types(doc: dict[str, Any], fail: Fail) -> None:
-    for fields, where in ((_OPTIONAL, doc), (_IMAGE, doc.get("image") or {})):
-        for key, types in fields.items():
-            value = where.get(key)
-            if value is not None and (not isinstance(value, types) or (bool not in types and isinstance(value, bool))
-                                      or (isinstance(value, (int, float)) and not 0 <= value < float("inf"))):
-                raise fail(f"{key!r} must be {' or '.join(t.__name__ for t in types)}, not {value!r:.60}")
+    jsonshape.check(doc, _OPTIONAL, "", fail)
     total = doc.get("total_bytes")
     if total is not None and total != sum(entry["size"] for entry in doc["files"]):
         raise fail(f"'total_bytes' {total:,} is not the sum of the files' sizes")
