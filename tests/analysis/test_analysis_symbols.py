@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from build import elfid
 from build.analysis import dwarf, elf_sections, symbols
 from build.analysis.debug_copies import native_breakdown
 from build.analysis.dist_metadata import dist_info_folders, parse_dist_info, with_bundled
@@ -95,8 +96,9 @@ def test_a_stripped_file_finds_its_unstripped_copy_by_build_id(lib: dict[str, Pa
     data = lib["stripped"].read_bytes()
     own = symbols.read_symbols(data)
     assert own is not None and own.table == ".dynsym"  # only the exported symbols are left
-    bid = symbols.build_id(data)
-    assert bid and bid == symbols.build_id(lib["unstripped"].read_bytes())
+    bid = elfid.build_id(data)
+    assert bid and bid == elfid.build_id(lib["unstripped"].read_bytes()) == elfid.build_id(lib["stripped"])
+    assert elfid.build_id(data[:64]) is None and elfid.build_id(lib["stripped"].parent) is None  # cut short, a folder
     found = native_breakdown(data, "libtiny.so.1", search=(lib["debug"],))
     assert f"same build-id {bid}" in found.source and str(lib["debug"]) in found.source
     assert "helper" in {p.name for p in found.symbols} and found.units_from == "DWARF"
