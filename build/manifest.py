@@ -36,6 +36,13 @@ class FileEntry:
     sha256: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class LinkEntry:
+    """A symlink of the artifact: its path and its (relative) target, as written."""
+    path: str
+    target: str
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as stream:
@@ -44,7 +51,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def scan(folder: Path, *, skip: tuple[str, ...] = (MANIFEST_NAME,)) -> tuple[list[FileEntry], list[dict[str, str]]]:
+def scan(folder: Path, *, skip: tuple[str, ...] = (MANIFEST_NAME,)) -> tuple[list[FileEntry], list[LinkEntry]]:
     """Every regular file (size, sha256) and every symlink under `folder`, sorted by path."""
     files, links = [], []
     for root, dirs, names in os.walk(folder):
@@ -52,11 +59,11 @@ def scan(folder: Path, *, skip: tuple[str, ...] = (MANIFEST_NAME,)) -> tuple[lis
             path = Path(root) / name
             rel = path.relative_to(folder).as_posix()
             if path.is_symlink():
-                links.append({"path": rel, "target": os.readlink(path)})
+                links.append(LinkEntry(path=rel, target=os.readlink(path)))
             elif path.is_file() and rel not in skip:
                 files.append(FileEntry(path=rel, size=path.stat().st_size, sha256=sha256_of(path)))
     files.sort(key=lambda f: f.path)
-    links.sort(key=lambda link: link["path"])
+    links.sort(key=lambda link: link.path)
     return files, links
 
 
@@ -121,7 +128,7 @@ def build_manifest(*, folder: Path, profile: dict[str, Any], tools: dict[str, st
         "commands": commands,
         "executables": executables,
         "files": [vars(f) for f in files],
-        "links": links,
+        "links": [vars(link) for link in links],
         "total_bytes": sum(f.size for f in files),
         "image": image,
         "smoke": smoke,
@@ -142,12 +149,6 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
 # ---- the one strict reader (flash, sweep and bloat all read manifests through it) ----
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class LinkEntry:
-    path: str
-    target: str
 
 
 @dataclass(frozen=True, kw_only=True)
