@@ -253,3 +253,38 @@ def test_the_runtime_that_built_an_artifact_is_searched_only_where_its_manifest_
     for log in ("/etc/build.log", "../../etc/build.log", "work/../../x/build.log", 3, "", None):
         assert builder_dirs({"toolchain": {"build_log": log}}, tmp_path) == ()
     assert builder_dirs({"toolchain": "x"}, tmp_path) == builder_dirs(None, tmp_path) == ()
+
+
+def _real_libpythons() -> list[Path]:
+    """Unstripped libpythons with DWARF on this machine: the Python running the tests (one unit per
+    source file) and the size runtime's kept copy (an LTO build: one artificial unit)."""
+    import sysconfig
+
+    found = [Path(sysconfig.get_config_var("LIBDIR") or "/") / (sysconfig.get_config_var("INSTSONAME") or "-")]
+    found += sorted((Path(__file__).resolve().parents[2] / "work" / ".cache" / "runtime").glob("python3.11-*/lib/debug/.build-id/*/*.debug"))
+    return [p for p in found if p.is_file() and p.stat().st_size > 1 << 20 and dwarf.dwarf_units(p.read_bytes())]
+
+
+def test_the_direct_unit_reader_agrees_with_pyelftools_on_a_real_libpython() -> None:
+    # dwarf._CuNames reads each unit's top DIE itself (pyelftools parses every unit's whole
+    # abbreviation table first: benchmarks/dwarf_units.py prints both times); on every unit of a
+    # real libpython it must give pyelftools' name and folder, and never fall back.
+    import io
+
+    from elftools.elf.elffile import ELFFile
+
+    libraries = _real_libpythons()
+    if not libraries:
+        pytest.skip("no unstripped libpython with DWARF on this machine")
+    units = 0
+    for path in libraries:
+        elf = ELFFile(io.BytesIO(path.read_bytes()))
+        info = elf.get_dwarf_info(relocate_dwarf_sections=False)
+        direct = dwarf._CuNames(elf)
+        for offset in sorted({e.info_offset for e in info.get_aranges().entries}):
+            top = info.get_CU_at(offset).get_top_DIE().attributes
+            folder = top["DW_AT_comp_dir"].value.decode("utf-8", "backslashreplace")
+            assert (direct.name(offset), direct.name(offset, dwarf.DW_AT_COMP_DIR)) == \
+                (dwarf._slow_cu_name(info, offset), folder), (path, offset)
+            units += 1
+    assert units > 1
