@@ -6,9 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-
-from build.sweep.records import SUPERVISED
-
 BEGIN = "<!-- measured:begin (scripts/readme_tables.py writes this table from {source}; do not edit) -->"
 END = "<!-- measured:end -->"
 HEADER = ("| profile | bytes on the device | start to 1st ack ms | PSS kB, {workers} processes | PSS kB, `run` |\n"
@@ -41,8 +38,8 @@ def measured_table(sweep: Mapping[str, Any]) -> str:
     run = (sweep.get("runs") or [{}])[0]
     intro = (f"`.venv/bin/python build.py sweep` ({run.get('machine', '?')}, Python {run.get('python', '?')}, "
              f"{settings.get('runs', '?')} timed runs each, medians); memory of {settings.get('workers', '?')} "
-             f"`{settings.get('worker_command', '?')}` workers as separate processes, and of one "
-             f"`run {' '.join(SUPERVISED)}` supervisor; (×N) against `python -m app` in the same run.\n\n")
+             f"`{settings.get('worker_command', '?')}` workers as separate processes, and of one `run` "
+             f"supervisor of the long-running commands; (×N) against `python -m app` in the same run.\n\n")
     rows = []
     for record in sweep["profiles"]:
         if not record["ok"]:
