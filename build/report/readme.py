@@ -36,10 +36,12 @@ def measured_table(sweep: Mapping[str, Any]) -> str:
     ratio to `python -m app` measured beside them; failed profiles are left out."""
     settings = sweep.get("settings") or {}
     run = (sweep.get("runs") or [{}])[0]
+    declared = settings.get("supervisor")  # newer sweeps name the app's declared supervisor scenario
+    supervisor = f"`{declared}` supervisor" if declared and declared != "-" else "`run` supervisor of the workers"
     intro = (f"`.venv/bin/python build.py sweep` ({run.get('machine', '?')}, Python {run.get('python', '?')}, "
              f"{settings.get('runs', '?')} timed runs each, medians); memory of {settings.get('workers', '?')} "
-             f"`{settings.get('worker_command', '?')}` workers as separate processes, and of one `run` "
-             f"supervisor of the long-running commands; (×N) against `python -m app` in the same run.\n\n")
+             f"`{settings.get('worker_command', '?')}` workers as separate processes, and of one {supervisor}; "
+             f"(×N) against the app run from source in the same run.\n\n")
     rows = []
     for record in sweep["profiles"]:
         if not record["ok"]:
