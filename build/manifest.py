@@ -13,14 +13,15 @@ import posixpath
 import re
 import stat
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from build import proc
+from build import jsonshape, proc
 from build.errors import ArtifactError
+from build.jsonshape import COUNT, FLAG, NUMBER, OBJECT, TEXT, Fail, shape
 from build.paths import is_plain_name
 from build.toolchain import ALIASES, Toolchain, host_architecture
 
@@ -35,6 +36,13 @@ class FileEntry:
     sha256: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class LinkEntry:
+    """A symlink of the artifact: its path and its (relative) target, as written."""
+    path: str
+    target: str
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as stream:
@@ -43,7 +51,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def scan(folder: Path, *, skip: tuple[str, ...] = (MANIFEST_NAME,)) -> tuple[list[FileEntry], list[dict[str, str]]]:
+def scan(folder: Path, *, skip: tuple[str, ...] = (MANIFEST_NAME,)) -> tuple[list[FileEntry], list[LinkEntry]]:
     """Every regular file (size, sha256) and every symlink under `folder`, sorted by path."""
     files, links = [], []
     for root, dirs, names in os.walk(folder):
@@ -51,11 +59,11 @@ def scan(folder: Path, *, skip: tuple[str, ...] = (MANIFEST_NAME,)) -> tuple[lis
             path = Path(root) / name
             rel = path.relative_to(folder).as_posix()
             if path.is_symlink():
-                links.append({"path": rel, "target": os.readlink(path)})
+                links.append(LinkEntry(path=rel, target=os.readlink(path)))
             elif path.is_file() and rel not in skip:
                 files.append(FileEntry(path=rel, size=path.stat().st_size, sha256=sha256_of(path)))
     files.sort(key=lambda f: f.path)
-    links.sort(key=lambda link: link["path"])
+    links.sort(key=lambda link: link.path)
     return files, links
 
 
@@ -124,7 +132,7 @@ def build_manifest(*, folder: Path, profile: dict[str, Any], tools: dict[str, st
         "app": app,
         "device_checks": device_checks or [],
         "files": [vars(f) for f in files],
-        "links": links,
+        "links": [vars(link) for link in links],
         "total_bytes": sum(f.size for f in files),
         "image": image,
         "smoke": smoke,
@@ -145,13 +153,6 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
 # ---- the one strict reader (flash, sweep and bloat all read manifests through it) ----
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-Fail = Callable[[str], ArtifactError]
-
-
-@dataclass(frozen=True, kw_only=True)
-class LinkEntry:
-    path: str
-    target: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -279,20 +280,15 @@ def inside(folder: Path, rel: str) -> Path:
     return path
 
 
-# Fields used beside the file lists (sweep, reports): a type each; absent is allowed (older builds).
-_OPTIONAL = {"total_bytes": (int,), "build_seconds": (int, float), "resolved_profile": (dict,),
-             "tools": (dict,), "toolchain": (dict,), "smoke": (dict,), "python": (str,), "backend": (str,),
-             "layout": (str,), "multicall": (bool,), "git_commit": (str,), "created": (str,)}
-_IMAGE = {"format": (str,), "compressor": (str,), "block_size": (int,)}
+# Fields used beside the file lists (sweep, reports): a kind each; absent is allowed (older builds).
+_OPTIONAL = {"total_bytes": COUNT, "build_seconds": NUMBER, "resolved_profile": OBJECT, "tools": OBJECT,
+             "toolchain": OBJECT, "smoke": OBJECT, "python": TEXT, "backend": TEXT, "layout": TEXT, "multicall": FLAG,
+             "git_commit": TEXT, "created": TEXT,
+             "image": shape({"format": TEXT, "compressor": TEXT, "block_size": COUNT})}
 
 
 def _check_types(doc: dict[str, Any], fail: Fail) -> None:
-    for fields, where in ((_OPTIONAL, doc), (_IMAGE, doc.get("image") or {})):
-        for key, types in fields.items():
-            value = where.get(key)
-            if value is not None and (not isinstance(value, types) or (bool not in types and isinstance(value, bool))
-                                      or (isinstance(value, (int, float)) and not 0 <= value < float("inf"))):
-                raise fail(f"{key!r} must be {' or '.join(t.__name__ for t in types)}, not {value!r:.60}")
+    jsonshape.check(doc, _OPTIONAL, "", fail)
     total = doc.get("total_bytes")
     if total is not None and total != sum(entry["size"] for entry in doc["files"]):
         raise fail(f"'total_bytes' {total:,} is not the sum of the files' sizes")

@@ -13,13 +13,38 @@ import platform
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 # The spelling users expect, and what Debian and the kernel call the same thing.
-ARCHITECTURES: Mapping[str, str] = {"x86_64": "amd64", "aarch64": "arm64", "armv7": "armhf"}
-ALIASES: Mapping[str, str] = {"amd64": "x86_64", "x86-64": "x86_64", "arm64": "aarch64", "armhf": "armv7",
-                              "armv7l": "armv7", "armv7hf": "armv7"}
+@dataclass(frozen=True, kw_only=True)
+class Arch:
+    """One architecture, as each tool names it: the one table of architecture facts."""
+
+    name: str  # the profile's spelling: x86_64, aarch64, armv7
+    debian: str  # dpkg's: amd64, arm64, armhf
+    qemu: str  # the user-mode emulator that runs its programs on another machine
+    triplet: str  # Debian's multiarch folder name
+    loader: str  # the program interpreter every dynamic executable names
+
+    @property
+    def loaders(self) -> tuple[str, str]:
+        """Where a Debian root holds that loader (relative to the root): its path and its multiarch copy."""
+        return self.loader.lstrip("/"), f"lib/{self.triplet}/{PurePosixPath(self.loader).name}"
+
+
+ARCHES: Mapping[str, Arch] = {arch.name: arch for arch in (
+    Arch(name="x86_64", debian="amd64", qemu="qemu-x86_64-static", triplet="x86_64-linux-gnu",
+         loader="/lib64/ld-linux-x86-64.so.2"),
+    Arch(name="aarch64", debian="arm64", qemu="qemu-aarch64-static", triplet="aarch64-linux-gnu",
+         loader="/lib/ld-linux-aarch64.so.1"),
+    Arch(name="armv7", debian="armhf", qemu="qemu-arm-static", triplet="arm-linux-gnueabihf",
+         loader="/lib/ld-linux-armhf.so.3"),
+)}
+ARCHITECTURES: Mapping[str, str] = {name: arch.debian for name, arch in ARCHES.items()}
+# Other spellings of the same architectures: Debian's, uname's, and two common ones.
+ALIASES: Mapping[str, str] = {**{arch.debian: name for name, arch in ARCHES.items()},
+                              "x86-64": "x86_64", "armv7l": "armv7", "armv7hf": "armv7"}
 
 
 def host_architecture() -> str:

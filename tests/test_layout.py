@@ -13,7 +13,8 @@ PACKAGE = ROOT / "build"
 
 # Bottom to top. A module may import its own layer and those below, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("build", "build.deb822", "build.errors", "build.locks", "build.log", "build.paths", "build.proc", "build.project", "build.toolchain"),
+    ("build", "build.apt_sources", "build.deb822", "build.elfid", "build.errors", "build.jsonshape", "build.locks",
+     "build.log", "build.paths", "build.proc", "build.project", "build.toolchain"),
     ("build.application", "build.config", "build.manifest"),
     ("build.testbed", "build.targets", "build.runtime"),
     ("build.analysis",),

@@ -52,11 +52,11 @@ def test_a_good_manifest_reads_the_same_for_each_command(tmp_path: Path) -> None
     ({"commands": {"..": "hello"}}, "command '..' is not a plain name"),
     ({"commands": {"hello": "../hello"}}, "not a normalised relative path"),
     ({"profile": "../p"}, "'profile' must be a plain name"),
-    ({"total_bytes": "big"}, "'total_bytes' must be int"),
+    ({"total_bytes": "big"}, "'total_bytes' must be a whole number"),
     ({"total_bytes": 5}, "not the sum of the files' sizes"),
     ({"build_seconds": -1}, "'build_seconds' must be"),
-    ({"resolved_profile": []}, "'resolved_profile' must be dict"),
-    ({"image": {"path": "i.img", "size": 1, "sha256": "0" * 64, "format": 7}}, "'format' must be str"),
+    ({"resolved_profile": []}, "'resolved_profile' must be an object"),
+    ({"image": {"path": "i.img", "size": 1, "sha256": "0" * 64, "format": 7}}, "image: 'format' must be a string"),
 ])
 def test_a_bad_manifest_is_the_same_error_for_flash_sweep_and_bloat(tmp_path: Path, override: dict,
                                                                     fragment: str) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -29,9 +31,48 @@ def test_pkg_config_reads_the_roots_files_without_a_sysroot_prefix(tmp_path: Pat
     assert env["PKG_CONFIG_LIBDIR"].split(":") == ["/cache/targets/aarch64-k/usr/lib/aarch64-linux-gnu/pkgconfig",
                                                    "/cache/targets/aarch64-k/usr/share/pkgconfig"]
     assert "PKG_CONFIG_SYSROOT_DIR" not in env and env["CONFIG_SITE"] == str(tmp_path / "config.site")
-    # The checks configure cannot run on a foreign machine are answered, each once.
-    answers = dict(line.split("=") for line in CONFIG_SITE.splitlines())
-    assert answers == {"ac_cv_file__dev_ptmx": "yes", "ac_cv_file__dev_ptc": "no", "ac_cv_buggy_getaddrinfo": "no"}
+
+
+CONFIGURE = Path(__file__).resolve().parents[1] / "work" / ".cache" / "runtime" / "src" / "tree" / "configure"
+# What configure's own fragments need around them to run alone in sh.
+PRELUDE = """as_fn_error () { echo "configure failed: $2"; exit 1; }
+as_echo='printf %s\\n'; as_echo_n='printf %s'; as_me=configure
+ac_fn_c_try_run () { return 1; }
+"""
+
+
+def run_fragment(fragment: str, *, cross: bool, site: Path | None, names: list[str], cwd: Path) -> dict[str, str]:
+    script = (PRELUDE + (f". {site}\n" if site else "") + f"cross_compiling={'yes' if cross else 'no'}\n"
+              + fragment + "\n" + "".join(f'echo "{n}=${{{n}-unset}}"\n' for n in names))
+    ran = subprocess.run(["sh", "-c", script], cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    return dict(line.split("=", 1) for line in ran.stdout.splitlines() if line.startswith(tuple(names)))
+
+
+@pytest.mark.skipif(not CONFIGURE.is_file(), reason="the size runtime's source is not unpacked (build --profile min)")
+def test_config_site_answers_what_pythons_configure_cannot_check_when_cross_compiling(tmp_path: Path) -> None:
+    # configure's own checks, cut from Debian's python3.11 configure and run in sh: cross-compiling,
+    # each refuses to run unless config.site answers it; the answers must be what the check finds
+    # natively on this Linux machine, and configure's getaddrinfo check must then not stop it.
+    text = CONFIGURE.read_text(encoding="utf-8", errors="replace")
+    site = tmp_path / "config.site"
+    site.write_text(CONFIG_SITE)
+    files = re.findall(r"(if \$\{(ac_cv_file__\w+)\+:\} false; then :\n.*?\nfi\nfi\n)", text, flags=re.S)
+    files = [(block, name) for block, name in files if "cannot check for file existence when cross" in block]
+    start = text.index('if test "x$ac_cv_func_getaddrinfo" = xyes; then :')
+    getaddrinfo = text[start:text.index('\nelse\n\n$as_echo "#define HAVE_GETADDRINFO 1"', start)] + "\nfi\n"
+    needed = [name for _, name in files] + ["ac_cv_buggy_getaddrinfo"]
+    assert {"ac_cv_file__dev_ptmx", "ac_cv_buggy_getaddrinfo"} <= set(needed)
+    for block, name in files:
+        native = run_fragment(block, cross=False, site=None, names=[name], cwd=tmp_path)
+        assert run_fragment(block, cross=True, site=site, names=[name], cwd=tmp_path) == native
+    for ipv6 in ("yes", "no"):
+        run_fragment(f"ac_cv_func_getaddrinfo=yes; ipv6={ipv6}\n" + getaddrinfo, cross=True, site=site,
+                     names=needed, cwd=tmp_path)
+    # Nothing else: every answer is one of those checks.
+    set_by_site = run_fragment("", cross=True, site=site, names=needed, cwd=tmp_path)
+    assert sorted(n for n, v in set_by_site.items() if v != "unset") == sorted(needed)
+    assert len(CONFIG_SITE.splitlines()) == len(needed)
 
 
 def test_the_sysconfigdata_name_follows_debians_patch() -> None:

@@ -230,3 +230,28 @@ def test_cache_key_changes_when_an_edit_is_corrected(monkeypatch: pytest.MonkeyP
     file, old, new = flags_module.SOURCE_EDITS["no-quickening"][0]
     monkeypatch.setitem(flags_module.SOURCE_EDITS, "no-quickening", ((file, old, new + "/* corrected */"),))
     assert cache_key(source_version="v", flags=flags, target="x86_64") != key
+
+
+@pytest.mark.parametrize("linked", [False, True])
+def test_the_manifest_names_the_build_log_so_bloat_finds_the_unstripped_copies(tmp_path: Path, linked: bool) -> None:
+    # work/.cache a link to another disk (or a CI cache) or a plain folder: either way the manifest
+    # names the log under work/.cache, and bloat's search finds the runtime's lib/debug beside it.
+    from build.analysis.debug_copies import builder_dirs
+    from build.project import Project
+    from build.runtime.toolchain import _relative
+
+    root = tmp_path / "project"
+    (root / "work").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[project]\nname = \"p\"\n")
+    cache = tmp_path / "bigger-disk" / "cache" if linked else root / "work" / ".cache"
+    prefix = cache / "runtime" / "python3.11-x86_64-k"
+    (prefix / "lib" / "debug").mkdir(parents=True)
+    if linked:
+        (root / "work" / ".cache").symlink_to(cache)
+    project = Project.at(root)
+    named = _relative(project.cache_root / "runtime" / "python3.11-x86_64-k" / "build.log", project)
+    assert named == "work/.cache/runtime/python3.11-x86_64-k/build.log"
+    found = builder_dirs({"toolchain": {"build_log": named}}, root)
+    assert [p.resolve() for p in found] == [(prefix / "lib" / "debug").resolve(), (prefix / "lib").resolve()]
+    # A cache given elsewhere than work/.cache is not named: nothing about the machine's folders.
+    assert _relative(tmp_path / "elsewhere" / "build.log", project) == "build.log"

@@ -15,7 +15,7 @@ import pytest
 from build.analysis.analyse import analyse
 from build.project import Project
 from build.runtime.compile import STAMP, load
-from build.runtime.exports import build_id
+from build.elfid import build_id
 from build.runtime.toolchain import size_runtime_toolchain
 
 ROOT = Path(__file__).resolve().parent.parent

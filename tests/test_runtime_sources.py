@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from build.deb822 import stanzas
 from build.runtime.sources import (DEB_SRC_NAME, RuntimeSourceError, deb_src_from_one_line, derive_deb_src,
-                                   has_deb_src, parse_dsc, stanzas, verify_dsc)
+                                   has_deb_src, parse_dsc, verify_dsc)
 
 DEBIAN_SOURCES = """\
 Types: deb
@@ -55,7 +56,8 @@ def test_an_inline_signed_by_key_stays_a_valid_continuation_in_the_derived_entry
 
 def test_one_line_entry_with_options() -> None:
     text = ("# comment\ndeb http://deb.debian.org/debian-security bookworm-security main\n"
-            "deb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian bookworm main contrib\n")
+            "#deb http://old.example/debian bookworm main\n"
+            "deb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian bookworm main contrib  # the mirror\n")
     assert deb_src_from_one_line(text, "bookworm") == \
         "deb-src [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian bookworm main contrib\n"
     entry = derive_deb_src({}, text, "bookworm")
@@ -71,6 +73,18 @@ def test_existing_deb_src_is_detected_and_disabled_one_is_not() -> None:
     assert has_deb_src([DEBIAN_SOURCES.replace("Types: deb\n", "Types: deb deb-src\n", 1)], None)
     assert not has_deb_src(["Types: deb-src\nURIs: http://x\nSuites: bookworm\nEnabled: no\n"], None)
     assert has_deb_src([], "deb-src http://x/debian bookworm main\n")
+    assert not has_deb_src([], "# deb-src http://x/debian bookworm main\n#deb-src http://x/debian bookworm main\n")
+
+
+def test_a_dash_escaped_signed_dsc_reads_as_dpkg_reads_it() -> None:
+    # Clear-signed text escapes lines starting with "-" as "- -" (RFC 4880); the armour and the
+    # escapes are not part of the fields.
+    sha = "a" * 64
+    text = ("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nFormat: 3.0 (quilt)\nSource: python3.11\n"
+            f"Version: 3.11.2-6\nChecksums-Sha256:\n {sha} 12 x.orig.tar.gz\n- -----BEGIN not a signature\n"
+            "-----BEGIN PGP SIGNATURE-----\n\niQIz\n-----END PGP SIGNATURE-----\n")
+    dsc = parse_dsc(text)
+    assert (dsc.source, dsc.version, dsc.files) == ("python3.11", "3.11.2-6", (("x.orig.tar.gz", 12, sha),))
 
 
 def _package(folder: Path, files: dict[str, bytes], *, signed: bool = True) -> Path:

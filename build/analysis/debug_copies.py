@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from build import elfid
 from build.analysis import dwarf, line_files, other_python, symbols
 from build.analysis.elf_sections import read_sections
 
@@ -91,9 +92,9 @@ def find_copy(name: str, build_id: str | None, search: Sequence[Path]) -> Found 
         try:
             with path.open("rb") as stream:
                 head = stream.read(_HEAD)
-            if symbols.build_id(head) != build_id:
+            if elfid.build_id(head) != build_id:
                 data = path.read_bytes()
-                if symbols.build_id(data) != build_id:
+                if elfid.build_id(data) != build_id:
                     continue
             else:
                 data = path.read_bytes()
@@ -116,7 +117,7 @@ def native_breakdown(data: bytes | memoryview, name: str, *, search: Sequence[Pa
     table, units, source = own, dwarf.dwarf_units(data), "the file's own .symtab"
     units_file: tuple[bytes | memoryview, Path | None] = (data, None)  # where the units came from
     if own is None or own.table != ".symtab" or not units:
-        bid = symbols.build_id(data)
+        bid = elfid.build_id(data)
         copy = find_copy(name, bid, (*search, *python_dirs()))
         if copy is not None:
             if own is None or own.table != ".symtab":

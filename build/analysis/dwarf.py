@@ -1,7 +1,9 @@
 """Compilation units of a native file from its DWARF: .debug_aranges maps code addresses to
 units, each named by its top DIE's DW_AT_name (e.g. Objects/unicodeobject.c). The top DIE is read
-directly (pyelftools parses a unit's whole abbreviation table first, seconds for libpython), with
-pyelftools as the fallback for anything unusual."""
+directly (pyelftools parses a unit's whole abbreviation table first: 1.08 s against 0.07 s for the
+142 units of this machine's libpython, benchmarks/dwarf_units.py), with pyelftools as the fallback
+for anything unusual; tests/analysis/test_analysis_symbols.py checks both agree on every unit of a
+real libpython."""
 
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ class _Reader:
             raise ValueError("marshal size out of range")  # every element takes at least one byte
         return n
 
-    def read(self, depth: int = 0) -> Any:
+    def read(self, depth: int = 0, *, end_of_dict: bool = False) -> Any:
         self.count += 1
         if depth > MAX_DEPTH or self.count > MAX_OBJECTS:
             raise ValueError("marshal data nested too deep or too large")
@@ -63,6 +63,8 @@ class _Reader:
             slot = len(self.refs)
             self.refs.append(None)
         value = self._value(kind, depth)
+        if value is _NULL and not end_of_dict:
+            raise ValueError("marshal NULL outside a dict")  # marshal.loads refuses it too
         if slot is not None:
             self.refs[slot] = value
         return value
@@ -100,7 +102,7 @@ class _Reader:
             return tuple(self.read(depth + 1) for _ in range(self.byte()))
         if kind == "{":
             items = []
-            while (key := self.read(depth + 1)) is not _NULL:
+            while (key := self.read(depth + 1, end_of_dict=True)) is not _NULL:
                 items.append((key, self.read(depth + 1)))
             return tuple(items)
         if kind == "r":

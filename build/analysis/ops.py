@@ -95,16 +95,6 @@ def check_accounted(rows: Iterable[Row], on_disk: int, what: str) -> None:
             raise InternalError(f"{what}: the parts of row {row.name!r} do not add up to the row")
 
 
-def check_accounting(report: SizeReport) -> None:
-    """The invariant every reader must keep; raises AssertionError naming the difference."""
-    stored = total_stored(report.rows)
-    assert stored == report.total_stored, f"rows sum to {stored}, artifact is {report.total_stored} bytes"
-    for row in report.rows:
-        if row.children:
-            assert sum(c.stored for c in row.children) == row.stored, row.name
-            assert sum(c.raw for c in row.children) == row.raw, row.name
-
-
 # --- diff -------------------------------------------------------------------------------------
 
 ChangeKind = Literal["grew", "shrank", "appeared", "vanished"]

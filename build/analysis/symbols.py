@@ -75,21 +75,6 @@ class Breakdown:
 
 # --- reading ------------------------------------------------------------------------------------
 
-def build_id(data: bytes | memoryview) -> str | None:
-    """The GNU build-id (hex) of an ELF file, if it has one."""
-    try:
-        elf = ELFFile(io.BytesIO(bytes(data)))
-        for section in elf.iter_sections():
-            if section["sh_type"] != "SHT_NOTE":
-                continue
-            for note in section.iter_notes():
-                if note["n_type"] == "NT_GNU_BUILD_ID":
-                    return str(note["n_desc"])
-    except Exception:  # noqa: BLE001  a damaged note costs us the match, never the accounting
-        return None
-    return None
-
-
 def _layout(data: bytes | memoryview) -> tuple[str, bool] | None:
     """(struct byte order, 64-bit) from e_ident."""
     head = bytes(data[:6])

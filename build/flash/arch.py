@@ -9,14 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from build.errors import ConfigError
-from build.toolchain import ALIASES, ARCHITECTURES
+from build.toolchain import ALIASES, ARCHES, ARCHITECTURES
 
 # The dynamic loader of each architecture, as Debian installs it (relative to the device root).
-LOADERS: dict[str, tuple[str, ...]] = {
-    "x86_64": ("lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
-    "aarch64": ("lib/ld-linux-aarch64.so.1", "lib/aarch64-linux-gnu/ld-linux-aarch64.so.1"),
-    "armv7": ("lib/ld-linux-armhf.so.3", "lib/arm-linux-gnueabihf/ld-linux-armhf.so.3"),
-}
+LOADERS: dict[str, tuple[str, ...]] = {name: arch.loaders for name, arch in ARCHES.items()}
 
 
 class WrongArchitecture(ConfigError):

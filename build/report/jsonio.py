@@ -9,8 +9,8 @@ from typing import Any
 from build.analysis.elf_sections import OLD_GROUPS
 from build.analysis.model import (
     SCHEMA,
-    CommandCost,
     SCHEMA_1,
+    CommandCost,
     Link,
     NativeFile,
     Retained,
@@ -20,7 +20,9 @@ from build.analysis.model import (
 )
 from build.analysis.ops import Diff, sort_rows
 from build.analysis.symbols import Breakdown, Part
+from build import jsonshape
 from build.errors import ArtifactError
+from build.jsonshape import COUNT, FLAG, OBJECT, TEXT, Kind, list_of, shape
 
 DIFF_SCHEMA = "slimfreeze.size-diff/1"
 
@@ -74,15 +76,43 @@ def _native_to_dict(n: NativeFile) -> dict[str, Any]:
             "symbols_rest": [len(rest), sum(p.size for p in rest)]}
 
 
+def _part(value: Any) -> bool:
+    """[name, kind, unit, size, code]: one function or unit of a native file."""
+    return (isinstance(value, list) and len(value) == 5 and all(isinstance(v, str) for v in value[:3])
+            and all(_count(v) for v in value[3:]))
+
+
+_count = COUNT.test
+PART = Kind("a [name, kind, unit, size, code] list", _part)
+# The one definition of what report_to_dict writes, checked before anything is rebuilt from it.
+SECTION_FIELDS = {"name": TEXT.needed(), "stored": COUNT.needed(), "raw": COUNT.needed(), "estimate": FLAG}
+ROW_FIELDS = {"name": TEXT.needed(), "kind": TEXT.needed(), "stored": COUNT.needed(), "raw": COUNT.needed(),
+              "module": TEXT.needed(), "package": TEXT.needed(), "distribution": TEXT.needed(),
+              "guess": FLAG.needed(), "estimate": FLAG.needed(), "children": list_of(shape(SECTION_FIELDS))}
+NATIVE_FIELDS = {"row": TEXT.needed(), "size": COUNT.needed(), "source": TEXT.needed(), "units_from": TEXT.needed(),
+                 "code_bytes": COUNT.needed(), "code_in_units": COUNT.needed(), "units": list_of(PART).needed(),
+                 "symbols": list_of(PART).needed()}
+RETAINED_FIELDS = {"name": TEXT.needed(), "stored": COUNT.needed(), "raw": COUNT.needed(),
+                   "modules": list_of(TEXT).needed()}
+COMMAND_FIELDS = {"command": TEXT.needed(), "loaded": COUNT.needed(), "own": COUNT.needed(),
+                  "own_rows": list_of(TEXT).needed()}
+REPORT_FIELDS = {"artifact": TEXT.needed(), "format": TEXT.needed(), "architecture": TEXT,
+                 "total_stored": COUNT.needed(), "total_raw": COUNT.needed(), "files": COUNT, "notes": list_of(TEXT),
+                 "links": list_of(shape({"path": TEXT.needed(), "target": TEXT.needed()})),
+                 "rows": list_of(shape(ROW_FIELDS)).needed(), "manifest": OBJECT,
+                 "native": list_of(shape(NATIVE_FIELDS)), "retained": list_of(shape(RETAINED_FIELDS)),
+                 "commands": list_of(shape(COMMAND_FIELDS))}
+
+
+def _parts(items: list[list[Any]]) -> tuple[Part, ...]:
+    return tuple(Part(name=name, kind=kind, unit=unit, size=size, code=code) for name, kind, unit, size, code in items)
+
+
 def _native_from_dict(d: dict[str, Any]) -> NativeFile:
-    units = tuple(Part(name=str(u[0]), kind=str(u[1]), unit=str(u[2]), size=_int(u[3]), code=_int(u[4]))
-                  for u in d["units"])
-    symbols = tuple(Part(name=str(p[0]), kind=str(p[1]), unit=str(p[2]), size=_int(p[3]), code=_int(p[4]))
-                    for p in d["symbols"])
-    return NativeFile(row=str(d["row"]), size=_int(d["size"]),
-                      breakdown=Breakdown(source=str(d["source"]), units_from=str(d["units_from"]),
-                                          code_bytes=_int(d["code_bytes"]), code_in_units=_int(d["code_in_units"]),
-                                          symbols=symbols, units=units))
+    return NativeFile(row=d["row"], size=d["size"],
+                      breakdown=Breakdown(source=d["source"], units_from=d["units_from"], code_bytes=d["code_bytes"],
+                                          code_in_units=d["code_in_units"], symbols=_parts(d["symbols"]),
+                                          units=_parts(d["units"])))
 
 
 def dumps(report: SizeReport) -> str:
@@ -90,74 +120,40 @@ def dumps(report: SizeReport) -> str:
 
 
 def report_from_dict(data: Any, *, source: str) -> SizeReport:
-    """Validate and rebuild a report; ArtifactError for anything that is not schema 1."""
+    """Validate and rebuild a report; ArtifactError for anything that is not schema 1 or 2."""
     if not isinstance(data, dict):
         raise ArtifactError(f"{source}: not a slimfreeze size report (expected a JSON object)")
     schema = data.get("schema")
     if schema not in (SCHEMA, SCHEMA_1):
         raise ArtifactError(f"{source}: unknown report schema {schema!r}; this slimfreeze reads {SCHEMA!r} "
                             f"and {SCHEMA_1!r}")
+
+    def fail(what: str) -> ArtifactError:
+        return ArtifactError(f"{source}: malformed size report ({what})")
+
+    jsonshape.check(data, REPORT_FIELDS, "", fail)
     # Schema 1 had four section groups (text, rodata, data, other); the same bytes, renamed.
     group = (lambda name: OLD_GROUPS.get(name, name)) if schema == SCHEMA_1 else (lambda name: name)
-    try:
-        rows = tuple(Row(name=str(r["name"]), kind=str(r["kind"]), stored=_int(r["stored"]), raw=_int(r["raw"]),
-                         module=str(r["module"]), package=str(r["package"]), distribution=str(r["distribution"]),
-                         guess=bool(r["guess"]), estimate=bool(r["estimate"]),
-                         children=tuple(Section(name=group(str(c["name"])), stored=_int(c["stored"]), raw=_int(c["raw"]),
-                                                estimate=bool(c.get("estimate", False)))
-                                        for c in r.get("children") or ()))
-                     for r in data["rows"])
-        report = SizeReport(artifact=str(data["artifact"]), format=str(data["format"]),
-                            total_stored=_int(data["total_stored"]), total_raw=_int(data["total_raw"]),
-                            rows=rows, files=_int(data.get("files", 1)),
-                            notes=tuple(str(n) for n in data.get("notes") or ()),
-                            links=tuple(Link(path=str(x["path"]), target=str(x["target"]))
-                                        for x in data.get("links") or ()),
-                            manifest=data.get("manifest") if isinstance(data.get("manifest"), dict) else None,
-                            retained=_retained(data.get("retained")),
-                            commands=_commands(data.get("commands")),
-                            native=tuple(_native_from_dict(n) for n in data.get("native") or ()),
-                            architecture=str(data["architecture"]) if data.get("architecture") else None)
-    except (KeyError, TypeError, ValueError) as err:
-        raise ArtifactError(f"{source}: malformed size report ({type(err).__name__}: {err})") from None
+    rows = tuple(Row(name=r["name"], kind=r["kind"], stored=r["stored"], raw=r["raw"], module=r["module"],
+                     package=r["package"], distribution=r["distribution"], guess=r["guess"], estimate=r["estimate"],
+                     children=tuple(Section(name=group(c["name"]), stored=c["stored"], raw=c["raw"],
+                                            estimate=bool(c.get("estimate")))
+                                    for c in r.get("children") or ()))
+                 for r in data["rows"])
+    retained = data.get("retained")
+    report = SizeReport(artifact=data["artifact"], format=data["format"], total_stored=data["total_stored"],
+                        total_raw=data["total_raw"], rows=rows, files=data.get("files", 1),
+                        notes=tuple(data.get("notes") or ()),
+                        links=tuple(Link(path=x["path"], target=x["target"]) for x in data.get("links") or ()),
+                        manifest=data.get("manifest"),
+                        retained=None if retained is None else tuple(
+                            Retained(name=r["name"], stored=r["stored"], raw=r["raw"], modules=tuple(r["modules"]))
+                            for r in retained),
+                        native=tuple(_native_from_dict(n) for n in data.get("native") or ()),
+                        architecture=data.get("architecture") or None)
     if sum(r.stored for r in report.rows) != report.total_stored:
         raise ArtifactError(f"{source}: malformed size report (its rows do not add up to its total)")
     return report
-
-
-def _commands(value: Any) -> tuple[CommandCost, ...] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise TypeError(f"commands: expected a list, got {type(value).__name__}")
-    out = []
-    for c in value:
-        rows = c["own_rows"]
-        if not isinstance(rows, list) or not all(isinstance(r, str) for r in rows):
-            raise TypeError("commands: own_rows must be a list of row names")
-        out.append(CommandCost(command=str(c["command"]), loaded=_int(c["loaded"]), own=_int(c["own"]),
-                               own_rows=tuple(rows)))
-    return tuple(out)
-
-
-def _retained(value: Any) -> tuple[Retained, ...] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise TypeError(f"retained: expected a list, got {type(value).__name__}")
-    out = []
-    for r in value:
-        modules = r["modules"]
-        if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
-            raise TypeError("retained: modules must be a list of names")
-        out.append(Retained(name=str(r["name"]), stored=_int(r["stored"]), raw=_int(r["raw"]), modules=tuple(modules)))
-    return tuple(out)
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"expected a byte count, got {value!r}")
-    return value
 
 
 def load(path: Path) -> SizeReport:

@@ -16,6 +16,7 @@ from build.analysis.commands import command_costs
 from build.analysis.native import with_native
 from build.analysis.retained import retained_sizes
 from build.errors import SlimfreezeError
+from build.manifest import MANIFEST_NAME, read_manifest
 from build.paths import remove_tree
 from build.report import html, jsonio
 from build.report.html import IndexEntry
@@ -75,12 +76,11 @@ def current_report(dist_dir: Path, out_dir: Path) -> SizeReport | None:
     dist_dir, report_path = Path(dist_dir), Path(out_dir) / REPORT_NAME
     if not dist_dir.is_dir():
         return None
-    manifest_path = dist_dir / "manifest.json"
-    if report_path.is_file() and manifest_path.is_file():
+    if report_path.is_file() and (dist_dir / MANIFEST_NAME).is_file():
         try:
             report = jsonio.load(report_path)
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (SlimfreezeError, OSError, ValueError):
+            manifest = read_manifest(dist_dir)  # the one strict reader, as the analysis reads it
+        except SlimfreezeError:
             pass  # analysed below, which says what is wrong if the folder is not an artifact
         else:
             if report.manifest is not None and report.manifest == manifest:

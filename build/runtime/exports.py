@@ -16,6 +16,10 @@ from pathlib import Path
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from build.elfid import build_id  # the one reader; compile records each library's id through it
+
+__all__ = ["build_id", "dlsym_names", "undefined_symbols", "version_script", "wanted"]
+
 # CPython's public and private C API names; nothing else in libpython is anyone's business.
 PYTHON_SYMBOL = re.compile(r"_?_?Py[A-Za-z0-9_]*")
 
@@ -54,17 +58,3 @@ def version_script(names: Iterable[str]) -> str:
     """A GNU ld version script exporting exactly `names` (sorted, so the file is reproducible)."""
     body = "".join(f"    {name};\n" for name in sorted(set(names)))
     return "{\n  global:\n" + body + "  local: *;\n};\n"
-
-
-def build_id(path: Path) -> str | None:
-    """The GNU build-id (hex) of an ELF file, if it has one."""
-    try:
-        with path.open("rb") as stream:
-            for section in ELFFile(stream).iter_sections():
-                if section["sh_type"] == "SHT_NOTE":
-                    for note in section.iter_notes():
-                        if note["n_type"] == "NT_GNU_BUILD_ID":
-                            return str(note["n_desc"])
-    except (ELFError, OSError):
-        return None
-    return None

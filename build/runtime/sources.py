@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from build import proc
-from build.deb822 import stanzas
+from build.apt_sources import deb822_sources, one_line, one_line_sources
+from build.deb822 import signed_stanza
 from build.errors import CommandFailed, SlimfreezeError
 from build.locks import exclusive
 from build.manifest import sha256_of
@@ -41,40 +42,26 @@ class RuntimeSourceError(SlimfreezeError):
 
 # --- deriving the deb-src entry (pure) -------------------------------------------------------
 
-def _enabled(stanza: Mapping[str, str]) -> bool:
-    return stanza.get("Enabled", "yes").lower() != "no"
-
-
 def has_deb_src(deb822: Iterable[str], one_line: str | None) -> bool:
     """Whether any enabled entry already offers source packages."""
-    if any("deb-src" in s.get("Types", "").split() and _enabled(s) for text in deb822 for s in stanzas(text)):
-        return True
-    return one_line is not None and any(line.split()[:1] == ["deb-src"] for line in one_line.splitlines())
+    entries = [e for text in deb822 for e in deb822_sources(text)] + one_line_sources(one_line or "")
+    return any("deb-src" in e.types and e.enabled for e in entries)
 
 
 def deb_src_from_deb822(text: str, release: str) -> str | None:
     """A deb-src stanza from the first stanza whose Suites name plain `release`, or None."""
-    for stanza in stanzas(text):
-        if "deb" in stanza.get("Types", "").split() and release in stanza.get("Suites", "").split() \
-                and _enabled(stanza):
-            out = {**stanza, "Types": "deb-src", "Suites": release}
+    for entry in deb822_sources(text):
+        if "deb" in entry.types and release in entry.suites and entry.enabled:
+            out = {**dict(entry.fields), "Types": "deb-src", "Suites": release}
             return "".join(f"{k}: {v}\n" for k, v in out.items())
     return None
 
 
 def deb_src_from_one_line(text: str, release: str) -> str | None:
     """`deb [options] URI release components` -> the same as `deb-src`, or None."""
-    for line in text.splitlines():
-        words = line.split()
-        if words[:1] != ["deb"]:
-            continue
-        i = 1
-        if len(words) > 1 and words[1].startswith("["):  # options run up to the word ending in ']'
-            while i < len(words) and not words[i].endswith("]"):
-                i += 1
-            i += 1
-        if len(words) > i + 1 and words[i + 1] == release:
-            return " ".join(["deb-src", *words[1:]]) + "\n"
+    for entry in one_line_sources(text):
+        if entry.types == ("deb",) and entry.suites == (release,):
+            return one_line(entry, "deb-src")
     return None
 
 
@@ -110,11 +97,7 @@ class Dsc:
 
 def parse_dsc(text: str) -> Dsc:
     """The fields we need from a (possibly clear-signed) .dsc."""
-    body = text
-    if body.startswith("-----BEGIN PGP SIGNED MESSAGE-----"):
-        # partition, not split()[1]: a truncated signed .dsc is the clear error below, not an IndexError
-        body = body.partition("\n\n")[2].split("\n-----BEGIN PGP SIGNATURE-----", 1)[0]
-    fields = next(iter(stanzas(body)), {})
+    fields = signed_stanza(text)  # a truncated signed .dsc has no fields: the clear error below
     files = []
     for line in fields.get("Checksums-Sha256", "").splitlines():
         words = line.split()

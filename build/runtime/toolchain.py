@@ -83,10 +83,17 @@ def facts(project: Project, runtime: Runtime) -> dict[str, object]:
 
 
 def _relative(path: Path, project: Project) -> str:
+    """`path` as the manifest names it: relative to the project, through work/.cache when that is a
+    link to the cache (a bigger disk, a CI cache), so `bloat --units` finds the runtime's unstripped
+    libraries beside it again; else only its name (nothing about the machine's folders)."""
     try:
         return path.relative_to(project.root).as_posix()
     except ValueError:
-        return path.name
+        pass
+    seen_as = project.root / "work" / ".cache"  # the default place, maybe a link to the real one
+    if seen_as.resolve() == project.cache_root and path.is_relative_to(project.cache_root):
+        return (Path("work/.cache") / path.relative_to(project.cache_root)).as_posix()
+    return path.name
 
 
 def make_venv(project: Project, runtime: Runtime, requirements: list[str], log: Path) -> Path:

@@ -3,14 +3,15 @@ of sweep.json. Pure, and free of anything above the ground floor, so the report 
 
 from __future__ import annotations
 
-import math
 import platform
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from build import jsonshape
 from build.errors import ArtifactError
+from build.jsonshape import COUNT, FLAG, NUMBER, OBJECT, TEXT, list_of, shape
 from build.paths import is_plain_name
 
 SCHEMA = "slimfreeze.sweep/1"
@@ -20,10 +21,23 @@ SOURCE = "source"
 # The figures measured for every artifact and for the source baseline.
 FIGURES = ("startup_ms", "first_ack_ms", "pss_kb_total", "rss_kb_total", "unpack_bytes", "worker_processes",
            "pss_kb_supervisor", "rss_kb_supervisor")
-# The supervisor's workers: one of each long-running command, in one process tree.
-RECORD_KEYS = ("profile", "ok", "error", "rank", "device_bytes", "artifact_bytes", "image_bytes", "image_format",
-               "build_seconds", *FIGURES, "backend", "layout", "tls", "multicall", "target", "emulated", "note",
-               "run_id", "source")
+# The one definition of sweep.json: what each field may hold (null always allowed unless needed:
+# not measured, or not applicable). The writer makes records with exactly RECORD_FIELDS' keys.
+FIGURE_FIELDS = dict.fromkeys(FIGURES, NUMBER)
+# The run's baseline: the app from source measured on its own, with whether that worked.
+BASELINE = shape({"profile": TEXT, "ok": FLAG.needed(), "error": TEXT, **FIGURE_FIELDS})
+RECORD_FIELDS = {
+    "profile": TEXT.needed(), "ok": FLAG.needed(), "error": TEXT, "rank": COUNT, "device_bytes": COUNT,
+    "artifact_bytes": COUNT, "image_bytes": COUNT, "image_format": TEXT, "build_seconds": NUMBER, **FIGURE_FIELDS,
+    "backend": TEXT, "layout": TEXT, "tls": FLAG, "multicall": FLAG, "target": TEXT, "emulated": FLAG, "note": TEXT,
+    "run_id": TEXT,
+    # The source's figures measured beside this artifact, in turns with it (source_figures).
+    "source": shape(FIGURE_FIELDS),
+}
+RECORD_KEYS = tuple(RECORD_FIELDS)
+RUN_FIELDS = {"run_id": TEXT.needed(), "created": TEXT.needed(), "python": TEXT, "machine": TEXT, "source": BASELINE}
+SWEEP_FIELDS = {"created": TEXT, "settings": OBJECT, "source": BASELINE, "runs": list_of(shape(RUN_FIELDS)).needed(),
+                "profiles": list_of(OBJECT).needed()}
 
 
 def empty_record(profile: str, **known: Any) -> dict[str, Any]:
@@ -52,6 +66,7 @@ def sizes_from_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def source_figures(source: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A record's `source`: the baseline's figures (all null when it was not measured)."""
     return {key: (source or {}).get(key) for key in FIGURES}
 
 
@@ -101,7 +116,8 @@ def matrix(profile_names: Iterable[str]) -> dict[str, list[dict[str, str]]]:
 
 def check_sweep(data: Any, where: Path) -> dict[str, Any]:
     """`data` if it is a sweep.json this version reads: every field the ranking, merging, table and
-    page use has its type checked here, once, so a damaged or hand-edited file is one clear error."""
+    page use has its type checked here, against the one definition the writer fills (SWEEP_FIELDS,
+    RECORD_FIELDS), so a damaged or hand-edited file is one clear error."""
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         schema = data.get("schema") if isinstance(data, dict) else None
         raise ArtifactError(f"{where}: unknown sweep schema {schema!r} (expected {SCHEMA})")
@@ -109,71 +125,16 @@ def check_sweep(data: Any, where: Path) -> dict[str, Any]:
     def fail(what: str) -> ArtifactError:
         return ArtifactError(f"{where}: {what}")
 
-    records, runs = data.get("profiles"), data.get("runs")
-    if not isinstance(records, list) or not all(isinstance(r, dict) and {"profile", "ok", "device_bytes"} <= set(r)
-                                                for r in records):
-        raise fail("'profiles' is not a list of sweep records")
-    if not isinstance(runs, list) or not all(isinstance(r, dict) and {"run_id", "created"} <= set(r) for r in runs):
-        raise fail("'runs' is not a list of runs")
-    _check_fields(data, {"created": _TEXT, "settings": _OBJECT}, "", fail)
-    _check_baseline(data.get("source"), "source", fail)
-    for index, run in enumerate(runs):
-        where_run = f"runs[{index}]"
-        _check_fields(run, {"run_id": _TEXT, "created": _TEXT, "python": _TEXT, "machine": _TEXT}, where_run, fail)
-        if run["run_id"] is None or run["created"] is None:
-            raise fail(f"{where_run}: 'run_id' and 'created' must be strings")
-        _check_baseline(run.get("source"), f"{where_run}.source", fail)
-    for index, record in enumerate(records):
+    jsonshape.check(data, SWEEP_FIELDS, "", fail)
+    for index, record in enumerate(data["profiles"]):
         # profile names become folder names when runners' results are merged: nothing like "../x"
-        if not is_plain_name(record["profile"]):
-            raise fail(f"{record['profile']!r} is not a profile name")
+        if not is_plain_name(record.get("profile")):
+            raise fail(f"profiles[{index}]: {record.get('profile')!r} is not a profile name")
         where_record = f"profiles[{index}] ({record['profile']})"
-        _check_fields(record, _RECORD_TYPES, where_record, fail)
-        if record["ok"] is None or (record["ok"] and record["device_bytes"] is None):
-            raise fail(f"{where_record}: 'ok' must be true or false, and a working profile needs 'device_bytes'")
-        _check_baseline(record.get("source"), f"{where_record}.source", fail)
+        jsonshape.check(record, RECORD_FIELDS, where_record, fail)
+        if record["ok"] and record["device_bytes"] is None:
+            raise fail(f"{where_record}: a working profile needs 'device_bytes'")
     return data
-
-
-# What each field may hold (None is always allowed: not measured, or not applicable).
-_TEXT, _FLAG, _COUNT, _NUMBER, _OBJECT = "a string", "true or false", "a whole number >= 0", "a number >= 0", "an object"
-_RECORD_TYPES = {"ok": _FLAG, "error": _TEXT, "rank": _COUNT, "device_bytes": _COUNT, "artifact_bytes": _COUNT,
-                 "image_bytes": _COUNT, "image_format": _TEXT, "build_seconds": _NUMBER, "backend": _TEXT,
-                 "layout": _TEXT, "tls": _FLAG, "multicall": _FLAG, "run_id": _TEXT, "source": _OBJECT,
-                 **dict.fromkeys(FIGURES, _NUMBER)}
-_BASELINE_TYPES = {"ok": _FLAG, "error": _TEXT, "profile": _TEXT, **dict.fromkeys(FIGURES, _NUMBER)}
-
-
-def _is(value: Any, kind: str) -> bool:
-    if value is None:
-        return True
-    if kind == _TEXT:
-        return isinstance(value, str)
-    if kind == _FLAG:
-        return isinstance(value, bool)
-    if kind == _OBJECT:
-        return isinstance(value, dict)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    if kind == _COUNT:
-        return isinstance(value, int) and value >= 0
-    return math.isfinite(value) and value >= 0
-
-
-def _check_fields(doc: Mapping[str, Any], types: Mapping[str, str], where: str, fail: Any) -> None:
-    for key, kind in types.items():
-        if not _is(doc.get(key), kind):
-            raise fail(f"{where + ': ' if where else ''}{key!r} must be {kind} or null, not {doc.get(key)!r:.60}")
-
-
-def _check_baseline(source: Any, where: str, fail: Any) -> None:
-    if source is None:
-        return
-    if not isinstance(source, dict):
-        raise fail(f"{where} must be an object or null")
-    _check_fields(source, _BASELINE_TYPES, where, fail)
-    if not isinstance(source.get("ok"), bool):
-        raise fail(f"{where}: 'ok' must be true or false")
 
 
 def now() -> str:

@@ -1,29 +1,17 @@
-"""What each target architecture is called by Debian, by qemu and by the toolchain."""
+"""The target architectures made as Debian roots (their facts: build.toolchain.ARCHES, the one table)."""
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 
 from build.errors import ConfigError
-from build.toolchain import ALIASES, host_architecture
+from build.toolchain import ALIASES, ARCHES, Arch, host_architecture
+
+__all__ = ["EMULATED", "Arch", "arch_for"]
 
 
-@dataclass(frozen=True, kw_only=True)
-class Arch:
-    name: str  # the profile's spelling: aarch64, armv7
-    debian: str  # dpkg's: arm64, armhf
-    qemu: str  # the user-mode emulator that runs its programs
-    triplet: str  # Debian's multiarch folder name
-    loader: str  # the program interpreter every dynamic executable of the root names
-
-
-EMULATED: dict[str, Arch] = {
-    "aarch64": Arch(name="aarch64", debian="arm64", qemu="qemu-aarch64-static", triplet="aarch64-linux-gnu",
-                    loader="/lib/ld-linux-aarch64.so.1"),
-    "armv7": Arch(name="armv7", debian="armhf", qemu="qemu-arm-static", triplet="arm-linux-gnueabihf",
-                  loader="/lib/ld-linux-armhf.so.3"),
-}
+# The architectures made as Debian roots and run under qemu (x86_64, this machine's, never is).
+EMULATED: dict[str, Arch] = {name: ARCHES[name] for name in ("aarch64", "armv7")}
 
 
 def arch_for(target: str) -> Arch:

@@ -20,7 +20,7 @@ does to stop `control` and `run`, would reach nobody; so this script stays proot
 passes each such signal on to proot's own child, the program it runs, as a native run gets it.
 Its exit status is the program's (a death by signal is re-raised).
 
-Only the standard library: the host's Python runs this file directly.
+The standard library and psutil: the Python that runs build.py (its venv) runs this file directly.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ import signal
 import struct
 import subprocess
 import sys
-from pathlib import Path
+
+import psutil
 
 # The calls proot 5.1 does not translate, per host architecture, with the audit arch of its calls.
 SYSCALLS = {"x86_64": (0xC000003E, {"statx": 332, "faccessat2": 439}),
@@ -75,17 +76,12 @@ def install_filter() -> None:
         raise OSError(err, f"seccomp filter: {os.strerror(err)}")
 
 
-def children(pid: int, proc: Path = Path("/proc")) -> list[int]:
-    """The processes whose parent is `pid` (from /proc/*/stat; the name may hold spaces and ')')."""
-    found = []
-    for stat in proc.glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue  # it exited while we looked
-        if len(fields) > 1 and fields[1] == str(pid):
-            found.append(int(stat.parent.name))
-    return sorted(found)
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (none if it has exited)."""
+    try:
+        return sorted(child.pid for child in psutil.Process(pid).children())
+    except psutil.NoSuchProcess:
+        return []
 
 
 def main(argv: list[str]) -> int:

@@ -13,12 +13,11 @@ The root's package versions go into every manifest, so what an artifact bundles 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from build.deb822 import stanzas
+from build.apt_sources import deb822_sources, one_line_sources
 from build.errors import SlimfreezeError
 
 SUITE = "bookworm"
@@ -53,33 +52,25 @@ def _ours(suites: Iterable[str]) -> tuple[str, ...]:
 def deb822_entries(text: str) -> list[Entry]:
     """Entries of a `.sources` file that serve one of our suites as binary packages."""
     found = []
-    for stanza in stanzas(text):
-        types = stanza.get("Types", "").split()
-        if "deb" not in types or stanza.get("Enabled", "yes").lower() == "no":
+    for source in deb822_sources(text):
+        suites = _ours(source.suites)
+        if "deb" not in source.types or not source.enabled or not suites:
             continue
-        suites = _ours(stanza.get("Suites", "").split())
-        if not suites:
-            continue
-        extra = tuple((k, stanza[k]) for k in KEPT_FIELDS[3:] if k in stanza)
-        for uri in stanza.get("URIs", "").split():
-            found.append(Entry(uri=uri, suites=suites, components=tuple(stanza.get("Components", "main").split()),
-                               signed_by=stanza.get("Signed-By"), extra=extra))
+        extra = tuple((k, v) for k in KEPT_FIELDS[3:] if (v := source.field(k)) is not None)
+        for uri in source.uris:
+            found.append(Entry(uri=uri, suites=suites, components=source.components, signed_by=source.signed_by,
+                               extra=extra))
     return found
-
-
-_ONE_LINE = re.compile(r"^\s*deb\s+(?:\[(?P<options>[^\]]*)\]\s+)?(?P<uri>\S+)\s+(?P<suite>\S+)\s*(?P<components>.*)$")
 
 
 def one_line_entries(text: str) -> list[Entry]:
     """Entries of a one-line sources.list (`deb [options] URI SUITE COMPONENTS...`) for our suites."""
     by_uri: dict[tuple[str, tuple[str, ...], str | None], list[str]] = {}
-    for line in text.splitlines():
-        match = _ONE_LINE.match(line.split("#", 1)[0])
-        if not match or match["suite"] not in SUITES:
+    for source in one_line_sources(text):
+        if source.types != ("deb",) or source.suites[0] not in SUITES:
             continue
-        options = dict(o.split("=", 1) for o in (match["options"] or "").split() if "=" in o)
-        key = (match["uri"], tuple(match["components"].split() or ["main"]), options.get("signed-by"))
-        by_uri.setdefault(key, []).append(match["suite"])
+        key = (source.uris[0], source.components or ("main",), source.signed_by)
+        by_uri.setdefault(key, []).append(source.suites[0])
     return [Entry(uri=uri, suites=_ours(suites), components=components, signed_by=signed_by)
             for (uri, components, signed_by), suites in by_uri.items()]
 

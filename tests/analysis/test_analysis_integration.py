@@ -11,7 +11,7 @@ import pytest
 from build.report import command as bloat
 from build.analysis import analyse
 from build.analysis.model import display_distribution
-from build.analysis.ops import check_accounting, diff_reports, group_rows
+from build.analysis.ops import check_accounted, diff_reports, group_rows
 from build.report import jsonio, write_profile_reports
 from build.report.table import fmt_size
 from platform_names import LIBPYTHON
@@ -38,7 +38,7 @@ def test_report_accounts_for_the_size_on_disk(built, profile: str) -> None:
     dist = built(profile).dist_dir
     manifest = _manifest(dist)
     report = analyse(dist)
-    check_accounting(report)
+    check_accounted(report.rows, report.total_stored, report.artifact)
     on_disk = sum((dist / f["path"]).stat().st_size for f in manifest["files"])
     assert report.total_stored == on_disk == manifest["total_bytes"]
     assert report.format == FORMATS[profile]

@@ -21,7 +21,7 @@ from build.analysis import analyse
 from build.analysis.model import BOOTLOADER
 from build.analysis.nuitka_constants import find_blob
 from build.analysis.nuitka_payload import STARTER_MARKER
-from build.analysis.ops import check_accounting
+from build.analysis.ops import check_accounted
 from build.errors import ArtifactError
 from platform_names import extension
 
@@ -116,7 +116,7 @@ def test_onefile_payload_rows_add_up(dist: Path, onefiles: dict[str, Path], mode
     path = onefiles[mode]
     payload_size = path.with_suffix(".payload").stat().st_size
     report = analyse(path)
-    check_accounting(report)
+    check_accounted(report.rows, report.total_stored, report.artifact)
     assert report.format == "nuitka-onefile"
     assert report.total_stored == path.stat().st_size
     rows = {r.name: r for r in report.rows}
@@ -169,7 +169,7 @@ def test_constants_blob_is_found_by_its_parts() -> None:
 
 def test_standalone_folder(dist: Path) -> None:
     report = analyse(dist)
-    check_accounting(report)
+    check_accounted(report.rows, report.total_stored, report.artifact)
     assert report.format == "nuitka-standalone"
     assert report.total_stored == sum(p.stat().st_size for p in dist.rglob("*") if p.is_file() and not p.is_symlink())
     assert [(link.path, link.target) for link in report.links] == [("sub/link.txt", "../text.txt")]

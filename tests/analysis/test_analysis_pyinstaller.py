@@ -33,7 +33,7 @@ from synthetic_archives import (
 
 from build.analysis import analyse
 from build.analysis.model import ARCHIVE_INDEX, BOOTLOADER
-from build.analysis.ops import check_accounting, group_rows
+from build.analysis.ops import check_accounted, group_rows
 from build.analysis.pyinstaller_archive import COOKIE_LENGTH, read_carchive, read_pyz
 from build.errors import ArtifactError
 from build.report import command as bloat
@@ -101,7 +101,7 @@ def test_records_match_what_the_writers_wrote(onefile: Synthetic) -> None:
 
 def test_onefile_rows_add_up_to_the_file_byte_for_byte(onefile: Synthetic) -> None:
     report = analyse(onefile.path)
-    check_accounting(report)
+    check_accounted(report.rows, report.total_stored, report.artifact)
     size = onefile.path.stat().st_size
     assert report.total_stored == sum(r.stored for r in report.rows) == size
     rows = {r.name: r for r in report.rows}
@@ -189,7 +189,7 @@ def test_onedir_folder_accounts_for_every_file_and_lists_links(tmp_path: Path) -
     (dist / "_internal/notes.txt").write_text("data\n")
     (dist / "telemetry").symlink_to("pub")
     report = analyse(dist)
-    check_accounting(report)
+    check_accounted(report.rows, report.total_stored, report.artifact)
     files = [p for p in dist.rglob("*") if p.is_file() and not p.is_symlink()]
     assert report.total_stored == sum(p.stat().st_size for p in files)
     assert report.files == len(files) == 5
@@ -265,7 +265,7 @@ def test_archive_of_another_python_is_analysed(tmp_path: Path, onefile: Syntheti
     path = tmp_path / "py312"
     path.write_bytes(bytes(data))
     report = analyse(path)
-    check_accounting(report)
+    check_accounted(report.rows, report.total_stored, report.artifact)
     assert report.total_stored == len(data)
     assert any("Python 3.12" in note for note in report.notes)
 
@@ -277,7 +277,7 @@ def test_pyz_of_another_python_is_analysed(tmp_path: Path, onefile: Synthetic) -
     path = tmp_path / "pyc312"
     path.write_bytes(bytes(data))
     report = analyse(path)
-    check_accounting(report)
+    check_accounted(report.rows, report.total_stored, report.artifact)
     assert {r.name for r in report.rows} == {r.name for r in analyse(onefile.path).rows}
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from build import elfid
 from build.analysis import dwarf, elf_sections, symbols
 from build.analysis.debug_copies import native_breakdown
 from build.analysis.dist_metadata import dist_info_folders, parse_dist_info, with_bundled
@@ -95,8 +96,9 @@ def test_a_stripped_file_finds_its_unstripped_copy_by_build_id(lib: dict[str, Pa
     data = lib["stripped"].read_bytes()
     own = symbols.read_symbols(data)
     assert own is not None and own.table == ".dynsym"  # only the exported symbols are left
-    bid = symbols.build_id(data)
-    assert bid and bid == symbols.build_id(lib["unstripped"].read_bytes())
+    bid = elfid.build_id(data)
+    assert bid and bid == elfid.build_id(lib["unstripped"].read_bytes()) == elfid.build_id(lib["stripped"])
+    assert elfid.build_id(data[:64]) is None and elfid.build_id(lib["stripped"].parent) is None  # cut short, a folder
     found = native_breakdown(data, "libtiny.so.1", search=(lib["debug"],))
     assert f"same build-id {bid}" in found.source and str(lib["debug"]) in found.source
     assert "helper" in {p.name for p in found.symbols} and found.units_from == "DWARF"
@@ -251,3 +253,38 @@ def test_the_runtime_that_built_an_artifact_is_searched_only_where_its_manifest_
     for log in ("/etc/build.log", "../../etc/build.log", "work/../../x/build.log", 3, "", None):
         assert builder_dirs({"toolchain": {"build_log": log}}, tmp_path) == ()
     assert builder_dirs({"toolchain": "x"}, tmp_path) == builder_dirs(None, tmp_path) == ()
+
+
+def _real_libpythons() -> list[Path]:
+    """Unstripped libpythons with DWARF on this machine: the Python running the tests (one unit per
+    source file) and the size runtime's kept copy (an LTO build: one artificial unit)."""
+    import sysconfig
+
+    found = [Path(sysconfig.get_config_var("LIBDIR") or "/") / (sysconfig.get_config_var("INSTSONAME") or "-")]
+    found += sorted((Path(__file__).resolve().parents[2] / "work" / ".cache" / "runtime").glob("python3.11-*/lib/debug/.build-id/*/*.debug"))
+    return [p for p in found if p.is_file() and p.stat().st_size > 1 << 20 and dwarf.dwarf_units(p.read_bytes())]
+
+
+def test_the_direct_unit_reader_agrees_with_pyelftools_on_a_real_libpython() -> None:
+    # dwarf._CuNames reads each unit's top DIE itself (pyelftools parses every unit's whole
+    # abbreviation table first: benchmarks/dwarf_units.py prints both times); on every unit of a
+    # real libpython it must give pyelftools' name and folder, and never fall back.
+    import io
+
+    from elftools.elf.elffile import ELFFile
+
+    libraries = _real_libpythons()
+    if not libraries:
+        pytest.skip("no unstripped libpython with DWARF on this machine")
+    units = 0
+    for path in libraries:
+        elf = ELFFile(io.BytesIO(path.read_bytes()))
+        info = elf.get_dwarf_info(relocate_dwarf_sections=False)
+        direct = dwarf._CuNames(elf)
+        for offset in sorted({e.info_offset for e in info.get_aranges().entries}):
+            top = info.get_CU_at(offset).get_top_DIE().attributes
+            folder = top["DW_AT_comp_dir"].value.decode("utf-8", "backslashreplace")
+            assert (direct.name(offset), direct.name(offset, dwarf.DW_AT_COMP_DIR)) == \
+                (dwarf._slow_cu_name(info, offset), folder), (path, offset)
+            units += 1
+    assert units > 1

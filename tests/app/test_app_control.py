@@ -47,11 +47,17 @@ def test_garbage_gets_an_error_reply(payload: bytes, rid: object, fragment: str)
     json.dumps(reply, allow_nan=False)  # the reply itself is always valid JSON
 
 
-def test_largest_accepted_payload() -> None:
-    request = json.dumps({"id": "big", "cmd": "echo", "data": ""}).encode()
-    padded = request[:-1] + b" " * (MAX_PAYLOAD - len(request)) + b"}"
-    assert len(padded) == MAX_PAYLOAD
-    assert answer(padded, status)["ok"] is True
+@pytest.mark.parametrize("size", [MAX_PAYLOAD - 1, MAX_PAYLOAD, MAX_PAYLOAD + 1])
+def test_the_payload_limit_is_exact(size: int) -> None:
+    # The same valid echo request, its data filled to `size` bytes: answered up to the limit and
+    # refused one byte over it (an off-by-one either way fails one of the three).
+    empty = json.dumps({"id": "big", "cmd": "echo", "data": ""})
+    payload = json.dumps({"id": "big", "cmd": "echo", "data": "x" * (size - len(empty))}).encode()
+    reply = answer(payload, status)
+    if size <= MAX_PAYLOAD:
+        assert reply == {"id": "big", "cmd": "echo", "ok": True, "result": "x" * (size - len(empty))}
+    else:
+        assert reply["ok"] is False and f"payload too large: {size} bytes" in reply["error"]
 
 
 def test_long_unknown_command_is_shortened_in_the_error() -> None:

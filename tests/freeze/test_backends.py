@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from build.application import load_application
 from declared_app import with_app
 
-from build.config import Profile, resolve_profiles
+from build.application import load_application
+from build.config import Profile, load_profiles, resolve_profiles
 from build.errors import CommandFailed
 from build.freeze.backends import BACKENDS, BuildPlan, executables_for
 from build.freeze.backends.pyinstaller import spec_source
@@ -156,6 +156,14 @@ def test_generated_entry_installs_stand_ins_before_the_app(tmp_path, stand_ins):
     assert out[1] == ("_slimfreeze_urllib_request" if "urllib.request" in stand_ins else "urllib.request")
 
 
-def test_profile_is_frozen():
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        make_profile().strip = True  # type: ignore[misc]
+def test_resolved_list_keys_cannot_change_under_the_build(tmp_path):
+    # Lists from pyproject.toml become tuples when resolved: a backend, the trace or the stand-ins
+    # step cannot append to the profile the manifest records, and a profile is a usable key.
+    pyproject = ROOT / "pyproject.toml"
+    resolved = load_profiles(pyproject)
+    assert {resolved["min"]: "min"}[resolved["min"]] == "min"
+    for profile in resolved.values():
+        for field in dataclasses.fields(profile):
+            assert not isinstance(getattr(profile, field.name), (list, dict, set)), (profile.name, field.name)
+        plan_for(profile, tmp_path, host_toolchain())
+        assert profile == load_profiles(pyproject)[profile.name]

@@ -194,6 +194,13 @@ def test_current_report_is_the_one_of_that_build(tmp_path: Path, tmp_path_factor
     (dist / "manifest.json").write_text(json.dumps({**manifest, "created": "later"}))  # a newer build
     fresh = current_report(dist, out)
     assert fresh.artifact == "min" and fresh.manifest["created"] == "later"
+    # A manifest the strict reader refuses is never matched against the stored report: the
+    # folder is analysed, and that says what is wrong with it.
+    damaged = {**manifest, "created": "later", "executables": ["../slimfreeze"]}
+    (dist / "manifest.json").write_text(json.dumps(damaged))
+    (out / "report.json").write_text(jsonio.dumps(replace(marked, manifest=damaged)))
+    with pytest.raises(ArtifactError, match="not a normalised relative path"):
+        current_report(dist, out)
 
 
 def test_the_profile_pages_csp_allows_exactly_the_inline_script_it_holds() -> None:

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import psutil
@@ -21,14 +22,13 @@ import pytest
 
 from build.sweep import measure
 from build.cli import main
-from build.config import load_profiles
 from build.errors import ArtifactError, ConfigError
 from build.report.pages import write_index
 from build.report.sweep_section import SCRIPT, render_sweep_section
 from build.sweep.command import table_rows
-from build.sweep.records import (FIGURES, SCHEMA, SWEEP_NAME, empty_record, make_sweep, matrix, merge, rank,
-                                 sizes_from_manifest, strategy)
 from build.application import load_application
+from build.sweep.records import (FIGURES, SWEEP_NAME, check_sweep, empty_record, make_sweep, matrix, merge,
+                                 rank, sizes_from_manifest, source_figures, strategy)
 from build.sweep.run import MeasureSettings, collect, measure_dist
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,13 +68,36 @@ def test_device_bytes_are_the_image_when_there_is_one():
         "artifact_bytes": 9000, "image_bytes": None, "image_format": None, "device_bytes": 9000}
 
 
-def test_make_sweep_has_the_schema_every_key_and_the_source_baseline():
-    sweep = sweep_of([record("min", 3)])
-    assert sweep["schema"] == SCHEMA
-    assert sweep["source"]["profile"] == "source" and sweep["runs"][0]["run_id"] == "run-a"
+def read_back(sweep: dict, tmp_path: Path) -> tuple[dict, str]:
+    """A sweep as the writer leaves it on disk, read back by sweep.json's reader and by the index page."""
+    (tmp_path / SWEEP_NAME).write_text(json.dumps(sweep, indent=2))
+    page = (write_index(tmp_path)).read_text()
+    return check_sweep(json.loads((tmp_path / SWEEP_NAME).read_text()), tmp_path / SWEEP_NAME), page
+
+
+def test_a_sweep_as_the_writers_make_it_is_read_back_by_the_reader_and_the_page(tmp_path):
+    # Records as the sweep makes them: measured beside the source (its figures in `source`),
+    # failed before measuring, and measured with no source beside them (the run's figures).
+    measured = record("min", 1_739_818, startup_ms=60.0, pss_kb_total=19_000.0,
+                      source=source_figures(sweep_of([])["source"]))
+    failed = record("nuitka-min", None, ok=False, source=source_figures(None))
+    sweep = sweep_of([measured, failed, record("flash-min", 1_310_720)])
+    data, page = read_back(sweep, tmp_path)
+    assert data == sweep and data["schema"] == "slimfreeze.sweep/1"  # the published name, kept by later versions
+    assert "cannot be read" not in page and 'class="sf-sweep"' in page
+    assert "1,739,818" in page and "1,310,720" in page and "nuitka-min" in page
     keys = {"profile", "ok", "error", "artifact_bytes", "image_bytes", "device_bytes", "build_seconds",
             "startup_ms", "first_ack_ms", "pss_kb_total", "rss_kb_total", "backend", "layout", "tls", "multicall"}
-    assert keys <= set(sweep["profiles"][0])
+    assert keys <= set(data["profiles"][0])
+
+
+def test_the_page_shows_an_unreadable_sweep_as_its_error_not_its_figures(tmp_path):
+    sweep = sweep_of([record("min", 1_739_818)])
+    sweep["profiles"][0]["source"] = {"startup_ms": "fast"}
+    (tmp_path / SWEEP_NAME).write_text(json.dumps(sweep))
+    page = write_index(tmp_path).read_text()
+    assert "cannot be read" in page and "profiles[0] (min).source: &#x27;startup_ms&#x27; must be" in page
+    assert "1,739,818" not in page
 
 
 def test_merge_rewrites_ranks_across_runners_and_keeps_each_runs_baseline():
@@ -82,7 +105,7 @@ def test_merge_rewrites_ranks_across_runners_and_keeps_each_runs_baseline():
     b = sweep_of([record("onedir-min", 200, run_id="b"), record("nuitka-min", None, ok=False, run_id="b")],
                  run_id="b", created="2026-01-01T00:05:00Z", source_pss=31000)
     merged = merge([a, b], created="2026-01-02T00:00:00Z")
-    assert merged["schema"] == SCHEMA
+    assert check_sweep(json.loads(json.dumps(merged)), Path("merged")) == merged  # what its readers read
     assert [(r["profile"], r["rank"]) for r in merged["profiles"]] == [
         ("onedir-min", 1), ("min", 2), ("nuitka-min", None)]
     assert [run["run_id"] for run in merged["runs"]] == ["a", "b"]
@@ -105,7 +128,9 @@ def test_matrix_is_a_github_actions_include_list():
 def test_matrix_command_prints_every_shipped_profile_as_json(capsys):
     assert main(["matrix"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed == {"include": [{"profile": name} for name in load_profiles(ROOT / "pyproject.toml")]}
+    # Every [tool.slimfreeze.profiles.*] table of pyproject.toml, read here without the config reader.
+    shipped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["slimfreeze"]["profiles"]
+    assert sorted(job["profile"] for job in printed["include"]) == sorted(shipped) and len(shipped) >= 16
 
 
 def test_matrix_command_rejects_an_unknown_profile(capsys):
@@ -348,7 +373,10 @@ def test_sweep_without_building_ranks_min_and_lists_a_missing_profile_as_failed(
                  "--project", str(ROOT), "--dist", str(dist), "--reports", str(reports), "--work", str(tmp_path / "w")])
     assert code == 1  # onedir-min is not in this dist folder
     sweep = json.loads((reports / SWEEP_NAME).read_text())
-    assert sweep["schema"] == SCHEMA
+    # What the sweep wrote, its own index page reads: the ranking is there, not an error.
+    page = (reports / "index.html").read_text()
+    assert "cannot be read" not in page and 'class="sf-sweep"' in page
+    assert f"{result.total_bytes:,}" in page
     first, second = sweep["profiles"]
     assert (first["profile"], first["ok"], first["rank"]) == ("min", True, 1)
     assert first["device_bytes"] == result.total_bytes

@@ -143,7 +143,7 @@ def test_target_profiles_ship_the_size_runtime_cross_compiled_for_them(built, tm
     # target's linker ignores it.
     from PyInstaller.archive.readers import CArchiveReader
 
-    from build.runtime.exports import build_id
+    from build.elfid import build_id
 
     for profile in sorted(ELF):
         result = built(profile)

@@ -261,9 +261,22 @@ def test_launcher_on_a_host_without_syscall_numbers_says_so_in_one_line(monkeypa
                                        "no system call numbers for a riscv64 host\n")
 
 
-def test_children_reads_parents_from_proc(tmp_path: Path):
-    for pid, stat in {10: "10 (a) S 1 10", 11: "11 (b c) d)) S 10 10", 12: "12 (x) S 10 10", 13: "13 (y) S 12"}.items():
-        (tmp_path / str(pid)).mkdir()
-        (tmp_path / str(pid) / "stat").write_text(stat)
+def test_children_are_the_direct_children_of_a_real_process():
+    # A shell with two children, one of which has its own: only the shell's two are its children.
+    import time
+
     from build.targets import launcher
-    assert launcher.children(10, tmp_path) == [11, 12]
+    shell = subprocess.Popen(["sh", "-c", "sleep 30 & sh -c 'sleep 30 & wait' & wait"], start_new_session=True)
+    try:
+        for _ in range(200):
+            found = launcher.children(shell.pid)
+            grandchildren = [g for pid in found for g in launcher.children(pid)]
+            if len(found) == 2 and grandchildren:
+                break
+            time.sleep(0.05)
+        assert len(found) == 2 and shell.pid not in found
+        assert len(grandchildren) == 1 and grandchildren[0] not in found
+    finally:
+        os.killpg(shell.pid, signal.SIGKILL)
+        shell.wait()
+    assert launcher.children(shell.pid) == []  # gone: no children, no error
