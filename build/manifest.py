@@ -21,7 +21,7 @@ from typing import Any
 
 from build import jsonshape, proc
 from build.errors import ArtifactError
-from build.jsonshape import COUNT, FLAG, NUMBER, OBJECT, TEXT, Fail, shape
+from build.jsonshape import COUNT, FLAG, NUMBER, OBJECT, TEXT, Fail, list_of, shape
 from build.paths import is_plain_name
 from build.toolchain import ALIASES, Toolchain, host_architecture
 
@@ -237,13 +237,9 @@ def parse_manifest(data: bytes, *, origin: str) -> Manifest:
 
 
 def _device_check(item: Any, where: str, fail: Callable[[str], ArtifactError], runnable: set[str]) -> DeviceCheck:
-    if not isinstance(item, dict):
-        raise fail(f"{where} must be an object")
-    label, argv, code, output = item.get("label"), item.get("argv"), item.get("exit"), item.get("output")
-    if (not isinstance(label, str) or not isinstance(argv, list) or not argv
-            or not all(isinstance(a, str) for a in argv) or isinstance(code, bool) or not isinstance(code, int)
-            or not isinstance(output, list) or not all(isinstance(o, str) for o in output)):
-        raise fail(f"{where} must have a label, a non-empty argv of strings, an exit status and output patterns")
+    label, argv, code, output = item["label"], item["argv"], item["exit"], item["output"]  # types: _OPTIONAL
+    if not argv:
+        raise fail(f"{where}.argv is empty")
     program = _safe_path(argv[0], f"{where}.argv[0]", fail)
     if program not in runnable:
         raise fail(f"{where} runs {program!r}, which is neither a listed file nor a link")
@@ -283,8 +279,11 @@ def inside(folder: Path, rel: str) -> Path:
 # Fields used beside the file lists (sweep, reports): a kind each; absent is allowed (older builds).
 _OPTIONAL = {"total_bytes": COUNT, "build_seconds": NUMBER, "resolved_profile": OBJECT, "tools": OBJECT,
              "toolchain": OBJECT, "smoke": OBJECT, "python": TEXT, "backend": TEXT, "layout": TEXT, "multicall": FLAG,
-             "git_commit": TEXT, "created": TEXT,
-             "image": shape({"format": TEXT, "compressor": TEXT, "block_size": COUNT})}
+             "git_commit": TEXT, "created": TEXT, "app": OBJECT,
+             "image": shape({"format": TEXT, "compressor": TEXT, "block_size": COUNT}),
+             # The app's `device = true` scenarios, for flash (paths checked in _device_check).
+             "device_checks": list_of(shape({"label": TEXT.needed(), "argv": list_of(TEXT).needed(),
+                                             "exit": COUNT.needed(), "output": list_of(TEXT).needed()}))}
 
 
 def _check_types(doc: dict[str, Any], fail: Fail) -> None:

@@ -54,7 +54,7 @@ def test_declarations_parse_into_commands_scenarios_and_modules():
     (lambda a: a["commands"]["greet"]["scenarios"][0].update(stop="SIGTREM"),
      r"greet\.scenarios\[0\]\.stop = 'SIGTREM': expected one of SIGTERM.*did you mean 'SIGTERM'"),
     (lambda a: a["commands"]["greet"]["scenarios"][0].update(requests=[{"topic": "a", "payload": "b", "reply_topic": "c"}]),
-     r"greet\.scenarios\[0\]: 'ready', 'requests' and 'after_stop' need a long-running command"),
+     r"greet\.scenarios\[0\]: 'ready', 'ready_output', 'requests' and 'after_stop' need a long-running command"),
     (lambda a: a["commands"]["greet"]["scenarios"][0].update(output=["(unclosed"]),
      r"greet\.scenarios\[0\]\.output: '\(unclosed' is not a regular expression"),
     (lambda a: a["commands"]["greet"]["scenarios"][0].update(device=True, args=["{tmp}"]),

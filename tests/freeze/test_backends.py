@@ -60,7 +60,7 @@ def test_multicall_onefile_spec_is_one_analysis_one_exe(tmp_path):
     assert set(keyword(analysis, "excludes")) == {"tkinter", "ssl", "_ssl"}
     assert set(keyword(analysis, "hiddenimports")) == {
         "app.commands.telemetry", "app.commands.heartbeat", "app.commands.control", "app.commands.hello",
-        "app.commands.run", "_slimfreeze_ssl"}
+        "app.commands.run", "app.commands.store", "_slimfreeze_ssl"}
     assert keyword(exe, "name") == "slimfreeze" and keyword(exe, "strip") is True
     assert keyword(exe, "upx") is False  # PyInstaller's own UPX packs every library; ours decides
 
