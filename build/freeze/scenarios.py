@@ -187,7 +187,7 @@ class Runner:
         for expected in scenario.messages:
             filled = filled_messages(expected, values)
             try:
-                got = await_messages(self.seen, filled, timeout=DELIVERY_TIMEOUT)
+                got = await_messages(self.seen, filled, timeout=min(DELIVERY_TIMEOUT, scenario.timeout))
             except ScenarioFailed as failed:
                 raise ScenarioFailed(f"{failed}; {ran.describe()}") from None
             seen.append(f"{len(got)} on {filled.topic}, e.g. {got[0].text[:100]}")
@@ -231,7 +231,7 @@ class Runner:
                     try:
                         reply = self.seen.wait_for(
                             lambda ms: any(re.search(pattern, m.text) for m in ms[before:]) or not alive(),
-                            topic_filter=reply_topic, timeout=DELIVERY_TIMEOUT, what="reply")
+                            topic_filter=reply_topic, timeout=min(DELIVERY_TIMEOUT, scenario.timeout), what="reply")
                     except TimeoutError as err:
                         raise ScenarioFailed(str(err)) from None
                     answer = next((m for m in reply[before:] if re.search(pattern, m.text)), None)
@@ -242,9 +242,10 @@ class Runner:
                     raise ScenarioFailed("it ended before it was stopped")
                 assert scenario.stop is not None
                 os.kill(child.pid, signal.Signals[scenario.stop])  # safe: proc.wait does not reap, the pid is ours
-                code = proc.wait(child, STOP_TIMEOUT)
+                stop_timeout = min(STOP_TIMEOUT, scenario.timeout)
+                code = proc.wait(child, stop_timeout)
                 if code is None:
-                    raise ScenarioFailed(f"still running {STOP_TIMEOUT:g} s after {scenario.stop}")
+                    raise ScenarioFailed(f"still running {stop_timeout:g} s after {scenario.stop}")
                 if code != scenario.exit:
                     raise ScenarioFailed(f"{scenario.stop} -> exit {code}, expected {scenario.exit}")
                 done.append(f"{scenario.stop} -> exit {code}")
