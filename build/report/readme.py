@@ -33,7 +33,7 @@ def _figure(value: Any, baseline: Any = None) -> str:
 
 def measured_table(sweep: Mapping[str, Any]) -> str:
     """Every working profile of `sweep`, ranked by bytes on the device; first-ack times with their
-    ratio to `python -m app` measured beside them; failed profiles are left out."""
+    ratio to the app from source measured beside them; failed profiles are left out."""
     settings = sweep.get("settings") or {}
     run = (sweep.get("runs") or [{}])[0]
     declared = settings.get("supervisor")  # newer sweeps name the app's declared supervisor scenario

@@ -131,7 +131,7 @@ def _number_cell(value: Any, kind: str, base: Any = None) -> str:
     raw = "" if value is None or isinstance(value, bool) else repr(value)
     ratio = ""
     if value is not None and isinstance(base, (int, float)) and base:
-        ratio = f'<span class="sf-ratio" title="against python -m app from source, same run">×{value / base:.2f}</span>'
+        ratio = f'<span class="sf-ratio" title="against the app from source, same run">×{value / base:.2f}</span>'
     return f'<td class="sf-num" data-v="{_e(raw)}">{_e(_format(value, kind))}{ratio}</td>'
 
 
@@ -163,7 +163,7 @@ def _baseline_row(source: Mapping[str, Any]) -> str:
             cells.append('<td><span class="sf-badge-ok">ok</span></td>' if source.get("ok")
                          else '<td><span class="sf-badge-failed">FAILED</span></td>')
         elif key == "strategy":
-            cells.append("<td>python -m app (baseline)</td>" if source.get("ok") else _reason_cell(source.get("error")))
+            cells.append("<td>the app from source (baseline)</td>" if source.get("ok") else _reason_cell(source.get("error")))
         elif key in ("startup_ms", "first_ack_ms", "pss_kb_total", "pss_kb_supervisor", "rss_kb_total"):
             cells.append(_number_cell(source.get(key), kind))
         else:
@@ -187,7 +187,7 @@ def render_sweep_section(sweep: Mapping[str, Any]) -> str:
             f"(the flash image when the profile makes one, else the artifact). Start-up: median of "
             f"{_e(settings.get('runs', '?'))} runs. Memory: total of {_e(settings.get('workers', '?'))} concurrent "
             f"<code>{_e(settings.get('worker_command', '?'))}</code> workers (a onefile's starter and child both "
-            f"count). ×N: against <code>python -m app</code> from source measured in the same run. "
+            f"count). ×N: against the app run from source in the same run. "
             f"Click a heading to sort.")
     return (f'<section class="sf-sweep" id="sweep">\n<style>{STYLE}</style>\n'
             f"<h2>Strategy sweep</h2>\n<p class=\"sf-note\">{note}</p>\n"

@@ -46,7 +46,7 @@ def table_rows(sweep: Mapping[str, Any]) -> list[list[str]]:
                      _num(source.get("startup_ms"), ",.1f"), _num(source.get("first_ack_ms"), ",.1f"),
                      _num(source.get("pss_kb_total")), _num(source.get("pss_kb_supervisor")),
                      _num(source.get("rss_kb_total")), "-",
-                     "python -m app" if source["ok"] else f"python -m app: {_first_line(source.get('error'))}"])
+                     "the app from source" if source["ok"] else f"the app from source: {_first_line(source.get('error'))}"])
     for r in sweep["profiles"]:
         base = r.get("source") or {}
         rows.append([_num(r.get("rank")), r["profile"], "ok" if r["ok"] else "FAILED",

@@ -148,7 +148,7 @@ def measure_dist(dist_dir: Path, app: Application, *, settings: MeasureSettings 
                  bench: Bench | None = None,
                  build_seconds: float | None = None, baseline_root: Path | None = None) -> dict[str, Any]:
     """A sweep record (without rank/run) for the built artifact in `dist_dir`, measured now. With
-    `baseline_root`, `python -m app` from that source tree is measured beside it, in turns, into
+    `baseline_root`, the app from that source tree is measured beside it, in turns, into
     the record's `source`.
 
     Raises ArtifactError if it has no readable manifest and MeasureError if it does not run.
