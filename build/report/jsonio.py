@@ -150,7 +150,10 @@ def report_from_dict(data: Any, *, source: str) -> SizeReport:
                             Retained(name=r["name"], stored=r["stored"], raw=r["raw"], modules=tuple(r["modules"]))
                             for r in retained),
                         native=tuple(_native_from_dict(n) for n in data.get("native") or ()),
-                        architecture=data.get("architecture") or None)
+                        architecture=data.get("architecture") or None,
+                        commands=None if data.get("commands") is None else tuple(
+                            CommandCost(command=c["command"], loaded=c["loaded"], own=c["own"],
+                                        own_rows=tuple(c["own_rows"])) for c in data["commands"]))
     if sum(r.stored for r in report.rows) != report.total_stored:
         raise ArtifactError(f"{source}: malformed size report (its rows do not add up to its total)")
     return report

@@ -212,3 +212,32 @@ def test_the_profile_pages_csp_allows_exactly_the_inline_script_it_holds() -> No
     allowed = re.search(r"script-src ([^;]*)", policy).group(1).split()
     assert len(scripts) == 1
     assert allowed == ["'sha256-" + base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode() + "'"]
+
+
+# ---- what each command loads ---------------------------------------------------------------------
+
+def test_the_commands_table_is_static_escaped_html_and_round_trips_through_report_json(tmp_path: Path) -> None:
+    from dataclasses import replace
+    from html import escape
+
+    from build.analysis.model import CommandCost
+
+    base = report()
+    rep = replace(base, commands=(CommandCost(command="store", loaded=900, own=600,
+                                              own_rows=("libsqlite3.so.0", HOSTILE, "a", "b", "c")),
+                                  CommandCost(command="hello", loaded=100, own=0, own_rows=())))
+    page = html.profile_page(rep)
+    section = page[page.index('<section id="commands">'):]
+    section = section[:section.index("</section>")]
+    assert html.COMMANDS_TITLE in section and HOSTILE not in page and escape(HOSTILE) in section
+    cells = re.findall(r'<tr><td class="name">(.*?)</td><td class="num">(.*?)</td><td class="num">(.*?)</td>', section)
+    assert [c[:2] for c in cells] == [("store", "900"), ("hello", "100")] and cells[0][2].startswith("600 (")
+    assert 'id="commands"' not in html.profile_page(base)  # no trace, no table
+    path = tmp_path / "report.json"
+    path.write_text(jsonio.dumps(rep))
+    assert jsonio.load(path).commands == rep.commands
+    broken = json.loads(path.read_text())
+    broken["commands"][0]["own"] = -1
+    path.write_text(json.dumps(broken))
+    with pytest.raises(ArtifactError, match=r"commands\[0\]"):
+        jsonio.load(path)
