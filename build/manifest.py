@@ -35,11 +35,18 @@ class FileEntry:
     sha256: str
 
 
-def sha256_of(path: Path) -> str:
+def sha256_of(path: Path, *, uncached: bool = False) -> str:
+    """The file's sha256. `uncached` reads what the disk holds, not the page cache (where the
+    filesystem allows dropping it), and refuses a symlink: what a flash verifies a device with."""
     digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | (os.O_NOFOLLOW if uncached else 0))
+    try:
+        if uncached:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        while chunk := os.read(fd, 1 << 20):
             digest.update(chunk)
+    finally:
+        os.close(fd)
     return digest.hexdigest()
 
 
@@ -168,6 +175,24 @@ class Manifest:
     @property
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
+
+    @property
+    def payload(self) -> tuple[FileEntry, ...]:
+        """Every regular file the artifact folder holds besides manifest.json: the artifact's
+        files, then the image if there is one."""
+        return self.files + ((self.image,) if self.image else ())
+
+    @property
+    def payload_bytes(self) -> int:
+        return sum(e.size for e in self.payload)
+
+    @property
+    def dirs(self) -> tuple[str, ...]:
+        """Folders inside the artifact folder, parents before children."""
+        found: set[str] = set()
+        for path in [e.path for e in self.payload] + [link.path for link in self.links]:
+            found.update(str(p) for p in PurePosixPath(path).parents if str(p) != ".")
+        return tuple(sorted(found, key=lambda d: (d.count("/"), d)))
 
 
 def parse_manifest(data: bytes, *, origin: str) -> Manifest:

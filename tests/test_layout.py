@@ -13,7 +13,7 @@ PACKAGE = ROOT / "build"
 
 # Bottom to top. A module may import its own layer and those below, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("build", "build.deb822", "build.errors", "build.locks", "build.log", "build.paths", "build.proc", "build.project", "build.toolchain"),
+    ("build", "build.deb822", "build.errors", "build.locks", "build.log", "build.paths", "build.proc", "build.project", "build.sizes", "build.toolchain"),
     ("build.config", "build.manifest"),
     ("build.testbed", "build.targets", "build.runtime"),
     ("build.analysis",),

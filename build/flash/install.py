@@ -55,13 +55,13 @@ from build.flash.device import (
 )
 from build.flash.plan import (
     MANIFEST_NAME,
-    Content,
     FlashPlan,
+    Manifest,
     count,
-    format_bytes,
     load_dist,
     space_needed,
 )
+from build.sizes import format_bytes
 from build.toolchain import ALIASES, host_architecture
 
 Say = Callable[[str], None]
@@ -90,7 +90,7 @@ class Check:
     argv: tuple[str, ...]  # argv[0] relative to the slot
 
 
-def checks_for(content: Content) -> tuple[Check, ...]:
+def checks_for(content: Manifest) -> tuple[Check, ...]:
     """What runs after a switch: every executable with --version and with hello, every command's
     path with --version, except hello's, which takes no arguments and runs bare."""
     argvs: list[tuple[str, ...]] = []
@@ -298,7 +298,7 @@ def _install(writer: DeviceWriter, plan: FlashPlan, layout: Layout, slot_id: str
         f"slot {slot_id} is complete")
 
 
-def _check_or_switch_back(writer: DeviceWriter, layout: Layout, content: Content, slot_id: str,
+def _check_or_switch_back(writer: DeviceWriter, layout: Layout, content: Manifest, slot_id: str,
                           state: DeviceState, old_current: str | None, say: Say) -> None:
     try:
         _run_checks(layout, content, say)
@@ -314,7 +314,7 @@ def _check_or_switch_back(writer: DeviceWriter, layout: Layout, content: Content
         raise CheckFailed(f"{exc}; switched back to slot {old_current} and removed the new version") from None
 
 
-def _run_checks(layout: Layout, content: Content, say: Say) -> None:
+def _run_checks(layout: Layout, content: Manifest, say: Say) -> None:
     """Run each check through the `current` link, so the switch itself is what gets tested."""
     base = layout.link(CURRENT)
     env = {k: v for k, v in os.environ.items() if k != KILL_AT_ENV}
@@ -368,7 +368,7 @@ def _unchanged(state: DeviceState) -> str:
     return f", slot {state.current} stays current" if state.current else ", nothing is current"
 
 
-def _require_runnable(content: Content, run_commands: bool) -> None:
+def _require_runnable(content: Manifest, run_commands: bool) -> None:
     host = host_architecture()
     if run_commands and ALIASES.get(content.target, content.target) != host:
         raise ConfigError(f"profile {content.profile} is built for {content.target} and this machine is "
