@@ -106,7 +106,7 @@ def git_commit(project_root: Path, *, timeout: float = GIT_TIMEOUT) -> str | Non
 def build_manifest(*, folder: Path, profile: dict[str, Any], tools: dict[str, str], commands: dict[str, str],
                    executables: list[str], smoke: dict[str, Any], build_seconds: float,
                    commit: str | None, image: dict[str, Any] | None = None,
-                   toolchain: Toolchain | None = None) -> dict[str, Any]:
+                   toolchain: Toolchain | None = None, reproducible: dict[str, Any] | None = None) -> dict[str, Any]:
     files, links = scan(folder, skip=(MANIFEST_NAME, *([image["path"]] if image else [])))
     return {
         "schema": SCHEMA,
@@ -133,6 +133,8 @@ def build_manifest(*, folder: Path, profile: dict[str, Any], tools: dict[str, st
         "smoke": smoke,
         "build_seconds": round(build_seconds, 2),
         "git_commit": commit,
+        # What besides sources and tools decides the bytes: the same values rebuild them exactly.
+        "reproducible": reproducible or {},
         "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     }
 
@@ -271,7 +273,8 @@ def inside(folder: Path, rel: str) -> Path:
 # Fields used beside the file lists (sweep, reports): a type each; absent is allowed (older builds).
 _OPTIONAL = {"total_bytes": (int,), "build_seconds": (int, float), "resolved_profile": (dict,),
              "tools": (dict,), "toolchain": (dict,), "smoke": (dict,), "python": (str,), "backend": (str,),
-             "layout": (str,), "multicall": (bool,), "git_commit": (str,), "created": (str,)}
+             "layout": (str,), "multicall": (bool,), "git_commit": (str,), "created": (str,),
+             "reproducible": (dict,)}
 _IMAGE = {"format": (str,), "compressor": (str,), "block_size": (int,)}
 
 

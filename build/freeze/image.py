@@ -9,6 +9,7 @@ from typing import Any
 
 from build import proc
 from build.config import Profile
+from build.freeze.reproducible import Inputs, normalise_modes
 from build.manifest import sha256_of
 from build.paths import remove_tree
 
@@ -31,19 +32,23 @@ def compressor_options(profile: Profile, machine: str) -> list[str]:
     return []
 
 
-def mksquashfs_command(source: Path, image: Path, profile: Profile, machine: str | None = None) -> list[str]:
-    """Reproducible image: fixed timestamps and root ownership, no xattrs, the profile's compressor
-    at its strongest setting for this machine's code."""
+def mksquashfs_command(source: Path, image: Path, profile: Profile, machine: str | None = None, *,
+                       epoch: int = 0) -> list[str]:
+    """Reproducible image: every timestamp the commit's (SOURCE_DATE_EPOCH), root ownership, no
+    xattrs (mksquashfs sorts each folder's entries itself), the profile's compressor at its
+    strongest setting for this machine's code."""
     return ["mksquashfs", str(source), str(image), "-noappend", "-comp", profile.image_compressor,
             *compressor_options(profile, machine or platform.machine()), "-b", str(profile.image_block_size),
-            "-all-root", "-no-xattrs", "-mkfs-time", "0", "-all-time", "0", "-quiet", "-no-progress"]
+            "-all-root", "-no-xattrs", "-mkfs-time", str(epoch), "-all-time", str(epoch), "-quiet", "-no-progress"]
 
 
-def make(profile: Profile, stage: Path, work: Path, log: Path) -> dict[str, Any]:
+def make(profile: Profile, stage: Path, work: Path, log: Path, inputs: Inputs) -> dict[str, Any]:
     """Pack `stage` into an image placed beside the artifact in `stage`; return its manifest record."""
     image = work / image_name(profile)
     remove_tree(image, (work,))
-    proc.run(mksquashfs_command(stage, image, profile), log=log, timeout=TOOL_TIMEOUT)
+    normalise_modes(stage)  # squashfs keeps permission bits, which the umask decided
+    proc.run(mksquashfs_command(stage, image, profile, epoch=inputs.source_date_epoch), log=log,
+             timeout=TOOL_TIMEOUT)
     final = stage / image.name
     image.rename(final)
     return {"path": final.name, "size": final.stat().st_size, "sha256": sha256_of(final),

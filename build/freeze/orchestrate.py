@@ -17,7 +17,7 @@ from build.analysis.debug_copies import builder_dirs
 from build.analysis.retained import exclude_from_graph
 from build.config import Profile
 from build.errors import BuildFailed, SlimfreezeError
-from build.freeze import image, smoke, upx
+from build.freeze import image, reproducible, smoke, upx
 from build.freeze.backends import BACKENDS, BuildPlan, executables_for
 from build.freeze.backends.base import MULTICALL_NAME
 from build.freeze.entry import entry_source
@@ -148,16 +148,17 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
     if not result.passed:
         raise BuildFailed(f"smoke test failed; the artifact does not work:\n{result.failure_text()}")
     image_record = None
+    inputs = reproducible.inputs_for(project.root)
     if profile.image:
         with log.step(profile.name, f"{profile.image} image ({profile.image_compressor})"):
-            image_record = image.make(profile, stage, work, log_path)
+            image_record = image.make(profile, stage, work, log_path, inputs)
         known.image_bytes = image_record["size"]
         tools.update(image.tool_versions())
     manifest = build_manifest(
         folder=stage, profile=profile.to_dict(), tools=tools, commands=command_paths(profile),
         executables=[exe.name for exe in plan.executables], smoke=result.to_dict(),
         build_seconds=time.monotonic() - started, commit=git_commit(project.root), image=image_record,
-        toolchain=toolchain)
+        toolchain=toolchain, reproducible=inputs.to_dict())
     write_manifest(stage, manifest)
     with log.step(profile.name, "size report"):
         # Written before anything is published, so a report that fails leaves the old artifact and
