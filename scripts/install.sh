@@ -17,7 +17,10 @@ APT_PACKAGES=(mosquitto mosquitto-clients patchelf squashfs-tools binutils opens
               # by mmdebstrap, its programs run by proot + qemu user-mode emulation.
               mmdebstrap gpg proot qemu-user-static
               # runtime = "size" for those targets: cross-compiled against the target's root.
-              gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf)
+              gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
+              # Updates (build/update/, issue 19): diffoscope names where two builds differ; zstd
+              # makes and applies patches (xdelta3 is measured against it by benchmarks/delta.py).
+              diffoscope-minimal zstd xdelta3)
 BACKPORTS_PACKAGES=(upx-ucl)
 BACKPORTS_FILE=/etc/apt/sources.list.d/slimfreeze-bookworm-backports.sources
 
