@@ -15,7 +15,7 @@ PACKAGE = ROOT / "build"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("build", "build.deb822", "build.errors", "build.locks", "build.log", "build.paths", "build.proc", "build.project", "build.sizes", "build.toolchain"),
     ("build.config", "build.manifest"),
-    ("build.testbed", "build.targets", "build.runtime"),
+    ("build.testbed", "build.targets", "build.runtime", "build.update"),
     ("build.analysis",),
     ("build.sweep.records",),  # the sweep's data, read by the report pages
     ("build.report",),

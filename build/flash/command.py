@@ -42,6 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                              "loader to tell; an artifact built for another one is refused")
     parser.add_argument("--no-run", action="store_true",
                         help="do not run the commands from the device (for a foreign architecture)")
+    parser.add_argument("--trusted-key", type=Path, metavar="PUB.pem",
+                        help="flash only a build (or patch) signed by this Ed25519 public key; an unsigned, "
+                             "changed or otherwise signed one is refused before anything is written")
     parser.add_argument("--force", action="store_true",
                         help="flash even though the current version on the device is corrupted")
     return parser
@@ -61,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.profile:
         raise ConfigError("flash needs --profile P (or --rollback / --verify)")
     flash(FlashRequest(dist_root=_dist_root(args), profile=args.profile, target=args.target, arch=args.arch,
-                       run_commands=run_commands, dry_run=args.dry_run, force=args.force))
+                       run_commands=run_commands, dry_run=args.dry_run, force=args.force,
+                       trusted_key=args.trusted_key))
     return 0
 
 

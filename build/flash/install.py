@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from build import proc
 from build.errors import ConfigError
 from build.flash.arch import check_fits, device_architecture, normalise
@@ -63,6 +65,7 @@ from build.flash.plan import (
 )
 from build.sizes import format_bytes
 from build.toolchain import ALIASES, host_architecture
+from build.update.signing import SignatureRefused, load_public_key, signature_path, verify_bytes
 
 Say = Callable[[str], None]
 T = TypeVar("T")
@@ -82,6 +85,7 @@ class FlashRequest:
     run_commands: bool = True
     dry_run: bool = False
     force: bool = False  # replace a corrupted current slot instead of refusing
+    trusted_key: Path | None = None  # when given, only a build this key signed is flashed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,6 +123,8 @@ def flash(request: FlashRequest, *, say: Say = _print) -> str | None:
     """Install dist/<profile> as the current version on the target; return the new slot id
     (None for a dry run)."""
     plan = load_dist(request.dist_root, request.profile)
+    if request.trusted_key is not None:
+        _check_signed(plan, load_public_key(request.trusted_key), say)
     content = plan.content
     target = request.target
     check_target(target, writable=True)
@@ -181,6 +187,18 @@ def flash(request: FlashRequest, *, say: Say = _print) -> str | None:
                           f"run `flash --verify --target {target}` to see what it holds") from None
     say(f"flash: done: profile {content.profile} is current on {target} (slot {slot_id})")
     return slot_id
+
+
+def _check_signed(plan: FlashPlan, trusted: Ed25519PublicKey, say: Say) -> None:
+    """The manifest holds every file's sha256 (load_dist checked them), so its signature covers them all."""
+    manifest = plan.dist_dir / MANIFEST_NAME
+    signature = signature_path(manifest)
+    try:
+        verify_bytes(plan.manifest_bytes, signature.read_bytes() if signature.exists() else None, trusted,
+                     what=str(manifest))
+    except SignatureRefused as exc:
+        raise SignatureRefused(f"{exc}; nothing was written") from None
+    say(f"flash: {MANIFEST_NAME} is signed by the trusted key and every file matches it")
 
 
 @_no_stray_os_errors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 from pathlib import Path
@@ -47,7 +48,9 @@ def make(profile: Profile, stage: Path, work: Path, log: Path, inputs: Inputs) -
     image = work / image_name(profile)
     remove_tree(image, (work,))
     normalise_modes(stage)  # squashfs keeps permission bits, which the umask decided
-    proc.run(mksquashfs_command(stage, image, profile, epoch=inputs.source_date_epoch), log=log,
+    # mksquashfs refuses SOURCE_DATE_EPOCH beside -all-time; the command line carries the time.
+    env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
+    proc.run(mksquashfs_command(stage, image, profile, epoch=inputs.source_date_epoch), log=log, env=env,
              timeout=TOOL_TIMEOUT)
     final = stage / image.name
     image.rename(final)

@@ -30,6 +30,7 @@ from build.manifest import build_manifest, folder_bytes, git_commit, write_manif
 from build.paths import publish_tree, remove_tree
 from build.project import Project
 from build.report import write_index, write_profile_reports
+from build.update.signing import configured_key, sign_build
 
 ENTRY_NAME = "slimfreeze_entry.py"
 
@@ -109,6 +110,7 @@ def build_profile(profile: Profile, project: Project) -> BuildResult:
 
 def _build(profile: Profile, project: Project, work: Path, log_path: Path, started: float, known: _Known) -> None:
     log.info(f"[{profile.name}] resolved profile: {describe(profile)}")
+    signing_key = configured_key(project.root)  # a bad key fails the build before it starts
     backend = BACKENDS[profile.backend]
     # Named like the profile: the report analysed from it (before it is published) carries that name.
     stage = work / "stage" / profile.name
@@ -160,6 +162,9 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
         build_seconds=time.monotonic() - started, commit=git_commit(project.root), image=image_record,
         toolchain=toolchain, reproducible=inputs.to_dict())
     write_manifest(stage, manifest)
+    if signing_key is not None:
+        sign_build(stage, signing_key)
+        log.info(f"[{profile.name}] signed the manifest and image with key {signing_key.key_id[:16]}")
     with log.step(profile.name, "size report"):
         # Written before anything is published, so a report that fails leaves the old artifact and
         # its old report together; then both are swapped in by renames.

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from build.errors import ArtifactError, ConfigError
+from build.manifest import MANIFEST_NAME, load_manifest
 
 SCHEMA = "slimfreeze.signature/1"
 SUFFIX = ".sig"
@@ -140,3 +141,13 @@ def verify_file(path: Path, trusted: Ed25519PublicKey) -> bytes:
     sig = signature_path(path)
     verify_bytes(data, sig.read_bytes() if sig.exists() else None, trusted, what=str(path))
     return data
+
+
+def sign_build(folder: Path, key: SigningKey) -> list[Path]:
+    """Sign a built dist folder's manifest (which holds every file's sha256) and its image (for
+    a device that takes the image alone); return the signature files written."""
+    signed = [sign_file(folder / MANIFEST_NAME, key)]
+    image = load_manifest(folder).image
+    if image is not None:
+        signed.append(sign_file(folder / image.path, key))
+    return signed
