@@ -18,6 +18,7 @@ from pathlib import Path
 
 from build.errors import ConfigError, SlimfreezeError
 from build.flash.install import FlashRequest, flash, rollback, verify
+from build.flash.patch import flash_patch
 from build.project import Project
 
 
@@ -31,6 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--target", type=Path, required=True, metavar="DIR", help="the device root")
     parser.add_argument("--profile", metavar="P", help="the profile whose build is flashed")
+    parser.add_argument("--patch", type=Path, metavar="FILE",
+                        help="update from a patch (`build.py delta`) applied to the device's slot holding its base; "
+                             "the result must match the new build's sha256 before the switch")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--rollback", action="store_true", help="make the previous version current again")
     action.add_argument("--verify", action="store_true",
@@ -53,16 +57,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     run_commands = not args.no_run
     if args.rollback or args.verify:
-        if args.profile is not None or args.force:
+        if args.profile is not None or args.force or args.patch is not None:
             option = "--rollback" if args.rollback else "--verify"
-            raise ConfigError(f"{option} works on what the device holds; it takes no --profile or --force")
+            raise ConfigError(f"{option} works on what the device holds; it takes no --profile, --patch or --force")
         if args.rollback:
             rollback(args.target, run_commands=run_commands)
         else:
             verify(args.target, run_commands=run_commands)
         return 0
-    if not args.profile:
-        raise ConfigError("flash needs --profile P (or --rollback / --verify)")
+    if bool(args.profile) == bool(args.patch):
+        raise ConfigError("flash needs one of --profile P or --patch FILE (or --rollback / --verify)")
+    if args.patch:
+        if args.dry_run or args.force:
+            raise ConfigError("--patch applies to an intact slot; it takes no --dry-run or --force")
+        flash_patch(args.patch, FlashRequest(dist_root=Path(), profile="", target=args.target, arch=args.arch,
+                                             run_commands=run_commands, trusted_key=args.trusted_key))
+        return 0
     flash(FlashRequest(dist_root=_dist_root(args), profile=args.profile, target=args.target, arch=args.arch,
                        run_commands=run_commands, dry_run=args.dry_run, force=args.force,
                        trusted_key=args.trusted_key))

@@ -1,0 +1,65 @@
+"""`python build.py delta OLD NEW`: a signed patch from one released build to the next.
+
+OLD and NEW are dist folders (dist/<profile>/, or a downloaded release's). The patch is written
+beside NEW's folder (or at --output) and signed when a key is configured (--signing-key, or
+SLIMFREEZE_SIGNING_KEY). `flash --patch FILE` applies it to a device's slot holding OLD.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from build import log
+from build.errors import ConfigError
+from build.manifest import MANIFEST_NAME, sha256_of
+from build.project import project_from
+from build.sizes import format_bytes
+from build.update.delta import make_patch, read_patch
+from build.update.signing import KEY_ENV, configured_key, sign_file
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "delta", help="make a signed patch from a released build (OLD) to a new one (NEW)",
+        description="Write a patch that rebuilds NEW's dist folder from OLD's on a device: unchanged files "
+                    "are copied, changed ones (the image too) are zstd --patch-from deltas. It names the "
+                    "sha256 of both ends; `flash --patch` applies it to the slot holding OLD.")
+    parser.add_argument("old", type=Path, metavar="OLD", help="the released build's dist folder")
+    parser.add_argument("new", type=Path, metavar="NEW", help="the new build's dist folder")
+    parser.add_argument("-o", "--output", type=Path, metavar="FILE",
+                        help="the patch file (default: beside NEW, named after both ends)")
+    parser.add_argument("--signing-key", type=Path, metavar="KEY.pem",
+                        help=f"sign the patch with this Ed25519 key (default: ${KEY_ENV}, if set)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    for name, folder in (("OLD", args.old), ("NEW", args.new)):
+        if not (folder / MANIFEST_NAME).is_file():
+            raise ConfigError(f"{name} {folder} is not a dist folder (no {MANIFEST_NAME}); "
+                              f"give a build's dist/<profile> folder")
+    root = project_from(args).root
+    key = configured_key(root, {KEY_ENV: str(args.signing_key)}) if args.signing_key else configured_key(root)
+    old_sha, new_sha = sha256_of(args.old / MANIFEST_NAME), sha256_of(args.new / MANIFEST_NAME)
+    if old_sha == new_sha:
+        raise ConfigError("OLD and NEW are the same build; there is nothing to patch")
+    old12, new12 = old_sha[:12], new_sha[:12]
+    out = args.output or args.new.parent / f"{args.new.resolve().name}-{old12}-{new12}.patch"
+    if out.is_dir() or not out.parent.is_dir():
+        raise ConfigError(f"--output {out}: give a file name in an existing folder")
+    with tempfile.TemporaryDirectory(prefix="slimfreeze-delta-") as work:
+        make_patch(args.old, args.new, out, work=Path(work))
+    patch = read_patch(out)  # what a device will read: check it before it ships
+    image = patch.manifest.image
+    signed = f", signed by key {key.key_id[:16]} ({sign_file(out, key).name})" if key else ", unsigned"
+    log.info(f"delta: {out} {format_bytes(out.stat().st_size)} from {patch.old.describe()} to "
+             f"{patch.new.describe()}{signed}")
+    for how in ("copy", "delta", "full"):
+        chosen = [e for e in patch.entries if e.how == how]
+        if chosen:
+            log.info(f"delta: {len(chosen)} file(s) {how}, {format_bytes(sum(e.size for e in chosen))} of the new build")
+    if image is not None:
+        log.info(f"delta: new image {image.path} {format_bytes(image.size)}")
+    return 0
