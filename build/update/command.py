@@ -13,7 +13,7 @@ from pathlib import Path
 
 from build import log
 from build.errors import ConfigError
-from build.manifest import MANIFEST_NAME, sha256_of
+from build.manifest import MANIFEST_NAME, load_manifest, sha256_of
 from build.project import project_from
 from build.sizes import format_bytes
 from build.update.delta import make_patch, read_patch
@@ -52,14 +52,20 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="slimfreeze-delta-") as work:
         make_patch(args.old, args.new, out, work=Path(work))
     patch = read_patch(out)  # what a device will read: check it before it ships
-    image = patch.manifest.image
+    new = load_manifest(args.new)
+    image = new.image
     signed = f", signed by key {key.key_id[:16]} ({sign_file(out, key).name})" if key else ", unsigned"
     log.info(f"delta: {out} {format_bytes(out.stat().st_size)} from {patch.old.describe()} to "
              f"{patch.new.describe()}{signed}")
+    sizes = {e.path: e.size for e in new.payload}
+    unchanged = len(new.payload) - len(patch.entries)
+    log.info(f"delta: {unchanged} file(s) unchanged, copied on the device")
     for how in ("copy", "delta", "full"):
         chosen = [e for e in patch.entries if e.how == how]
         if chosen:
-            log.info(f"delta: {len(chosen)} file(s) {how}, {format_bytes(sum(e.size for e in chosen))} of the new build")
+            log.info(f"delta: {len(chosen)} file(s) {how}: {format_bytes(sum(sizes[e.path] for e in chosen))} "
+                     f"of the new build, {format_bytes(sum(len(patch.blobs[e.blob]) for e in chosen if e.blob))} "
+                     f"in the patch")
     if image is not None:
-        log.info(f"delta: new image {image.path} {format_bytes(image.size)}")
+        log.info(f"delta: the new image {image.path} is {format_bytes(image.size)}")
     return 0

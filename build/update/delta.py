@@ -1,15 +1,17 @@
 """Patches from one released build to the next: `build.py delta OLD NEW`, applied by `flash --patch`.
 
-A patch rebuilds NEW's dist folder from OLD's, file by file: a file OLD already holds (same
-sha256, any path) is copied; a changed one is a `zstd --patch-from` delta against OLD's file of
-the same path (the image too); anything else is carried whole, zstd-compressed. NEW's manifest
-(and its signature, if NEW was signed) travel in the patch, so the result is checked against
-NEW's sha256s before a device switches to it.
+A patch rebuilds NEW's dist folder from OLD's, file by file. A file at the same path with the same
+sha256 is copied and not even listed; one OLD holds under another path is copied from there; a
+changed one is a `zstd --patch-from` delta against OLD's file of the same path (the image too);
+anything else is carried whole, zstd-compressed. NEW's manifest travels as a delta against OLD's
+(most of its lines, every unchanged file's sha256, are OLD's), with NEW's signature if NEW was
+signed; the rebuilt manifest must have the sha256 the header names, and every rebuilt file the
+sha256 that manifest names, before a device switches to it.
 
 The patch file is an uncompressed tar (its members are compressed already) holding `patch.json`
-first, then `manifest.json`, `manifest.json.sig` and `blobs/<n>.zst`. `patch.json` names the sha256
-of both ends (their manifests and images). Its reader takes members by name into memory and
-never extracts the archive, so a crafted patch cannot write outside where it is applied.
+(the sha256 of both ends, their manifests and images, and the listed files), then the blobs. Its
+reader takes members by name into memory and never extracts the archive, so a crafted patch cannot
+write outside where it is applied.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import shutil
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from build import proc
@@ -33,9 +35,10 @@ from build.update.signing import SUFFIX
 
 SCHEMA = "slimfreeze.patch/1"
 HEADER = "patch.json"
+MANIFEST_BLOB = "blobs/manifest.zst"
 ZSTD_LEVEL = "19"
 TOOL_TIMEOUT = 600.0
-_BLOB = re.compile(r"blobs/[0-9]+\.zst")
+_BLOB = re.compile(r"blobs/([0-9]+|manifest)\.zst")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 HOW = ("copy", "delta", "full")
 
@@ -46,9 +49,10 @@ class PatchRefused(ArtifactError):
 
 @dataclass(frozen=True, kw_only=True)
 class Entry:
+    """A file of NEW that is not OLD's file at the same path with the same sha256."""
+
     path: str  # in NEW
     sha256: str  # NEW's
-    size: int
     mode: int
     how: str  # copy | delta | full
     base: str | None  # OLD's file the bytes come from (copy, delta)
@@ -67,18 +71,14 @@ class End:
 
 @dataclass(frozen=True, kw_only=True)
 class Patch:
-    """A patch file's header and members, read and checked (members held in memory: a patch is small)."""
+    """A patch file's header and members, read and checked (held in memory: a patch is small)."""
 
     old: End
     new: End
+    manifest_how: str  # delta (against OLD's manifest.json) | full
     entries: tuple[Entry, ...]
-    manifest_bytes: bytes  # NEW's manifest.json, verbatim
-    manifest_signature: bytes | None
+    manifest_signature: bytes | None  # NEW's manifest.json.sig, if NEW was signed
     blobs: dict[str, bytes]
-
-    @property
-    def manifest(self) -> Manifest:
-        return parse_manifest(self.manifest_bytes, origin=f"the patch's {MANIFEST_NAME}")
 
 
 def _end(folder: Path, manifest: Manifest) -> End:
@@ -93,33 +93,28 @@ def make_patch(old_dir: Path, new_dir: Path, out: Path, *, work: Path) -> Path:
     proc.require_tools("zstd")
     old, new = load_manifest(old_dir), load_manifest(new_dir)
     by_sha = {e.sha256: e.path for e in old.payload}
-    old_paths = {e.path for e in old.payload}
+    old_entries = {e.path: e for e in old.payload}
     entries: list[dict[str, Any]] = []
     blobs: list[tuple[str, Path]] = []
     for entry in new.payload:
         source = inside(new_dir, entry.path)
-        mode = 0o755 if source.stat().st_mode & 0o111 else 0o644
-        record = {"path": entry.path, "sha256": entry.sha256, "size": entry.size, "mode": mode,
-                  "base": None, "blob": None}
+        same = old_entries.get(entry.path)
+        if same is not None and same.sha256 == entry.sha256:
+            continue  # copied from the same path: not listed
+        record = {"path": entry.path, "sha256": entry.sha256,
+                  "mode": 0o755 if source.stat().st_mode & 0o111 else 0o644, "base": None, "blob": None}
         if entry.sha256 in by_sha:
             entries.append({**record, "how": "copy", "base": by_sha[entry.sha256]})
             continue
         name = f"blobs/{len(blobs)}.zst"
-        full = work / f"{len(blobs)}.full.zst"
-        _zstd([source, "-o", full])
-        chosen, how, base = full, "full", None
-        if entry.path in old_paths:
-            delta = work / f"{len(blobs)}.delta.zst"
-            _zstd([f"--patch-from={inside(old_dir, entry.path)}", source, "-o", delta])
-            if delta.stat().st_size < full.stat().st_size:
-                chosen, how, base = delta, "delta", entry.path
-        entries.append({**record, "how": how, "base": base, "blob": name})
+        how, base, chosen = _smallest(source, inside(old_dir, entry.path) if same else None, work / str(len(blobs)))
+        entries.append({**record, "how": how, "base": entry.path if base else None, "blob": name})
         blobs.append((name, chosen))
+    manifest_how, _, manifest_blob = _smallest(new_dir / MANIFEST_NAME, old_dir / MANIFEST_NAME, work / "manifest")
     header = {"schema": SCHEMA, "tool": "zstd", "old": vars(_end(old_dir, old)), "new": vars(_end(new_dir, new)),
-              "entries": entries}
+              "manifest": manifest_how, "entries": entries}
     members: list[tuple[str, bytes | Path]] = [
-        (HEADER, (json.dumps(header, indent=2, sort_keys=True) + "\n").encode()),
-        (MANIFEST_NAME, (new_dir / MANIFEST_NAME).read_bytes())]
+        (HEADER, (json.dumps(header, indent=1, sort_keys=True) + "\n").encode()), (MANIFEST_BLOB, manifest_blob)]
     signature = new_dir / (MANIFEST_NAME + SUFFIX)
     if signature.is_file():
         members.append((MANIFEST_NAME + SUFFIX, signature.read_bytes()))
@@ -130,8 +125,21 @@ def make_patch(old_dir: Path, new_dir: Path, out: Path, *, work: Path) -> Path:
     return out
 
 
+def _smallest(source: Path, base: Path | None, stem: Path) -> tuple[str, Path | None, Path]:
+    """('full', None, blob) or ('delta', base, blob): whichever blob is smaller."""
+    full = stem.with_name(stem.name + ".full.zst")
+    _zstd([source, "-o", full])
+    if base is None:
+        return "full", None, full
+    delta = stem.with_name(stem.name + ".delta.zst")
+    _zstd([f"--patch-from={base}", source, "-o", delta])
+    if delta.stat().st_size < full.stat().st_size:
+        return "delta", base, delta
+    return "full", None, full
+
+
 def _zstd(args: list[str | Path]) -> None:
-    # -f: the outputs are ours (work folder); --no-progress, -q: the log stays readable.
+    # -f: the outputs are ours (a temporary folder); -q: the log stays readable.
     ran = proc.capture(["zstd", "-q", "-f", f"-{ZSTD_LEVEL}", *map(str, args)], timeout=TOOL_TIMEOUT,
                        separate_stderr=True)
     if ran.code != 0:
@@ -151,7 +159,7 @@ def _write_tar(path: Path, members: list[tuple[str, bytes | Path]]) -> None:
 # ---- reading ---------------------------------------------------------------------------------
 
 def read_patch(path: Path) -> Patch:
-    """Read and check a patch file; PatchRefused names what is wrong (one line)."""
+    """Read and check a patch file's structure; PatchRefused names what is wrong (one line)."""
     try:
         members = _members(path)
     except (tarfile.TarError, EOFError, OSError) as exc:
@@ -162,29 +170,20 @@ def read_patch(path: Path) -> Patch:
         raise PatchRefused(f"{path} has no readable {HEADER}; it is not a slimfreeze patch or is damaged") from None
     if not isinstance(header, dict) or header.get("schema") != SCHEMA:
         raise PatchRefused(f"{path}: unknown patch schema (expected {SCHEMA})")
-    if MANIFEST_NAME not in members:
-        raise PatchRefused(f"{path} does not carry the new build's {MANIFEST_NAME}; it is damaged")
     try:
         old, new = _read_end(header["old"]), _read_end(header["new"])
         entries = tuple(_read_entry(item) for item in header["entries"])
+        manifest_how = header["manifest"]
+        if manifest_how not in ("delta", "full") or len({e.path for e in entries}) != len(entries):
+            raise ValueError("inconsistent entries")
     except (KeyError, TypeError, ValueError) as exc:
         raise PatchRefused(f"{path}: {HEADER} is damaged ({exc})") from None
-    manifest_bytes = members[MANIFEST_NAME]
-    if hashlib.sha256(manifest_bytes).hexdigest() != new.manifest_sha256:
-        raise PatchRefused(f"{path}: the {MANIFEST_NAME} it carries is not the one its header names; it is damaged")
-    patch = Patch(old=old, new=new, entries=entries, manifest_bytes=manifest_bytes,
-                  manifest_signature=members.get(MANIFEST_NAME + SUFFIX),
-                  blobs={k: v for k, v in members.items() if _BLOB.fullmatch(k)})
-    try:
-        manifest = patch.manifest
-    except ArtifactError as exc:
-        raise PatchRefused(f"{path}: {exc}") from None
-    if sorted(e.path for e in entries) != sorted(e.path for e in manifest.payload):
-        raise PatchRefused(f"{path}: its entries are not the new build's files; it is damaged")
-    for entry in entries:
-        if entry.blob is not None and entry.blob not in patch.blobs:
-            raise PatchRefused(f"{path} lacks {entry.blob} for {entry.path}; it is truncated or damaged")
-    return patch
+    blobs = {k: v for k, v in members.items() if _BLOB.fullmatch(k)}
+    for needed in [MANIFEST_BLOB, *(e.blob for e in entries if e.blob is not None)]:
+        if needed not in blobs:
+            raise PatchRefused(f"{path} lacks {needed}; it is truncated or damaged")
+    return Patch(old=old, new=new, manifest_how=manifest_how, entries=entries,
+                 manifest_signature=members.get(MANIFEST_NAME + SUFFIX), blobs=blobs)
 
 
 def _members(path: Path) -> dict[str, bytes]:
@@ -210,14 +209,11 @@ def _read_end(doc: dict[str, Any]) -> End:
 
 
 def _read_entry(doc: dict[str, Any]) -> Entry:
-    entry = Entry(path=doc["path"], sha256=doc["sha256"], size=int(doc["size"]), mode=int(doc["mode"]),
-                  how=doc["how"], base=doc.get("base"), blob=doc.get("blob"))
+    entry = Entry(path=doc["path"], sha256=doc["sha256"], mode=int(doc["mode"]), how=doc["how"],
+                  base=doc.get("base"), blob=doc.get("blob"))
     if entry.how not in HOW or (entry.how != "full") != (entry.base is not None) \
             or (entry.how == "copy") != (entry.blob is None):
         raise ValueError(f"entry {entry.path!r} is inconsistent")
-    for rel in (entry.path, entry.base):
-        if rel is not None and (PurePosixPath(rel).is_absolute() or ".." in PurePosixPath(rel).parts):
-            raise ValueError(f"path {rel!r} leaves the folder")
     if entry.mode not in (0o644, 0o755):
         raise ValueError(f"mode {entry.mode:o} of {entry.path!r}")
     return entry
@@ -225,35 +221,63 @@ def _read_entry(doc: dict[str, Any]) -> Entry:
 
 # ---- applying --------------------------------------------------------------------------------
 
-def apply_patch(patch: Patch, base: Path, out: Path) -> None:
+def apply_patch(patch: Patch, base: Path, out: Path) -> Manifest:
     """Rebuild NEW's dist folder at `out` (which must not exist) from `base`, a folder holding OLD
-    (a device slot or a dist folder), and check every file against NEW's sha256."""
+    (a device slot or a dist folder); every file is checked against NEW's sha256. Returns NEW's manifest."""
     proc.require_tools("zstd")
-    manifest = patch.manifest
-    out.mkdir()
-    for folder in manifest.dirs:
-        (out / folder).mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="slimfreeze-patch-") as tmp:
-        for n, entry in enumerate(patch.entries):
-            dest = out / entry.path
-            if entry.how == "copy":
+        work = Path(tmp)
+        manifest_bytes = _decode(patch, MANIFEST_BLOB, base / MANIFEST_NAME if patch.manifest_how == "delta" else None,
+                                 work / MANIFEST_NAME, work, what=MANIFEST_NAME, base=base).read_bytes()
+        if hashlib.sha256(manifest_bytes).hexdigest() != patch.new.manifest_sha256:
+            raise PatchRefused(f"applying the patch to {base} did not give the new build's {MANIFEST_NAME}; "
+                               f"the base is not {patch.old.describe()} or the patch is damaged")
+        try:
+            manifest = parse_manifest(manifest_bytes, origin=f"the patched {MANIFEST_NAME}")
+        except ArtifactError as exc:
+            raise PatchRefused(str(exc)) from None
+        listed = {e.path: e for e in patch.entries}
+        if not set(listed) <= {e.path for e in manifest.payload}:
+            raise PatchRefused("the patch lists files the new build does not have; it is damaged")
+        out.mkdir()
+        for folder in manifest.dirs:
+            (out / folder).mkdir(exist_ok=True)
+        for n, wanted in enumerate(manifest.payload):
+            dest = out / wanted.path
+            entry = listed.get(wanted.path)
+            if entry is None:  # unchanged: OLD's file at the same path
+                source = inside(base, wanted.path)
+                shutil.copyfile(source, dest)
+                mode = 0o755 if source.stat().st_mode & 0o111 else 0o644
+            elif entry.how == "copy":
                 shutil.copyfile(inside(base, entry.base or ""), dest)
+                mode = entry.mode
             else:
-                blob = Path(tmp) / f"{n}.zst"
-                blob.write_bytes(patch.blobs[entry.blob or ""])
-                args: list[str | Path] = ["-d", blob, "-o", dest]
-                if entry.how == "delta":
-                    args.insert(0, f"--patch-from={inside(base, entry.base or '')}")
-                ran = proc.capture(["zstd", "-q", "-f", *map(str, args)], timeout=TOOL_TIMEOUT, separate_stderr=True)
-                if ran.code != 0:
-                    raise PatchRefused(f"the patch's delta for {entry.path} does not apply to {base} "
-                                       f"({ran.errors.strip().splitlines()[-1] if ran.errors.strip() else 'zstd failed'})")
-            os.chmod(dest, entry.mode)
-            if sha256_of(dest) != entry.sha256:
-                raise PatchRefused(f"applying the patch to {base} gave {entry.path} with another sha256 than the "
+                _decode(patch, entry.blob or "", inside(base, entry.base) if entry.base else None, dest, work,
+                        what=entry.path, base=base)
+                mode = entry.mode
+            os.chmod(dest, mode)
+            if (entry is not None and entry.sha256 != wanted.sha256) or sha256_of(dest) != wanted.sha256:
+                raise PatchRefused(f"applying the patch to {base} gave {wanted.path} with another sha256 than the "
                                    f"new build's; the base is not {patch.old.describe()} or the patch is damaged")
     for link in manifest.links:
         os.symlink(link.target, out / link.path)
-    (out / MANIFEST_NAME).write_bytes(patch.manifest_bytes)
+    (out / MANIFEST_NAME).write_bytes(manifest_bytes)
     if patch.manifest_signature is not None:
         (out / (MANIFEST_NAME + SUFFIX)).write_bytes(patch.manifest_signature)
+    return manifest
+
+
+def _decode(patch: Patch, blob: str, against: Path | None, dest: Path, work: Path, *, what: str, base: Path) -> Path:
+    """Decompress one blob (against OLD's file, for a delta) to `dest`."""
+    source = work / "blob.zst"
+    source.write_bytes(patch.blobs[blob])
+    args = [*([f"--patch-from={against}"] if against else []), "-d", str(source), "-o", str(dest)]
+    try:
+        ran = proc.capture(["zstd", "-q", "-f", *args], timeout=TOOL_TIMEOUT, separate_stderr=True)
+    finally:
+        source.unlink()
+    if ran.code != 0:
+        detail = ran.errors.strip().splitlines()[-1] if ran.errors.strip() else "zstd failed"
+        raise PatchRefused(f"the patch's data for {what} does not apply to {base} ({detail})")
+    return dest
