@@ -147,13 +147,18 @@ def _zstd(args: list[str | Path]) -> None:
 
 
 def _write_tar(path: Path, members: list[tuple[str, bytes | Path]]) -> None:
-    """A tar whose bytes depend only on its members: fixed time, owner and mode."""
-    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
+    """A tar whose bytes depend only on its members: fixed time, owner and mode; it ends with the
+    two zero blocks that close an archive, without padding to tar's 10 KiB records (a small patch
+    would otherwise pay up to 10,239 bytes of zeros)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for name, data in members:
             payload = data if isinstance(data, bytes) else data.read_bytes()
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode, info.uid, info.gid = len(payload), 0, 0o644, 0, 0
             tar.addfile(info, io.BytesIO(payload))
+        end = tar.offset
+    path.write_bytes(buffer.getvalue()[:end + 2 * tarfile.BLOCKSIZE])
 
 
 # ---- reading ---------------------------------------------------------------------------------

@@ -67,3 +67,17 @@ def test_flash_min_image_runs_every_command_against_the_broker(built, tmp_path):
         checked = smoke.run(root, manifest["commands"], tls=False, log=tmp_path / "smoke.log", multicall="slimfreeze")
     assert checked.passed, f"from the image ({how}):\n{checked.failure_text()}"
     assert {c.name for c in checked.checks} >= {"hello", "telemetry", "heartbeat", "control", "help"}
+
+
+def test_the_apps_code_is_written_after_the_runtime(tmp_path):
+    """The -sort lines name what a release changes (the app, its dependencies), not the standard
+    library, the stand-ins for part of it or the shared libraries: those keep their fragments."""
+    from build.freeze.image import sort_lines
+
+    contents = tmp_path / "_internal"
+    for folder in ("app/commands", "paho/mqtt", "json", "encodings"):
+        (contents / folder).mkdir(parents=True)
+    for name in ("os.pyc", "_slimfreeze_ssl.pyc", "typing_extensions.pyc", "libpython3.11.so.1.0", "base_library.zip"):
+        (contents / name).write_bytes(b"x")
+    assert sort_lines(tmp_path) == ["_internal/app -100", "_internal/paho -100", "_internal/typing_extensions.pyc -100"]
+    assert sort_lines(tmp_path / "_internal" / "app") == []  # no contents folder (a onefile's image): no order
