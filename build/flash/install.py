@@ -124,7 +124,7 @@ def flash(request: FlashRequest, *, say: Say = _print) -> str | None:
     (None for a dry run)."""
     plan = load_dist(request.dist_root, request.profile)
     if request.trusted_key is not None:
-        _check_signed(plan, load_public_key(request.trusted_key), say)
+        check_signed(plan, load_public_key(request.trusted_key), say)
     content = plan.content
     target = request.target
     check_target(target, writable=True)
@@ -189,8 +189,8 @@ def flash(request: FlashRequest, *, say: Say = _print) -> str | None:
     return slot_id
 
 
-def _check_signed(plan: FlashPlan, trusted: Ed25519PublicKey, say: Say) -> None:
-    """The manifest holds every file's sha256 (load_dist checked them), so its signature covers them all."""
+def check_signed(plan: FlashPlan, trusted: Ed25519PublicKey, say: Say) -> None:
+    """Refuse a build whose manifest the trusted key did not sign. The manifest holds every file's sha256 (load_dist checked them), so its signature covers them all."""
     manifest = plan.dist_dir / MANIFEST_NAME
     signature = signature_path(manifest)
     try:
