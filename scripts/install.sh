@@ -19,8 +19,9 @@ APT_PACKAGES=(mosquitto mosquitto-clients patchelf squashfs-tools binutils opens
               # runtime = "size" for those targets: cross-compiled against the target's root.
               gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
               # Updates (build/update/, issue 19): diffoscope names where two builds differ; zstd
-              # makes and applies patches (xdelta3 is measured against it by benchmarks/delta.py).
-              diffoscope-minimal zstd xdelta3)
+              # makes and applies patches (xdelta3 is measured against it by benchmarks/delta.py);
+              # flash reaches devices with the OpenSSH client, its tests start a real sshd.
+              diffoscope-minimal zstd xdelta3 openssh-client openssh-server)
 BACKPORTS_PACKAGES=(upx-ucl)
 BACKPORTS_FILE=/etc/apt/sources.list.d/slimfreeze-bookworm-backports.sources
 
