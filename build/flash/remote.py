@@ -49,6 +49,7 @@ SSH_TIMEOUT = 300.0
 CONNECT_TIMEOUT = 10
 UNREACHABLE = 255  # ssh's own exit status for a connection or authentication failure
 _SLOT = re.compile(r"[^./][^/]*")
+_MARK = "@@slimfreeze-check"
 
 
 @dataclass(frozen=True)
@@ -237,13 +238,29 @@ def _set_link(remote: Remote, name: str, slot: str | None) -> None:
 
 
 def _run_checks(remote: Remote, content: Manifest, say: Say) -> None:
+    """Every check of build.flash.install.checks_for, through the `current` link, in one ssh command."""
     base = f"{remote.target.path}/{ROOT_NAME}/{CURRENT}"
-    for check in checks_for(content):
-        argv = " ".join(_q(a) for a in [f"{base}/{check.argv[0]}", *check.argv[1:]])
-        ran = remote.run(f"{argv} 2>&1", check=False)
-        output = ran.output.strip().splitlines()
-        if ran.code != 0:
-            raise CheckFailed(f"`{check.label}` run on {remote.target.host} exited with status {ran.code}: "
+    checks = checks_for(content)
+    script = "".join(
+        f"out=$({' '.join(_q(a) for a in [f'{base}/{check.argv[0]}', *check.argv[1:]])} 2>&1 </dev/null); "
+        f"rc=$?; echo '{_MARK} {n}' $rc; printf '%s\\n' \"$out\"\n" for n, check in enumerate(checks))
+    ran = remote.run(script, check=False)
+    results: dict[int, tuple[int, list[str]]] = {}
+    current: list[str] = []
+    for line in ran.output.splitlines():
+        if line.startswith(_MARK + " "):
+            _, n, rc = line.split()
+            current = []
+            results[int(n)] = (int(rc), current)
+        else:
+            current.append(line)
+    for n, check in enumerate(checks):
+        if n not in results:
+            raise CheckFailed(f"`{check.label}` did not run on {remote.target.host}")
+        rc, output = results[n]
+        output = [line for line in output if line.strip()]
+        if rc != 0:
+            raise CheckFailed(f"`{check.label}` run on {remote.target.host} exited with status {rc}: "
                               f"{output[-1] if output else '(no output)'}")
         say(f"flash: ran {CURRENT}/{check.label} on {remote.target.host}: {output[0] if output else '(no output)'}")
 
