@@ -19,8 +19,8 @@ from pathlib import Path
 
 from build.errors import ConfigError, SlimfreezeError
 from build.flash.install import FlashRequest, flash, rollback, verify
-from build.flash.patch import flash_patch
-from build.flash.remote import SshTarget, flash_ssh, parse_target, verify_ssh
+from build.flash.patch import flash_patch, read_checked_patch
+from build.flash.remote import SshTarget, flash_patch_ssh, flash_ssh, parse_target, verify_ssh
 from build.project import Project
 
 
@@ -89,16 +89,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_remote(args: argparse.Namespace, remote: SshTarget) -> int:
-    """What works over SSH so far: flash a build and verify (rollback and patches need a mounted root)."""
+    """What works over SSH so far: flash a build or a patch, and verify (rollback needs a mounted root)."""
     say = functools.partial(print, flush=True)
-    if args.rollback or args.patch:
-        raise ConfigError(f"{'--rollback' if args.rollback else '--patch'} needs a mounted device root for now; "
-                          f"over ssh://, flash the build with --profile")
+    if args.rollback:
+        raise ConfigError("--rollback needs a mounted device root for now; over ssh://, flash the previous build")
     if args.verify:
         verify_ssh(remote, ssh_config=args.ssh_config, run_commands=not args.no_run, say=say)
         return 0
-    if not args.profile:
-        raise ConfigError("flash needs --profile P (or --verify)")
+    if bool(args.profile) == bool(args.patch):
+        raise ConfigError("flash needs one of --profile P or --patch FILE (or --verify)")
+    if args.patch:
+        request = FlashRequest(dist_root=Path(), profile="", target=Path(remote.path), run_commands=not args.no_run,
+                               trusted_key=args.trusted_key)
+        flash_patch_ssh(read_checked_patch(args.patch, args.trusted_key), request, remote,
+                        ssh_config=args.ssh_config, say=say)
+        return 0
     flash_ssh(FlashRequest(dist_root=_dist_root(args), profile=args.profile, target=Path(remote.path), arch=args.arch,
                            run_commands=not args.no_run, dry_run=args.dry_run, force=args.force,
                            trusted_key=args.trusted_key), remote, ssh_config=args.ssh_config, say=say)

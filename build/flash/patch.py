@@ -18,23 +18,29 @@ from build.flash.device import CURRENT, PREVIOUS, Layout, check_slot, check_targ
 from build.flash.install import FlashRequest, Say, flash
 from build.flash.plan import MANIFEST_NAME
 from build.manifest import sha256_of
-from build.update.delta import PatchRefused, apply_patch, read_patch
+from build.update.delta import Patch, PatchRefused, apply_patch, read_patch
 from build.update.signing import SignatureRefused, load_public_key, verify_file
 
 
-def flash_patch(patch_file: Path, request: FlashRequest, *, say: Say = functools.partial(print, flush=True)) -> str | None:
-    """Apply `patch_file` to the slot holding its base and flash the result; return the new slot id."""
-    if request.trusted_key is not None:
+def read_checked_patch(patch_file: Path, trusted_key: Path | None) -> Patch:
+    """The patch, once its signature shows the trusted key made it (when one is given) and its
+    structure is sound; refusals say that nothing was written."""
+    if trusted_key is not None:
         try:
-            verify_file(patch_file, load_public_key(request.trusted_key))
+            verify_file(patch_file, load_public_key(trusted_key))
         except SignatureRefused as exc:
             raise SignatureRefused(f"{exc}; nothing was written") from None
         except OSError as exc:
             raise PatchRefused(f"cannot read the patch {patch_file}: {exc.strerror}") from None
     try:
-        patch = read_patch(patch_file)
+        return read_patch(patch_file)
     except PatchRefused as exc:
         raise PatchRefused(f"{exc}; nothing was written") from None
+
+
+def flash_patch(patch_file: Path, request: FlashRequest, *, say: Say = functools.partial(print, flush=True)) -> str | None:
+    """Apply `patch_file` to the slot holding its base and flash the result; return the new slot id."""
+    patch = read_checked_patch(patch_file, request.trusted_key)
     check_target(request.target, writable=True)
     layout = Layout(request.target)
     state = read_state(layout)

@@ -14,12 +14,14 @@ Host keys are the OpenSSH client's business: an unknown or changed key is refuse
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
 import shlex
 import signal
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
@@ -43,6 +45,7 @@ from build.flash.install import FlashRequest, Say, check_signed, checks_for
 from build.flash.plan import MANIFEST_NAME, FlashPlan, Manifest, count, load_dist, space_needed
 from build.manifest import parse_manifest
 from build.sizes import format_bytes
+from build.update.delta import MANIFEST_BLOB, Patch, PatchRefused, patched_manifest
 from build.update.signing import load_public_key
 
 SSH_TIMEOUT = 300.0
@@ -308,10 +311,21 @@ def flash_ssh(request: FlashRequest, target: SshTarget, *, ssh_config: Path | No
         error = NoSpace if full else DeviceError
         raise error(f"writing to {target} failed ({reason}); the new slot was removed"
                     + (f", slot {state.current} stays current" if state.current else ""))
+    return _complete(remote, state, content, slot_id, current_ok=current_ok, run_commands=request.run_commands,
+                     say=say)
+
+
+def _complete(remote: Remote, state: RemoteState, content: Manifest, slot_id: str, *, current_ok: bool,
+              run_commands: bool, say: Say) -> str:
+    """From a written .incoming slot: check it, rename it, switch, run its commands (switch back if
+    they fail)."""
+    target = remote.target
+    incoming = f"{target.path}/{ROOT_NAME}/{SLOTS_NAME}/{INCOMING_PREFIX}{slot_id}"
     problems = check_remote_slot(remote, incoming, content)
     if problems:
         remote.run(f"rm -rf {_q(incoming)}", check=False)
-        raise CorruptSlot(f"the new slot on {target} does not read back as written ({problems[0]}); nothing was switched")
+        raise CorruptSlot(f"the new slot on {target} does not match the new build ({problems[0]}); "
+                          f"nothing was switched" + (f", slot {state.current} stays current" if state.current else ""))
     remote.run(f"mv {_q(incoming)} {_q(_slot_path(remote, slot_id))} && sync")
     say(f"flash: {count(len(content.payload), 'file')} on {target.host} match their sha256; slot {slot_id} is complete")
     old_current = state.current if current_ok else None
@@ -319,7 +333,7 @@ def flash_ssh(request: FlashRequest, target: SshTarget, *, ssh_config: Path | No
         _set_link(remote, PREVIOUS, old_current)
     _set_link(remote, CURRENT, slot_id)
     say(f"flash: current -> slots/{slot_id}" + (f", previous -> slots/{old_current}" if old_current else ""))
-    if request.run_commands:
+    if run_commands:
         try:
             _run_checks(remote, content, say)
         except CheckFailed as exc:
@@ -331,6 +345,92 @@ def flash_ssh(request: FlashRequest, target: SshTarget, *, ssh_config: Path | No
             raise CheckFailed(f"{exc}; switched back to slot {old_current} and removed the new version") from None
     say(f"flash: done: profile {content.profile} is current on {target} (slot {slot_id})")
     return slot_id
+
+
+def flash_patch_ssh(patch: Patch, request: FlashRequest, target: SshTarget, *, ssh_config: Path | None,
+                    say: Say) -> str:
+    """Apply a (checked) patch on the device: its blobs are sent, the new slot is assembled there
+    from the slot holding the patch's base with the device's zstd, checked with sha256sum, then
+    switched to as a full flash is."""
+    proc.require_tools("ssh", "zstd")
+    remote = Remote(target, ssh_config)
+    state = read_remote_state(remote)
+    base, base_manifest = None, b""
+    for slot in (state.current, state.previous):
+        if slot:
+            data = remote.run(f"cat {_q(_slot_path(remote, slot) + '/' + MANIFEST_NAME)}", check=False).output.encode()
+            if hashlib.sha256(data).hexdigest() == patch.old.manifest_sha256:
+                base, base_manifest = slot, data
+                break
+    if base is None:
+        holds = f"its current slot is {state.current}" if state.current else "nothing is flashed on it"
+        raise PatchRefused(f"{target} does not hold the patch's base {patch.old.describe()} ({holds}); "
+                           f"flash the full build of {patch.new.profile} instead; nothing was written")
+    old = parse_manifest(base_manifest, origin=f"{target.host}: slot {base}")
+    problems = check_remote_slot(remote, _slot_path(remote, base), old)
+    if problems:
+        raise PatchRefused(f"the patch's base, slot {base} on {target}, is corrupted ({problems[0]}); "
+                           f"flash the full build instead; nothing was written")
+    with tempfile.TemporaryDirectory(prefix="slimfreeze-patch-") as tmp:
+        (Path(tmp) / "old.json").write_bytes(base_manifest)
+        manifest_bytes = patched_manifest(patch, Path(tmp) / "old.json", Path(tmp))
+    content = parse_manifest(manifest_bytes, origin="the patched manifest.json")
+    if remote.run("command -v zstd >/dev/null", check=False).code != 0:
+        raise PatchRefused(f"{target} has no zstd to apply the patch with; flash the full build instead; "
+                           f"nothing was written")
+    current_ok = base == state.current or (state.current is not None and not check_remote_slot(
+        remote, _slot_path(remote, state.current), remote_manifest(remote, state.current)))
+    slot_id = new_slot_id(hashlib.sha256(manifest_bytes).hexdigest(), state.slots)
+    incoming = f"{_slot_path(remote, INCOMING_PREFIX + slot_id)}"
+    blobs = f"{incoming}.blobs"
+    keep = {state.current, state.previous} if current_ok else {state.previous}
+    garbage = [*state.incoming, *(s for s in state.slots if s not in keep)]
+    remote.run(" && ".join([*(f"rm -rf {_q(_slot_path(remote, g))}" for g in garbage), "true"]))
+    members = [(name, data) for name, data in patch.blobs.items() if name != MANIFEST_BLOB]
+    members.append((MANIFEST_NAME, manifest_bytes))
+    say(f"flash: patch from {patch.old.describe()} to {patch.new.describe()}: sending "
+        f"{format_bytes(sum(len(d) for _, d in members))} to {target.host}, applied to slot {base}")
+    remote.run(f"mkdir {_q(blobs)} && tar -x -f - -C {_q(blobs)} && sync", stdin=_tar(members))
+    ran = remote.run(_assemble_script(patch, content, _slot_path(remote, base), incoming, blobs), check=False)
+    remote.run(f"rm -rf {_q(blobs)}", check=False)
+    if ran.code != 0:
+        remote.run(f"rm -rf {_q(incoming)}", check=False)
+        reason = (ran.errors.strip() or "zstd failed").splitlines()[-1]
+        raise PatchRefused(f"the patch does not apply to slot {base} on {target} ({reason}); the new slot was "
+                           f"removed" + (f", slot {state.current} stays current" if state.current else ""))
+    return _complete(remote, state, content, slot_id, current_ok=current_ok, run_commands=request.run_commands,
+                     say=say)
+
+
+def _assemble_script(patch: Patch, content: Manifest, base: str, incoming: str, blobs: str) -> str:
+    """The shell script that builds the new slot from the base slot and the sent blobs."""
+    listed = {e.path: e for e in patch.entries}
+    lines = ["set -e", f"mkdir {_q(incoming)}", *(f"mkdir {_q(incoming + '/' + d)}" for d in content.dirs)]
+    for wanted in content.payload:
+        dest = _q(f"{incoming}/{wanted.path}")
+        entry = listed.get(wanted.path)
+        if entry is None:
+            lines.append(f"cp -p {_q(base + '/' + wanted.path)} {dest}")
+            continue
+        if entry.how == "copy":
+            lines.append(f"cp {_q(base + '/' + (entry.base or ''))} {dest}")
+        else:
+            against = f"--patch-from={_q(base + '/' + entry.base)} " if entry.base else ""
+            lines.append(f"zstd -q -d {against}{_q(blobs + '/' + (entry.blob or ''))} -o {dest}")
+        lines.append(f"chmod {entry.mode:o} {dest}")
+    lines += [f"ln -s {_q(link.target)} {_q(incoming + '/' + link.path)}" for link in content.links]
+    lines += [f"cp {_q(blobs + '/' + MANIFEST_NAME)} {_q(incoming + '/' + MANIFEST_NAME)}", "sync"]
+    return "\n".join(lines) + "\n"
+
+
+def _tar(members: list[tuple[str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def verify_ssh(target: SshTarget, *, ssh_config: Path | None, run_commands: bool, say: Say) -> str:

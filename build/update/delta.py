@@ -232,11 +232,7 @@ def apply_patch(patch: Patch, base: Path, out: Path) -> Manifest:
     proc.require_tools("zstd")
     with tempfile.TemporaryDirectory(prefix="slimfreeze-patch-") as tmp:
         work = Path(tmp)
-        manifest_bytes = _decode(patch, MANIFEST_BLOB, base / MANIFEST_NAME if patch.manifest_how == "delta" else None,
-                                 work / MANIFEST_NAME, work, what=MANIFEST_NAME, base=base).read_bytes()
-        if hashlib.sha256(manifest_bytes).hexdigest() != patch.new.manifest_sha256:
-            raise PatchRefused(f"applying the patch to {base} did not give the new build's {MANIFEST_NAME}; "
-                               f"the base is not {patch.old.describe()} or the patch is damaged")
+        manifest_bytes = patched_manifest(patch, base / MANIFEST_NAME, work)
         try:
             manifest = parse_manifest(manifest_bytes, origin=f"the patched {MANIFEST_NAME}")
         except ArtifactError as exc:
@@ -271,6 +267,16 @@ def apply_patch(patch: Patch, base: Path, out: Path) -> Manifest:
     if patch.manifest_signature is not None:
         (out / (MANIFEST_NAME + SUFFIX)).write_bytes(patch.manifest_signature)
     return manifest
+
+
+def patched_manifest(patch: Patch, old_manifest: Path, work: Path) -> bytes:
+    """NEW's manifest.json, rebuilt from OLD's, if it has the sha256 the header names."""
+    data = _decode(patch, MANIFEST_BLOB, old_manifest if patch.manifest_how == "delta" else None,
+                   work / MANIFEST_NAME, work, what=MANIFEST_NAME, base=old_manifest.parent).read_bytes()
+    if hashlib.sha256(data).hexdigest() != patch.new.manifest_sha256:
+        raise PatchRefused(f"applying the patch to {old_manifest.parent} did not give the new build's "
+                           f"{MANIFEST_NAME}; the base is not {patch.old.describe()} or the patch is damaged")
+    return data
 
 
 def _decode(patch: Patch, blob: str, against: Path | None, dest: Path, work: Path, *, what: str, base: Path) -> Path:

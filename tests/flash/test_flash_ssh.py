@@ -23,7 +23,8 @@ import pytest
 from build.flash.device import KILL_AT_ENV
 from build.flash.install import verify
 from build.flash.remote import parse_target
-from build.update.signing import load_private_key, sign_build
+from build.update.delta import make_patch
+from build.update.signing import load_private_key, sign_build, sign_file
 from test_flash import (  # noqa: F401 (dist, device: fixtures)
     assert_one_line_error,
     cli,
@@ -35,7 +36,9 @@ from test_flash import (  # noqa: F401 (dist, device: fixtures)
     quiet,
     running_version,
     snapshot,
+    tmpfs,
 )
+from test_flash_updates import keys, releases  # noqa: F401 (fixtures)
 
 SSHD = "/usr/sbin/sshd"
 
@@ -197,3 +200,48 @@ def test_a_version_whose_commands_fail_over_ssh_is_switched_back(sshd: Sshd, dis
                                  code=1, fragment="exited with status 3")
     assert "switched back" in line
     assert running_version(device) == "v1" and len(list((device / "slimfreeze" / "slots").iterdir())) == 1
+
+
+@pytest.mark.integration
+def test_a_patch_over_ssh_is_applied_on_the_device_and_a_bad_one_refused(
+        sshd: Sshd, releases, keys, device: Path, tmp_path: Path) -> None:
+    patch_file = make_patch(releases["v1"], releases["v2"], tmp_path / "v1-v2.patch", work=tmp_path)
+    trusted = keys["release"][1]
+    # A device without the base: refused, nothing written.
+    assert ssh_flash(sshd, "--profile", "app", "--dist", releases["v3"].parent, "--target",
+                     sshd.target(device)).returncode == 0
+    before = snapshot(device)
+    assert_one_line_error(ssh_flash(sshd, "--patch", patch_file, "--target", sshd.target(device)),
+                          code=1, fragment="does not hold the patch's base")
+    assert snapshot(device) == before
+    # The base current; the patch signed, then changed by one byte: refused before connecting.
+    assert ssh_flash(sshd, "--profile", "app", "--dist", releases["v1"].parent, "--target",
+                     sshd.target(device)).returncode == 0
+    sign_file(patch_file, load_private_key(keys["release"][0]))
+    good = patch_file.read_bytes()
+    patch_file.write_bytes(good[:-600] + bytes([good[-600] ^ 1]) + good[-599:])
+    before = snapshot(device)
+    assert_one_line_error(ssh_flash(sshd, "--patch", patch_file, "--target", sshd.target(device),
+                                    "--trusted-key", trusted), code=1, fragment="changed after it was signed")
+    assert snapshot(device) == before and running_version(device) == "v1"
+    patch_file.write_bytes(good)
+    proc = ssh_flash(sshd, "--patch", patch_file, "--target", sshd.target(device), "--trusted-key", trusted)
+    assert proc.returncode == 0, proc.stderr
+    assert running_version(device) == "v2" and "applied to slot" in proc.stdout
+    assert (device / "slimfreeze" / "current" / "app.squashfs").read_bytes() == \
+        (releases["v2"] / "app.squashfs").read_bytes()
+    verify(device, say=quiet)
+
+
+@pytest.mark.integration
+def test_a_full_device_disk_over_ssh_is_one_line_and_the_old_version_runs(sshd: Sshd, tmp_path: Path, tmpfs) -> None:
+    device = tmpfs("2m")
+    small, big = tmp_path / "small", tmp_path / "big"
+    make_dist(small, "app", version="v1", pad=200_000)
+    make_dist(big, "app", version="v2", pad=3_000_000)
+    assert ssh_flash(sshd, "--profile", "app", "--dist", small, "--target", sshd.target(device)).returncode == 0
+    before = snapshot(device)
+    line = assert_one_line_error(ssh_flash(sshd, "--profile", "app", "--dist", big, "--target", sshd.target(device)),
+                                 code=1, fragment="not enough space")
+    assert "nothing was written" in line
+    assert snapshot(device) == before and running_version(device) == "v1"
