@@ -8,6 +8,7 @@ SLIMFREEZE_SIGNING_KEY). `flash --patch FILE` applies it to a device's slot hold
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
 
@@ -16,8 +17,10 @@ from build.errors import ConfigError
 from build.manifest import MANIFEST_NAME, load_manifest, sha256_of
 from build.project import project_from
 from build.sizes import format_bytes
-from build.update.delta import make_patch, read_patch
+from build.update.delta import carried, make_patch, read_patch
 from build.update.signing import KEY_ENV, configured_key, sign_file
+
+TOP = 10  # files listed by the command (the JSON in size_reports/ lists them all)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -57,15 +60,23 @@ def run(args: argparse.Namespace) -> int:
     signed = f", signed by key {key.key_id[:16]} ({sign_file(out, key).name})" if key else ", unsigned"
     log.info(f"delta: {out} {format_bytes(out.stat().st_size)} from {patch.old.describe()} to "
              f"{patch.new.describe()}{signed}")
-    sizes = {e.path: e.size for e in new.payload}
-    unchanged = len(new.payload) - len(patch.entries)
+    rows = carried(patch, new)
+    unchanged = sum(1 for r in rows if r["how"] == "unchanged")
+    for row in rows[:TOP]:
+        if row["how"] != "unchanged":
+            new_bytes = "" if row["new_bytes"] is None else f" of {format_bytes(row['new_bytes'])}"
+            log.info(f"delta:   {row['path']}: {row['how']}, {format_bytes(row['patch_bytes'])} in the patch{new_bytes}")
     log.info(f"delta: {unchanged} file(s) unchanged, copied on the device")
-    for how in ("copy", "delta", "full"):
-        chosen = [e for e in patch.entries if e.how == how]
-        if chosen:
-            log.info(f"delta: {len(chosen)} file(s) {how}: {format_bytes(sum(sizes[e.path] for e in chosen))} "
-                     f"of the new build, {format_bytes(sum(len(patch.blobs[e.blob]) for e in chosen if e.blob))} "
-                     f"in the patch")
     if image is not None:
-        log.info(f"delta: the new image {image.path} is {format_bytes(image.size)}")
+        log.info(f"delta: the new image {image.path} is {format_bytes(image.size)}; the patch is "
+                 f"{out.stat().st_size / image.size:.1%} of it")
+    # size_reports/<profile>/: what the patch carries, by file, beside the build's own report.
+    reports = project_from(args).reports_root / new.profile
+    if reports.is_dir():
+        record = reports / f"patch-{old12}-{new12}.json"
+        doc = {"schema": "slimfreeze.patch-report/1", "patch": out.name, "patch_bytes": out.stat().st_size,
+               "old": vars(patch.old), "new": vars(patch.new), "image_bytes": image.size if image else None,
+               "files": rows}
+        record.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        log.info(f"delta: what it carries, by file: {record}")
     return 0

@@ -161,6 +161,19 @@ def _write_tar(path: Path, members: list[tuple[str, bytes | Path]]) -> None:
     path.write_bytes(buffer.getvalue()[:end + 2 * tarfile.BLOCKSIZE])
 
 
+def carried(patch: Patch, new: Manifest) -> list[dict[str, Any]]:
+    """What a patch carries, by file of the new build, largest share of the patch first (pure):
+    how each file gets to the device and the bytes of the patch it takes."""
+    listed = {e.path: e for e in patch.entries}
+    rows = [{"path": MANIFEST_NAME, "new_bytes": None, "how": patch.manifest_how,
+             "patch_bytes": len(patch.blobs[MANIFEST_BLOB])}]
+    for wanted in new.payload:
+        entry = listed.get(wanted.path)
+        rows.append({"path": wanted.path, "new_bytes": wanted.size, "how": entry.how if entry else "unchanged",
+                     "patch_bytes": len(patch.blobs[entry.blob]) if entry and entry.blob else 0})
+    return sorted(rows, key=lambda r: (-r["patch_bytes"], r["path"]))
+
+
 # ---- reading ---------------------------------------------------------------------------------
 
 def read_patch(path: Path) -> Patch:

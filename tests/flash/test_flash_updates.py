@@ -228,13 +228,24 @@ def test_a_signed_patch_is_refused_with_another_key_or_once_changed(
 
 def test_build_py_delta_writes_a_signed_patch_naming_both_ends(releases, keys, tmp_path: Path) -> None:
     out = tmp_path / "out.patch"
+    reports = tmp_path / "size_reports"
+    (reports / "app").mkdir(parents=True)
     proc = subprocess.run([sys.executable, "build.py", "delta",
                            str(releases["v1"]), str(releases["v2"]), "-o", str(out),
-                           "--signing-key", str(keys["release"][0])],
+                           "--signing-key", str(keys["release"][0]), "--reports", str(reports)],
                           cwd=PROJECT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert out.is_file() and (tmp_path / "out.patch.sig").is_file()
     assert "signed by key" in proc.stderr + proc.stdout
+    # size_reports/app/: what the patch carries, by file, the largest share first.
+    [record] = (reports / "app").glob("patch-*.json")
+    files = json.loads(record.read_text())["files"]
+    how = {f["path"]: (f["how"], f["patch_bytes"]) for f in files}
+    assert how["app.squashfs"][0] == "delta" and how["app.squashfs"][1] > 0
+    assert [f["patch_bytes"] for f in files] == sorted((f["patch_bytes"] for f in files), reverse=True)
+    assert {f["path"] for f in files if f["how"] == "unchanged"} == {"_internal/base_library.zip",
+                                                                     "_internal/lib/libdata.so"}
+    assert 0 < sum(f["patch_bytes"] for f in files) < out.stat().st_size
     same = subprocess.run([sys.executable, "build.py", "delta", str(releases["v1"]),
                            str(releases["v1"]), "-o", str(tmp_path / "same.patch")],
                           cwd=PROJECT, capture_output=True, text=True, timeout=120)
