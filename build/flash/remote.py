@@ -41,10 +41,12 @@ from build.flash.device import (
     NoSpace,
     new_slot_id,
 )
+from build.flash.arch import check_fits, normalise
 from build.flash.install import FlashRequest, Say, check_signed, checks_for
 from build.flash.plan import MANIFEST_NAME, FlashPlan, Manifest, count, load_dist, space_needed
 from build.manifest import parse_manifest
 from build.sizes import format_bytes
+from build.toolchain import ALIASES, ARCHITECTURES
 from build.update.delta import MANIFEST_BLOB, Patch, PatchRefused, patched_manifest
 from build.update.signing import load_public_key
 
@@ -141,6 +143,7 @@ class RemoteState:
     incoming: tuple[str, ...]
     free: int
     block: int
+    machine: str  # uname -m on the device
 
 
 def _q(path: str) -> str:
@@ -161,6 +164,7 @@ if [ -d {_q(root + '/' + SLOTS_NAME)} ]; then
 fi
 echo "free=$(df -Pk {_q(remote.target.path)} | awk 'NR==2 {{print $4}}')"
 echo "block=$(stat -f -c %S {_q(remote.target.path)})"
+echo "machine=$(uname -m)"
 """
     ran = remote.run(script)
     values: dict[str, list[str]] = {}
@@ -184,7 +188,8 @@ echo "block=$(stat -f -c %S {_q(remote.target.path)})"
         raise DeviceError(f"{remote.target}: could not read the free space (df, stat)") from None
     return RemoteState(current=link("current"), previous=link("previous"),
                        slots=tuple(n for n in names if _SLOT.fullmatch(n)),
-                       incoming=tuple(n for n in names if not _SLOT.fullmatch(n)), free=free, block=block)
+                       incoming=tuple(n for n in names if not _SLOT.fullmatch(n)), free=free, block=block,
+                       machine=(values.get("machine") or [""])[0])
 
 
 def remote_manifest(remote: Remote, slot: str) -> Manifest:
@@ -277,6 +282,9 @@ def flash_ssh(request: FlashRequest, target: SshTarget, *, ssh_config: Path | No
     content = plan.content
     remote = Remote(target, ssh_config)
     state = read_remote_state(remote)
+    device_arch = request.arch or ALIASES.get(state.machine, state.machine)
+    if device_arch in ARCHITECTURES or request.arch:
+        check_fits(content.target, content.profile, normalise(device_arch), str(target))
     current_ok = False
     if state.current:
         problems = check_remote_slot(remote, _slot_path(remote, state.current), remote_manifest(remote, state.current))

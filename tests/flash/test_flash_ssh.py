@@ -245,3 +245,12 @@ def test_a_full_device_disk_over_ssh_is_one_line_and_the_old_version_runs(sshd: 
                                  code=1, fragment="not enough space")
     assert "nothing was written" in line
     assert snapshot(device) == before and running_version(device) == "v1"
+
+
+@pytest.mark.integration
+def test_an_artifact_for_another_architecture_is_refused_over_ssh(sshd: Sshd, tmp_path: Path, device: Path) -> None:
+    other = "aarch64" if os.uname().machine != "aarch64" else "x86_64"
+    make_dist(tmp_path / "dist", "arm", machine=other)
+    line = assert_one_line_error(ssh_flash(sshd, "--profile", "arm", "--dist", tmp_path / "dist", "--target",
+                                           sshd.target(device), "--no-run"), code=2, fragment=f"built for {other}")
+    assert "nothing was written" in line and not (device / "slimfreeze").exists()
