@@ -20,8 +20,9 @@ APT_PACKAGES=(mosquitto mosquitto-clients patchelf squashfs-tools binutils opens
               gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
               # Updates (build/update/, issue 19): diffoscope names where two builds differ; zstd
               # makes and applies patches (xdelta3 is measured against it by benchmarks/delta.py);
-              # flash reaches devices with the OpenSSH client, its tests start a real sshd.
-              diffoscope-minimal zstd xdelta3 openssh-client openssh-server)
+              # flash reaches devices with the OpenSSH client, its tests start a real sshd; rauc
+              # makes and verifies the RAUC bundle of an image (build.py rauc).
+              diffoscope-minimal zstd xdelta3 openssh-client openssh-server rauc)
 BACKPORTS_PACKAGES=(upx-ucl)
 BACKPORTS_FILE=/etc/apt/sources.list.d/slimfreeze-bookworm-backports.sources
 

@@ -1,4 +1,5 @@
-"""`python build.py delta OLD NEW`: a signed patch from one released build to the next.
+"""`python build.py delta OLD NEW`: a signed patch from one released build to the next;
+`python build.py rauc DIST`: a signed RAUC bundle of a build's image.
 
 OLD and NEW are dist folders (dist/<profile>/, or a downloaded release's). The patch is written
 beside NEW's folder (or at --output) and signed when a key is configured (--signing-key, or
@@ -18,6 +19,7 @@ from build.manifest import MANIFEST_NAME, load_manifest, sha256_of
 from build.project import project_from
 from build.sizes import format_bytes
 from build.update.delta import carried, make_patch, read_patch
+from build.update.rauc import make_bundle
 from build.update.signing import KEY_ENV, configured_key, sign_file
 
 TOP = 10  # files listed by the command (the JSON in size_reports/ lists them all)
@@ -35,7 +37,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="the patch file (default: beside NEW, named after both ends)")
     parser.add_argument("--signing-key", type=Path, metavar="KEY.pem",
                         help=f"sign the patch with this Ed25519 key (default: ${KEY_ENV}, if set)")
+    bundle = subparsers.add_parser(
+        "rauc", help="a signed RAUC bundle (verity format) of a build's flash image",
+        description="Write a RAUC bundle holding DIST's image, signed with an RSA or ECDSA certificate and key "
+                    "(RAUC's CMS signatures do not take Ed25519); `rauc info --keyring CA.pem` verifies it.")
+    bundle.add_argument("dist", type=Path, metavar="DIST", help="a build's dist folder with an image")
+    bundle.add_argument("--cert", type=Path, required=True, metavar="CERT.pem")
+    bundle.add_argument("--key", type=Path, required=True, metavar="KEY.pem")
+    bundle.add_argument("--compatible", help="the device's RAUC compatible string (default: slimfreeze-<profile>)")
+    bundle.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: beside DIST, <profile>.raucb")
+    bundle.set_defaults(run=run_rauc)
     return parser
+
+
+def run_rauc(args: argparse.Namespace) -> int:
+    if not (args.dist / MANIFEST_NAME).is_file():
+        raise ConfigError(f"{args.dist} is not a dist folder (no {MANIFEST_NAME})")
+    out = args.output or args.dist.parent / f"{args.dist.resolve().name}.raucb"
+    if out.is_dir() or not out.parent.is_dir():
+        raise ConfigError(f"--output {out}: give a file name in an existing folder")
+    make_bundle(args.dist, out, cert=args.cert, key=args.key, compatible=args.compatible,
+                project_root=project_from(args).root)
+    log.info(f"rauc: {out} {format_bytes(out.stat().st_size)}; check it with `rauc info --keyring CA.pem {out}`")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
