@@ -20,7 +20,7 @@ from pathlib import Path
 from build.errors import ConfigError, SlimfreezeError
 from build.flash.install import FlashRequest, flash, rollback, verify
 from build.flash.patch import flash_patch, read_checked_patch
-from build.flash.remote import SshTarget, flash_patch_ssh, flash_ssh, parse_target, verify_ssh
+from build.flash.remote import SshTarget, flash_patch_ssh, flash_ssh, parse_target, rollback_ssh, verify_ssh
 from build.project import Project
 
 
@@ -89,10 +89,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_remote(args: argparse.Namespace, remote: SshTarget) -> int:
-    """What works over SSH so far: flash a build or a patch, and verify (rollback needs a mounted root)."""
+    """The same actions over SSH: flash a build or a patch, roll back, verify."""
     say = functools.partial(print, flush=True)
     if args.rollback:
-        raise ConfigError("--rollback needs a mounted device root for now; over ssh://, flash the previous build")
+        rollback_ssh(remote, ssh_config=args.ssh_config, run_commands=not args.no_run, say=say)
+        return 0
     if args.verify:
         verify_ssh(remote, ssh_config=args.ssh_config, run_commands=not args.no_run, say=say)
         return 0

@@ -441,6 +441,37 @@ def _tar(members: list[tuple[str, bytes]]) -> bytes:
     return buffer.getvalue()
 
 
+def rollback_ssh(target: SshTarget, *, ssh_config: Path | None, run_commands: bool, say: Say) -> str:
+    """Make `previous` current again on the device (and the replaced version `previous`)."""
+    proc.require_tools("ssh")
+    remote = Remote(target, ssh_config)
+    state = read_remote_state(remote)
+    back = state.previous
+    if back is None or back == state.current:
+        raise DeviceError(f"there is no previous version on {target} to roll back to")
+    content = remote_manifest(remote, back)
+    problems = check_remote_slot(remote, _slot_path(remote, back), content)
+    if problems:
+        raise CorruptSlot(f"previous slot {back} on {target} is corrupted: {problems[0]}; not rolling back")
+    forward = state.current if state.current and not check_remote_slot(
+        remote, _slot_path(remote, state.current), remote_manifest(remote, state.current)) else None
+    # current first: a cut between the two switches leaves both on the version rolled back to.
+    _set_link(remote, CURRENT, back)
+    _set_link(remote, PREVIOUS, forward)
+    say(f"flash: rollback: current -> slots/{back}" + (f", previous -> slots/{forward}" if forward else ""))
+    if run_commands:
+        try:
+            _run_checks(remote, content, say)
+        except CheckFailed as exc:
+            if not forward:
+                raise CheckFailed(f"{exc}; slot {back} stays current (the other one is corrupted)") from None
+            _set_link(remote, CURRENT, forward)
+            _set_link(remote, PREVIOUS, back)
+            raise CheckFailed(f"{exc}; switched back to slot {forward}") from None
+    say(f"flash: done: profile {content.profile} (slot {back}) is current on {target}")
+    return back
+
+
 def verify_ssh(target: SshTarget, *, ssh_config: Path | None, run_commands: bool, say: Say) -> str:
     proc.require_tools("ssh")
     remote = Remote(target, ssh_config)

@@ -127,6 +127,11 @@ def test_flash_over_ssh_installs_verifies_and_keeps_the_previous_version(sshd: S
         assert f"hello from {version}" in proc.stdout
     assert running_version(device) == "v2" and profile_of(device, "previous") == "v1"
     verify(device, say=quiet)  # what sshd wrote, checked through the file system
+    proc = ssh_flash(sshd, "--rollback", "--target", sshd.target(device))
+    assert proc.returncode == 0, proc.stderr
+    assert running_version(device) == "v1" and profile_of(device, "previous") == "v2"
+    assert ssh_flash(sshd, "--rollback", "--target", sshd.target(device)).returncode == 0
+    assert running_version(device) == "v2" and profile_of(device, "previous") == "v1"
     proc = ssh_flash(sshd, "--verify", "--target", sshd.target(device))
     assert proc.returncode == 0 and "match their sha256" in proc.stdout, proc.stderr
     damage(device / "slimfreeze" / "current" / "_internal" / "base_library.zip")
