@@ -180,7 +180,9 @@ def read_patch(path: Path) -> Patch:
     """Read and check a patch file's structure; PatchRefused names what is wrong (one line)."""
     try:
         members = _members(path)
-    except (tarfile.TarError, EOFError, OSError) as exc:
+    except OSError as exc:
+        raise PatchRefused(f"cannot read the patch {path}: {exc.strerror or exc}") from None
+    except (tarfile.TarError, EOFError) as exc:
         raise PatchRefused(f"{path} is not a readable slimfreeze patch ({exc}); it may be truncated") from None
     try:
         header = json.loads(members[HEADER])
