@@ -120,7 +120,9 @@ def test_targets_are_parsed_and_a_malformed_one_is_refused() -> None:
 
 
 @pytest.mark.integration
-def test_flash_over_ssh_installs_verifies_and_keeps_the_previous_version(sshd: Sshd, dist: Path, device: Path) -> None:
+def test_flash_over_ssh_installs_verifies_and_keeps_the_previous_version(sshd: Sshd, dist: Path, tmp_path: Path) -> None:
+    device = tmp_path / "a device's root"  # quoted through ssh and sh -c
+    device.mkdir()
     for version in ("v1", "v2"):
         proc = ssh_flash(sshd, "--profile", version, "--dist", dist, "--target", sshd.target(device))
         assert proc.returncode == 0, proc.stderr
