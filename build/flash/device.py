@@ -234,6 +234,17 @@ def locked(layout: Layout) -> Iterator[None]:
         os.close(fd)
 
 
+def kill_step(environ: Mapping[str, str] = os.environ) -> int | None:
+    """The step before which the test hook SLIMFREEZE_FLASH_KILL_AT=n kills the flash (None: unset)."""
+    value = environ.get(KILL_AT_ENV)
+    if not value:
+        return None
+    if not value.isdigit():
+        raise ConfigError(f"{KILL_AT_ENV}={value!r}: this test hook takes a step number (a whole number); "
+                          f"unset it to flash normally")
+    return int(value)
+
+
 class DeviceWriter:
     """Every change a flash makes to the device, one counted step per modifying system call
     (create, write, chmod, fsync, mkdir, link, rename, unlink).
@@ -248,13 +259,7 @@ class DeviceWriter:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> DeviceWriter:
-        value = environ.get(KILL_AT_ENV)
-        if not value:
-            return cls()
-        if not value.isdigit():
-            raise ConfigError(f"{KILL_AT_ENV}={value!r}: this test hook takes a step number (a whole number); "
-                              f"unset it to flash normally")
-        return cls(kill_at=int(value))
+        return cls(kill_at=kill_step(environ))
 
     def _step(self) -> None:
         self.steps += 1

@@ -31,7 +31,6 @@ from build.errors import ConfigError
 from build.flash.device import (
     CURRENT,
     INCOMING_PREFIX,
-    KILL_AT_ENV,
     PREVIOUS,
     ROOT_NAME,
     SLOTS_NAME,
@@ -39,6 +38,7 @@ from build.flash.device import (
     CorruptSlot,
     DeviceError,
     NoSpace,
+    kill_step,
     new_slot_id,
 )
 from build.flash.arch import check_fits, normalise
@@ -93,10 +93,7 @@ class Remote:
         self.target = target
         self.ssh_config = ssh_config
         self.steps = 0
-        value = os.environ.get(KILL_AT_ENV, "")
-        if value and not value.isdigit():
-            raise ConfigError(f"{KILL_AT_ENV}={value!r}: this test hook takes a step number; unset it to flash")
-        self._kill_at = int(value) if value else None
+        self._kill_at = kill_step()  # the test hook: SIGKILL before step n, as DeviceWriter does
 
     def argv(self, script: str) -> list[str]:
         options = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}", "-o", "StrictHostKeyChecking=yes"]
