@@ -21,12 +21,14 @@ from build.freeze import command as default_command
 from build.project import add_project_options
 from build.report import command as bloat_command
 from build.sweep import command as sweep_command
+from build.update import command as update_command
 
 # Sub-command modules: each has add_parser(subparsers), whose parsers set `run` (or the module's
 # `run` is their default). Imported by name, so tests/test_layout.py sees these edges too.
 SUBCOMMAND_MODULES: tuple[ModuleType, ...] = (
     bloat_command,    # bloat
     flash_command,    # flash
+    update_command,   # delta
     sweep_command,    # sweep, matrix
     explore_command,  # trace, suggest, why
 )

@@ -43,11 +43,18 @@ class LinkEntry:
     target: str
 
 
-def sha256_of(path: Path) -> str:
+def sha256_of(path: Path, *, uncached: bool = False) -> str:
+    """The file's sha256. `uncached` reads what the disk holds, not the page cache (where the
+    filesystem allows dropping it), and refuses a symlink: what a flash verifies a device with."""
     digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | (os.O_NOFOLLOW if uncached else 0))
+    try:
+        if uncached:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        while chunk := os.read(fd, 1 << 20):
             digest.update(chunk)
+    finally:
+        os.close(fd)
     return digest.hexdigest()
 
 
@@ -108,7 +115,8 @@ def build_manifest(*, folder: Path, profile: dict[str, Any], tools: dict[str, st
                    executables: list[str], smoke: dict[str, Any], build_seconds: float,
                    commit: str | None, image: dict[str, Any] | None = None,
                    toolchain: Toolchain | None = None, app: dict[str, Any] | None = None,
-                   device_checks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                   device_checks: list[dict[str, Any]] | None = None,
+                   reproducible: dict[str, Any] | None = None) -> dict[str, Any]:
     files, links = scan(folder, skip=(MANIFEST_NAME, *([image["path"]] if image else [])))
     return {
         "schema": SCHEMA,
@@ -138,6 +146,8 @@ def build_manifest(*, folder: Path, profile: dict[str, Any], tools: dict[str, st
         "smoke": smoke,
         "build_seconds": round(build_seconds, 2),
         "git_commit": commit,
+        # What besides sources and tools decides the bytes: the same values rebuild them exactly.
+        "reproducible": reproducible or {},
         "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     }
 
@@ -184,6 +194,24 @@ class Manifest:
     @property
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
+
+    @property
+    def payload(self) -> tuple[FileEntry, ...]:
+        """Every regular file the artifact folder holds besides manifest.json: the artifact's
+        files, then the image if there is one."""
+        return self.files + ((self.image,) if self.image else ())
+
+    @property
+    def payload_bytes(self) -> int:
+        return sum(e.size for e in self.payload)
+
+    @property
+    def dirs(self) -> tuple[str, ...]:
+        """Folders inside the artifact folder, parents before children."""
+        found: set[str] = set()
+        for path in [e.path for e in self.payload] + [link.path for link in self.links]:
+            found.update(str(p) for p in PurePosixPath(path).parents if str(p) != ".")
+        return tuple(sorted(found, key=lambda d: (d.count("/"), d)))
 
 
 def parse_manifest(data: bytes, *, origin: str) -> Manifest:
@@ -279,7 +307,7 @@ def inside(folder: Path, rel: str) -> Path:
 # Fields used beside the file lists (sweep, reports): a kind each; absent is allowed (older builds).
 _OPTIONAL = {"total_bytes": COUNT, "build_seconds": NUMBER, "resolved_profile": OBJECT, "tools": OBJECT,
              "toolchain": OBJECT, "smoke": OBJECT, "python": TEXT, "backend": TEXT, "layout": TEXT, "multicall": FLAG,
-             "git_commit": TEXT, "created": TEXT, "app": OBJECT,
+             "git_commit": TEXT, "created": TEXT, "app": OBJECT, "reproducible": OBJECT,
              "image": shape({"format": TEXT, "compressor": TEXT, "block_size": COUNT}),
              # The app's `device = true` scenarios, for flash (paths checked in _device_check).
              "device_checks": list_of(shape({"label": TEXT.needed(), "argv": list_of(TEXT).needed(),

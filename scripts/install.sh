@@ -17,7 +17,12 @@ APT_PACKAGES=(mosquitto mosquitto-clients patchelf squashfs-tools binutils opens
               # by mmdebstrap, its programs run by proot + qemu user-mode emulation.
               mmdebstrap gpg proot qemu-user-static
               # runtime = "size" for those targets: cross-compiled against the target's root.
-              gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf)
+              gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
+              # Updates (build/update/, issue 19): diffoscope names where two builds differ; zstd
+              # makes and applies patches (xdelta3 is measured against it by benchmarks/delta.py);
+              # flash reaches devices with the OpenSSH client, its tests start a real sshd; rauc
+              # makes and verifies the RAUC bundle of an image (build.py rauc).
+              diffoscope-minimal zstd xdelta3 openssh-client openssh-server rauc)
 BACKPORTS_PACKAGES=(upx-ucl)
 BACKPORTS_FILE=/etc/apt/sources.list.d/slimfreeze-bookworm-backports.sources
 

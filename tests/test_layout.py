@@ -14,9 +14,9 @@ PACKAGE = ROOT / "build"
 # Bottom to top. A module may import its own layer and those below, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("build", "build.apt_sources", "build.deb822", "build.elfid", "build.errors", "build.jsonshape", "build.locks",
-     "build.log", "build.paths", "build.proc", "build.project", "build.toolchain"),
+     "build.log", "build.paths", "build.proc", "build.project", "build.sizes", "build.toolchain"),
     ("build.application", "build.config", "build.manifest"),
-    ("build.testbed", "build.targets", "build.runtime"),
+    ("build.testbed", "build.targets", "build.runtime", "build.update"),
     ("build.analysis",),
     ("build.sweep.records",),  # the sweep's data, read by the report pages
     ("build.report",),

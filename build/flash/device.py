@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import os
 import re
 import signal
@@ -34,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from build.errors import ArtifactError, ConfigError, SlimfreezeError
-from build.flash.plan import MANIFEST_NAME, Content, parse_manifest
+from build.flash.plan import MANIFEST_NAME, Manifest
+from build.manifest import parse_manifest, sha256_of
 from build.paths import UnsafeDelete, check_deletable
 
 ROOT_NAME = "slimfreeze"
@@ -160,7 +160,7 @@ def _read_link(path: Path) -> str | None:
     return match.group(1)
 
 
-def read_content(slot_dir: Path) -> Content:
+def read_content(slot_dir: Path) -> Manifest:
     return parse_manifest((slot_dir / MANIFEST_NAME).read_bytes(), origin=str(slot_dir / MANIFEST_NAME))
 
 
@@ -187,7 +187,7 @@ def check_slot(slot_dir: Path) -> list[str]:
             problems.append(f"{entry.path} is not a regular file")
         elif info.st_size != entry.size:
             problems.append(f"{entry.path} has {info.st_size:,} bytes instead of {entry.size:,}")
-        elif _sha256_uncached(path) != entry.sha256:
+        elif sha256_of(path, uncached=True) != entry.sha256:
             problems.append(f"{entry.path} has the wrong sha256")
     for link in content.links:
         try:
@@ -200,18 +200,6 @@ def check_slot(slot_dir: Path) -> list[str]:
         if path.is_file() and not path.stat().st_mode & 0o111:
             problems.append(f"{executable} is not executable")
     return problems
-
-
-def _sha256_uncached(path: Path) -> str:
-    digest = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        while chunk := os.read(fd, 1 << 20):
-            digest.update(chunk)
-    finally:
-        os.close(fd)
-    return digest.hexdigest()
 
 
 def free_space(target: Path) -> tuple[int, int]:
@@ -246,6 +234,17 @@ def locked(layout: Layout) -> Iterator[None]:
         os.close(fd)
 
 
+def kill_step(environ: Mapping[str, str] = os.environ) -> int | None:
+    """The step before which the test hook SLIMFREEZE_FLASH_KILL_AT=n kills the flash (None: unset)."""
+    value = environ.get(KILL_AT_ENV)
+    if not value:
+        return None
+    if not value.isdigit():
+        raise ConfigError(f"{KILL_AT_ENV}={value!r}: this test hook takes a step number (a whole number); "
+                          f"unset it to flash normally")
+    return int(value)
+
+
 class DeviceWriter:
     """Every change a flash makes to the device, one counted step per modifying system call
     (create, write, chmod, fsync, mkdir, link, rename, unlink).
@@ -260,13 +259,7 @@ class DeviceWriter:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> DeviceWriter:
-        value = environ.get(KILL_AT_ENV)
-        if not value:
-            return cls()
-        if not value.isdigit():
-            raise ConfigError(f"{KILL_AT_ENV}={value!r}: this test hook takes a step number (a whole number); "
-                              f"unset it to flash normally")
-        return cls(kill_at=int(value))
+        return cls(kill_at=kill_step(environ))
 
     def _step(self) -> None:
         self.steps += 1

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from build import proc
 from build.errors import ConfigError
 from build.flash.arch import check_fits, device_architecture, normalise
@@ -56,15 +58,16 @@ from build.flash.device import (
 )
 from build.flash.plan import (
     MANIFEST_NAME,
-    Content,
     DeviceCheck,
     FlashPlan,
+    Manifest,
     count,
-    format_bytes,
     load_dist,
     space_needed,
 )
+from build.sizes import format_bytes
 from build.toolchain import ALIASES, host_architecture
+from build.update.signing import SignatureRefused, load_public_key, signature_path, verify_bytes
 
 Say = Callable[[str], None]
 T = TypeVar("T")
@@ -84,12 +87,24 @@ class FlashRequest:
     run_commands: bool = True
     dry_run: bool = False
     force: bool = False  # replace a corrupted current slot instead of refusing
+    trusted_key: Path | None = None  # when given, only a build this key signed is flashed
 
 
-def checks_for(content: Content) -> tuple[DeviceCheck, ...]:
+def checks_for(content: Manifest) -> tuple[DeviceCheck, ...]:
     """What runs after a switch: the checks the application declared for a device (`device = true`
     scenarios), as the build recorded them in the manifest."""
     return content.device_checks
+
+
+def check_problem(check: DeviceCheck, code: int, output: str) -> str | None:
+    """Why a declared device check failed, given its exit status and output, or None (pure)."""
+    lines = output.strip().splitlines()
+    if code != check.exit:
+        return f"exited with status {code} (expected {check.exit}): {lines[-1] if lines else '(no output)'}"
+    unmatched = next((p for p in check.output if not re.search(p, output, re.MULTILINE)), None)
+    if unmatched is not None:
+        return f"printed {lines[0] if lines else '(no output)'!r}, which does not match {unmatched!r}"
+    return None
 
 
 def _no_stray_os_errors(action: Callable[..., T]) -> Callable[..., T]:
@@ -110,6 +125,8 @@ def flash(request: FlashRequest, *, say: Say = _print) -> str | None:
     """Install dist/<profile> as the current version on the target; return the new slot id
     (None for a dry run)."""
     plan = load_dist(request.dist_root, request.profile)
+    if request.trusted_key is not None:
+        check_signed(plan, load_public_key(request.trusted_key), say)
     content = plan.content
     target = request.target
     check_target(target, writable=True)
@@ -172,6 +189,18 @@ def flash(request: FlashRequest, *, say: Say = _print) -> str | None:
                           f"run `flash --verify --target {target}` to see what it holds") from None
     say(f"flash: done: profile {content.profile} is current on {target} (slot {slot_id})")
     return slot_id
+
+
+def check_signed(plan: FlashPlan, trusted: Ed25519PublicKey, say: Say) -> None:
+    """Refuse a build whose manifest the trusted key did not sign. The manifest holds every file's sha256 (load_dist checked them), so its signature covers them all."""
+    manifest = plan.dist_dir / MANIFEST_NAME
+    signature = signature_path(manifest)
+    try:
+        verify_bytes(plan.manifest_bytes, signature.read_bytes() if signature.exists() else None, trusted,
+                     what=str(manifest))
+    except SignatureRefused as exc:
+        raise SignatureRefused(f"{exc}; nothing was written") from None
+    say(f"flash: {MANIFEST_NAME} is signed by the trusted key and every file matches it")
 
 
 @_no_stray_os_errors
@@ -289,7 +318,7 @@ def _install(writer: DeviceWriter, plan: FlashPlan, layout: Layout, slot_id: str
         f"slot {slot_id} is complete")
 
 
-def _check_or_switch_back(writer: DeviceWriter, layout: Layout, content: Content, slot_id: str,
+def _check_or_switch_back(writer: DeviceWriter, layout: Layout, content: Manifest, slot_id: str,
                           state: DeviceState, old_current: str | None, say: Say) -> None:
     try:
         _run_checks(layout, content, say)
@@ -305,7 +334,7 @@ def _check_or_switch_back(writer: DeviceWriter, layout: Layout, content: Content
         raise CheckFailed(f"{exc}; switched back to slot {old_current} and removed the new version") from None
 
 
-def _run_checks(layout: Layout, content: Content, say: Say) -> None:
+def _run_checks(layout: Layout, content: Manifest, say: Say) -> None:
     """Run each check through the `current` link, so the switch itself is what gets tested."""
     base = layout.link(CURRENT)
     env = {k: v for k, v in os.environ.items() if k != KILL_AT_ENV}
@@ -317,16 +346,11 @@ def _run_checks(layout: Layout, content: Content, say: Say) -> None:
             raise CheckFailed(f"`{check.label}` cannot run from the device: {exc.strerror}") from None
         if ran.code is None:
             raise CheckFailed(f"`{check.label}` run from the device did not finish in {CHECK_TIMEOUT:.0f} s") from None
-        text = ran.output + ran.errors
         output = (ran.output.strip() or ran.errors.strip()).splitlines()
         first = output[0] if output else "(no output)"
-        if ran.code != check.exit:
-            last = output[-1] if output else "(no output)"
-            raise CheckFailed(f"`{check.label}` run from the device exited with status {ran.code} "
-                              f"(expected {check.exit}): {last}")
-        unmatched = next((p for p in check.output if not re.search(p, text, re.MULTILINE)), None)
-        if unmatched is not None:
-            raise CheckFailed(f"`{check.label}` run from the device printed {first!r}, which does not match {unmatched!r}")
+        problem = check_problem(check, ran.code, ran.output + ran.errors)
+        if problem:
+            raise CheckFailed(f"`{check.label}` run from the device {problem}")
         say(f"flash: ran {CURRENT}/{check.label}: {first}")
 
 
@@ -364,7 +388,7 @@ def _unchanged(state: DeviceState) -> str:
     return f", slot {state.current} stays current" if state.current else ", nothing is current"
 
 
-def _require_runnable(content: Content, run_commands: bool) -> None:
+def _require_runnable(content: Manifest, run_commands: bool) -> None:
     host = host_architecture()
     if run_commands and ALIASES.get(content.target, content.target) != host:
         raise ConfigError(f"profile {content.profile} is built for {content.target} and this machine is "

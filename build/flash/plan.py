@@ -1,9 +1,9 @@
-"""What a flash writes: a dist folder's manifest read into plain records, and the space it needs.
+"""What a flash writes: a dist folder's manifest, checked against its files, and the space it needs.
 
-`parse_manifest` is pure (bytes in, records out) and is used twice: for the dist folder being
-flashed and for the copy of the manifest inside each slot on the device, which is what a slot is
-verified against. `load_dist` adds the I/O: it checks every dist file against the manifest before
-anything is written to a device, so a damaged build is never flashed.
+build.manifest's one strict reader is used twice: for the dist folder being flashed and for the
+copy of the manifest inside each slot on the device, which is what a slot is verified against.
+`load_dist` adds the I/O: it checks every dist file against the manifest before anything is
+written to a device, so a damaged build is never flashed.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from build.errors import ArtifactError
 # The manifest's records are build.manifest's; flash code and its tests take them from here too.
@@ -20,41 +20,9 @@ from build.manifest import MANIFEST_NAME as MANIFEST_NAME
 from build.manifest import DeviceCheck as DeviceCheck
 from build.manifest import FileEntry as FileEntry
 from build.manifest import LinkEntry as LinkEntry
-from build.manifest import inside, sha256_of
-from build.manifest import parse_manifest as check_manifest
+from build.manifest import Manifest as Manifest
+from build.manifest import inside, parse_manifest, sha256_of
 from build.paths import plain_name
-
-
-@dataclass(frozen=True, kw_only=True)
-class Content:
-    """Everything a manifest says a slot holds, besides manifest.json itself."""
-
-    profile: str
-    machine: str
-    target: str  # the artifact's architecture (older manifests: the build machine's)
-    files: tuple[FileEntry, ...]
-    links: tuple[LinkEntry, ...]
-    commands: tuple[tuple[str, str], ...]  # (command, path relative to the slot)
-    executables: tuple[str, ...]
-    image: FileEntry | None
-    device_checks: tuple[DeviceCheck, ...] = ()  # what the app declared to run after an install
-
-    @property
-    def payload(self) -> tuple[FileEntry, ...]:
-        """Every regular file to write: the artifact files, then the image if there is one."""
-        return self.files + ((self.image,) if self.image else ())
-
-    @property
-    def dirs(self) -> tuple[str, ...]:
-        """Folders to create inside the slot, parents before children."""
-        found: set[str] = set()
-        for path in [e.path for e in self.payload] + [link.path for link in self.links]:
-            found.update(str(p) for p in PurePosixPath(path).parents if str(p) != ".")
-        return tuple(sorted(found, key=lambda d: (d.count("/"), d)))
-
-    @property
-    def payload_bytes(self) -> int:
-        return sum(e.size for e in self.payload)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,7 +30,7 @@ class FlashPlan:
     """A verified dist folder, ready to be written to a device."""
 
     dist_dir: Path
-    content: Content
+    content: Manifest
     manifest_bytes: bytes  # copied verbatim into the slot: the slot is verified against it
     modes: Mapping[str, int] = field(default_factory=dict)  # payload path -> permission bits
 
@@ -75,7 +43,7 @@ def round_up(size: int, block: int) -> int:
     return -(-size // block) * block
 
 
-def space_needed(content: Content, *, manifest_size: int, block_size: int) -> int:
+def space_needed(content: Manifest, *, manifest_size: int, block_size: int) -> int:
     """Bytes a new slot takes on a filesystem with `block_size` allocation units.
 
     Data is rounded up to whole blocks; every folder and link, the slot folder, the two switch
@@ -86,17 +54,6 @@ def space_needed(content: Content, *, manifest_size: int, block_size: int) -> in
     data += round_up(manifest_size, block_size)
     metadata_entries = len(content.dirs) + len(content.links) + 1 + 4
     return data + metadata_entries * block_size
-
-
-def format_bytes(size: int) -> str:
-    """`1,234,567 bytes (1.2 MiB)`: the exact figure for comparisons, the rounded one to read."""
-    if size >= 1 << 30:
-        return f"{size:,} bytes ({size / (1 << 30):.1f} GiB)"
-    if size >= 1 << 20:
-        return f"{size:,} bytes ({size / (1 << 20):.1f} MiB)"
-    if size >= 1 << 10:
-        return f"{size:,} bytes ({size / (1 << 10):.1f} KiB)"
-    return f"{size:,} bytes"
 
 
 def count(n: int, noun: str) -> str:
@@ -135,11 +92,3 @@ def load_dist(dist_root: Path, profile: str) -> FlashPlan:
             raise ArtifactError(f"{source} is listed in the manifest as a link to {link.target} but is not; "
                                 f"rebuild profile '{profile}'")
     return FlashPlan(dist_dir=dist_dir, content=content, manifest_bytes=manifest_bytes, modes=modes)
-
-
-def parse_manifest(data: bytes, *, origin: str) -> Content:
-    """What a manifest (checked by build.manifest.parse_manifest) says a slot holds (pure)."""
-    checked = check_manifest(data, origin=origin)
-    return Content(profile=checked.profile, machine=checked.machine, target=checked.target, files=checked.files,
-                   links=checked.links, commands=checked.commands, executables=checked.executables,
-                   image=checked.image, device_checks=checked.device_checks)

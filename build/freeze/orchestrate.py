@@ -18,7 +18,7 @@ from build.analysis.debug_copies import builder_dirs
 from build.analysis.retained import exclude_from_graph
 from build.config import Profile
 from build.errors import BuildFailed, SlimfreezeError
-from build.freeze import image, smoke, upx
+from build.freeze import image, reproducible, smoke, upx
 from build.freeze.backends import BACKENDS, BuildPlan, executables_for
 from build.freeze.entry import entry_source
 from build.freeze.excludes import plan_excludes
@@ -30,6 +30,7 @@ from build.manifest import build_manifest, folder_bytes, git_commit, write_manif
 from build.paths import publish_tree, remove_tree
 from build.project import Project
 from build.report import write_index, write_profile_reports
+from build.update.signing import configured_key, sign_build
 
 ENTRY_NAME = "slimfreeze_entry.py"
 
@@ -123,6 +124,7 @@ def build_profile(profile: Profile, project: Project) -> BuildResult:
 
 def _build(profile: Profile, project: Project, work: Path, log_path: Path, started: float, known: _Known) -> None:
     log.info(f"[{profile.name}] resolved profile: {describe(profile)}")
+    signing_key = configured_key(project.root)  # a bad key fails the build before it starts
     backend = BACKENDS[profile.backend]
     # Named like the profile: the report analysed from it (before it is published) carries that name.
     stage = work / "stage" / profile.name
@@ -163,17 +165,22 @@ def _build(profile: Profile, project: Project, work: Path, log_path: Path, start
     if not result.passed:
         raise BuildFailed(f"smoke test failed; the artifact does not work:\n{result.failure_text()}")
     image_record = None
+    inputs = reproducible.inputs_for(project.root)
     if profile.image:
         with log.step(profile.name, f"{profile.image} image ({profile.image_compressor})"):
-            image_record = image.make(profile, stage, work, log_path)
+            image_record = image.make(profile, stage, work, log_path, inputs)
         known.image_bytes = image_record["size"]
         tools.update(image.tool_versions())
     manifest = build_manifest(
         folder=stage, profile=profile.to_dict(), tools=tools, commands=command_paths(profile),
         executables=[exe.name for exe in plan.executables], smoke=result.to_dict(),
         build_seconds=time.monotonic() - started, commit=git_commit(project.root), image=image_record,
-        toolchain=toolchain, app=profile.app.summary(), device_checks=device_checks(profile))
+        toolchain=toolchain, app=profile.app.summary(), device_checks=device_checks(profile),
+        reproducible=inputs.to_dict())
     write_manifest(stage, manifest)
+    if signing_key is not None:
+        sign_build(stage, signing_key)
+        log.info(f"[{profile.name}] signed the manifest and image with key {signing_key.key_id[:16]}")
     with log.step(profile.name, "size report"):
         # Written before anything is published, so a report that fails leaves the old artifact and
         # its old report together; then both are swapped in by renames.

@@ -24,22 +24,7 @@ from build.analysis.ops import (
     sort_rows,
     top,
 )
-
-KIB = 1024
-MIB = 1024 * 1024
-
-
-def fmt_size(n: int, *, signed: bool = False) -> str:
-    """cargo-bloat's sizes: 512B, 32.4KiB, 1.2MiB."""
-    sign = ("+" if n > 0 else "-" if n < 0 else "") if signed else ("-" if n < 0 else "")
-    a = abs(n)
-    if a < KIB:
-        body = f"{a}B"
-    elif a < MIB:
-        body = f"{a / KIB:.1f}KiB"
-    else:
-        body = f"{a / MIB:.1f}MiB"
-    return sign + body
+from build.sizes import fmt_size
 
 
 def fmt_share(part: int, whole: int) -> str:

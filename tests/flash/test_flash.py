@@ -38,7 +38,8 @@ from build.flash.device import (
     NoSpace,
     read_state,
 )
-from build.flash.plan import Content, FileEntry, LinkEntry, parse_manifest, space_needed
+from build.flash.plan import FileEntry, LinkEntry, Manifest, space_needed
+from build.manifest import parse_manifest
 from build.toolchain import host_architecture
 from processes import without_dac_override
 
@@ -188,11 +189,11 @@ def damage(path: Path) -> None:
 # --- pure parts ---------------------------------------------------------------------------------
 
 def test_space_needed_rounds_every_file_up_to_whole_blocks_and_adds_metadata() -> None:
-    content = Content(profile="p", machine="x86_64", target="x86_64", commands=(), executables=(), image=None,
-                      files=(FileEntry(path="a", size=1, sha256="0" * 64),
-                             FileEntry(path="d/b", size=4096, sha256="0" * 64),
-                             FileEntry(path="d/e/c", size=4097, sha256="0" * 64)),
-                      links=(LinkEntry(path="l", target="a"),))
+    content = Manifest(doc={}, profile="p", machine="x86_64", target="x86_64", commands=(), executables=(),
+                       image=None, files=(FileEntry(path="a", size=1, sha256="0" * 64),
+                                          FileEntry(path="d/b", size=4096, sha256="0" * 64),
+                                          FileEntry(path="d/e/c", size=4097, sha256="0" * 64)),
+                       links=(LinkEntry(path="l", target="a"),))
     # data 1+1+2 blocks, manifest 1 block; metadata: folders d and d/e, one link, slot folder, 4 link names
     assert space_needed(content, manifest_size=10, block_size=4096) == (4 + 1) * 4096 + (2 + 1 + 1 + 4) * 4096
     bigger = space_needed(content, manifest_size=10, block_size=65536)

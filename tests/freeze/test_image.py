@@ -23,10 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_xz_images_use_the_machines_branch_filter():
     profile = Profile(name="p", image="squashfs", image_compressor="xz", image_block_size=131072)
-    argv = mksquashfs_command(Path("in"), Path("out.sq"), profile, machine="x86_64")
+    argv = mksquashfs_command(Path("in"), Path("out.sq"), profile, machine="x86_64", epoch=1_700_000_000)
     assert argv[argv.index("-comp") + 1] == "xz" and argv[argv.index("-Xbcj") + 1] == "x86"
     assert argv[argv.index("-b") + 1] == "131072"
-    assert "-all-root" in argv and argv[argv.index("-all-time") + 1] == "0"  # reproducible
+    # reproducible: the commit's time everywhere, not the clock
+    assert "-all-root" in argv and argv[argv.index("-all-time") + 1] == argv[argv.index("-mkfs-time") + 1] == "1700000000"
     assert compressor_options(profile, "riscv64") == []
     zstd = Profile(name="p", image="squashfs", image_compressor="zstd")
     assert compressor_options(zstd, "x86_64") == ["-Xcompression-level", "22"]
@@ -72,3 +73,17 @@ def test_flash_min_image_runs_every_command_against_the_broker(built, tmp_path):
     # every declared scenario of every bundled command ran from the image
     assert {c.name for c in checked.checks} == {label for label, _, _ in smoke.plan(
         app, list(manifest["commands"]), tls=False, multicall=True)}
+
+
+def test_the_apps_code_is_written_after_the_runtime(tmp_path):
+    """The -sort lines name what a release changes (the app, its dependencies), not the standard
+    library, the stand-ins for part of it or the shared libraries: those keep their fragments."""
+    from build.freeze.image import sort_lines
+
+    contents = tmp_path / "_internal"
+    for folder in ("app/commands", "paho/mqtt", "json", "encodings"):
+        (contents / folder).mkdir(parents=True)
+    for name in ("os.pyc", "_slimfreeze_ssl.pyc", "typing_extensions.pyc", "libpython3.11.so.1.0", "base_library.zip"):
+        (contents / name).write_bytes(b"x")
+    assert sort_lines(tmp_path) == ["_internal/app -100", "_internal/paho -100", "_internal/typing_extensions.pyc -100"]
+    assert sort_lines(tmp_path / "_internal" / "app") == []  # no contents folder (a onefile's image): no order

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from build import proc
 from build.freeze.backends.base import BuildPlan, bytecode_env, distribution_versions
+from build.freeze.reproducible import inputs_for
 from build.paths import remove_tree
 from build.toolchain import Toolchain
 
@@ -89,6 +90,7 @@ class PyInstallerBackend:
         env = {k: v for k, v in os.environ.items() if k not in _ENV_DROP}
         env.update(plan.toolchain.env)
         env.update(bytecode_env(plan.profile))
+        env.update(inputs_for(plan.project_root).env())  # a fixed hash seed orders base_library.zip
         # PyInstaller's binary cache is global (~/.cache/pyinstaller) and `--clean` empties it, so
         # two builds at once would pull files from under each other: give each build its own.
         env["PYINSTALLER_CONFIG_DIR"] = str(plan.work_dir / "pyinstaller" / "config")
