@@ -46,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     bundle.add_argument("--key", type=Path, required=True, metavar="KEY.pem")
     bundle.add_argument("--compatible", help="the device's RAUC compatible string (default: slimfreeze-<profile>)")
     bundle.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: beside DIST, <profile>.raucb")
-    bundle.set_defaults(run=run_rauc)
+    bundle.set_defaults(handler=run_rauc)
     return parser
 
 
