@@ -5,7 +5,7 @@ Measured on this machine (2 cores): the aarch64 runtime compiles with `aarch64-l
 (`Objects/unicodeobject.c`, -Os) took 5.8 s cross and 60.7 s with the root's gcc (x10.6). So the
 runtime is cross-compiled, and only its first run (the check before it is published) is emulated.
 
-The target's Debian root (build/targets/, with libc6-dev, libssl-dev, libffi-dev and zlib1g-dev) is
+The target's Debian root (build/targets/, with libc6-dev, libssl-dev, libffi-dev, libsqlite3-dev and zlib1g-dev) is
 the sysroot: headers and libraries are the device's own Debian versions, the ones the artifact
 will load. CPython 3.11's cross build needs a build Python of the same version (`python3.11`, this
 machine's), answers for the configure checks that would have to run a target program, and one

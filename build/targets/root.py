@@ -36,8 +36,8 @@ RUN_PACKAGES = ("python3.11", "python3.11-venv", "libpython3.11", "python3-pip",
 # Nuitka's generated C, and any sdist pip has to build; patchelf is Nuitka's standalone mode's.
 COMPILE_PACKAGES = ("gcc", "libc6-dev", "python3.11-dev", "zlib1g-dev", "patchelf")
 # The root is the sysroot the size runtime is cross-compiled against (build/runtime/cross.py): the
-# headers and libraries of what its ssl, hashlib and ctypes modules link.
-SYSROOT_PACKAGES = ("libssl-dev", "libffi-dev")
+# headers and libraries of what its ssl, hashlib, ctypes and sqlite3 modules link.
+SYSROOT_PACKAGES = ("libssl-dev", "libffi-dev", "libsqlite3-dev")
 # Nuitka's upx plugin runs `upx` where Nuitka runs: the host's (backports) upx cannot run in the
 # guest, so the root has bookworm's own.
 NUITKA_PACKAGES = ("upx-ucl",)
