@@ -12,11 +12,19 @@ from pathlib import Path
 
 import pytest
 
+from build.application import load_application
+from build.freeze.smoke import plan
 from build.manifest import MANIFEST_NAME, SCHEMA, sha256_of
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
-COMMANDS = ["telemetry", "heartbeat", "control", "hello", "run"]
+APP = load_application(ROOT / "pyproject.toml")
+COMMANDS = list(APP.command_names)  # what the app declares, in its order
+
+
+def declared_checks(*, tls: bool, multicall: bool) -> set[str]:
+    """The labels of every scenario a build of all the commands runs (build.freeze.smoke.plan)."""
+    return {label for label, _, _ in plan(APP, COMMANDS, tls=tls, multicall=multicall)}
 
 
 def manifest_of(result) -> dict:
@@ -54,7 +62,8 @@ def test_min_is_a_working_multicall_onefile_within_budget(built, tmp_path):
     assert sorted(link["path"] for link in manifest["links"]) == sorted(COMMANDS)
     assert all(link["target"] == "slimfreeze" for link in manifest["links"])
     checks = {c["name"]: c["passed"] for c in manifest["smoke"]["checks"]}
-    assert checks == {"version": True, "help": True, **{c: True for c in COMMANDS}, "tls refused (tls = false)": True}
+    assert checks == dict.fromkeys(declared_checks(tls=False, multicall=True), True)
+    assert {"telemetry tls-refused", "store stores-and-forwards", "run workers", "slimfreeze help"} <= set(checks)
     assert result.total_bytes <= 3 * 1024 * 1024
     assert (result.dist_dir / "slimfreeze").stat().st_size == result.total_bytes  # one file
 
@@ -86,7 +95,7 @@ def test_min_tls_verifies_tls_and_is_larger_than_min(built):
     min_tls, min_ = built("min-tls"), built("min")
     manifest = check_manifest(min_tls, machine_paths=(str(ROOT),))
     checks = {c["name"]: c["passed"] for c in manifest["smoke"]["checks"]}
-    assert checks["tls"] is True
+    assert checks == dict.fromkeys(declared_checks(tls=True, multicall=True), True) and checks["telemetry tls"]
     assert min_.total_bytes < min_tls.total_bytes
 
 
@@ -123,7 +132,9 @@ def test_failed_builds_do_not_stop_the_others_and_leave_no_artifact(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     shutil.copytree(ROOT / "app", project / "app", ignore=shutil.ignore_patterns("__pycache__"))
-    (project / "pyproject.toml").write_text("""
+    text = (ROOT / "pyproject.toml").read_text()
+    app_tables = text[text.index("[tool.slimfreeze.app]"):text.index("[tool.slimfreeze.profiles.")]
+    (project / "pyproject.toml").write_text(app_tables + """
 [tool.slimfreeze.profiles.bad-flag]
 commands = ["hello"]
 pyinstaller_args = ["--no-such-pyinstaller-flag"]
