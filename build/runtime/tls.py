@@ -81,7 +81,11 @@ def compile_argv(v: BuildVars, prefix: Path, tree: Path, built: OpenSSL, source:
     """One module's compile (pure): the runtime's flags, its headers, CPython's Modules/ for _ssl.h,
     socketmodule.h and the clinic files, the trimmed OpenSSL's headers first."""
     include = prefix / "include" / f"python{MINOR}"
-    return [v.cc, *v.cflags.split(), *v.ccshared.split(), "-DPy_BUILD_CORE_MODULE", f"-I{built.include}",
+    # `no-deprecated` removes TLSv1_2_method (deprecated since 1.1.0), which _ssl.c declares itself
+    # unless told the method is absent: then SSLContext(PROTOCOL_TLSv1_2) (deprecated since Python
+    # 3.6) raises ValueError; PROTOCOL_TLS_CLIENT with maximum_version = TLSv1_2 does the same.
+    absent = ["-DOPENSSL_NO_TLS1_2_METHOD"] if "no-deprecated" in built.options else []
+    return [v.cc, *v.cflags.split(), *v.ccshared.split(), "-DPy_BUILD_CORE_MODULE", *absent, f"-I{built.include}",
             f"-I{include}", f"-I{include / 'internal'}", f"-I{tree / 'Modules'}", "-c", str(tree / "Modules" / source),
             "-o", str(obj)]
 
@@ -103,9 +107,8 @@ def build_vars(runtime: Runtime, log: Path) -> BuildVars:
     probe = ("import json, sysconfig; print(json.dumps({k: sysconfig.get_config_var(k) or '' for k in "
              "('CC', 'CFLAGS', 'CCSHARED', 'LDSHARED', 'EXT_SUFFIX')}))")
     try:
-        out = proc.run([runtime.python, "-I", "-c", probe], log=log, timeout=120).stdout
-        data = json.loads(out.strip().splitlines()[-1])
-    except (CommandFailed, ValueError, IndexError) as err:
+        data = json.loads(_output("reading the runtime's compiler settings", [runtime.python, "-I", "-c", probe], log))
+    except (ValueError, IndexError) as err:
         raise TlsRuntimeFailed(f"size runtime with TLS: reading the runtime's compiler settings failed: {err}") from None
     return BuildVars(cc=data["CC"], cflags=data["CFLAGS"], ccshared=data["CCSHARED"], ldshared=data["LDSHARED"],
                      ext_suffix=data["EXT_SUFFIX"])
@@ -125,11 +128,26 @@ def tls_runtime(project: Project, runtime: Runtime, python_source: Source, built
         return load(final) or _make(project, runtime, python_source, built, linking, key, final, log)
 
 
-def _run(what: str, argv: list[str | Path], cwd: Path, log: Path) -> str:
+def _run(what: str, argv: list[str | Path], cwd: Path, log: Path) -> None:
     try:
-        return proc.run(argv, log=log, cwd=cwd, timeout=1800).stdout
+        proc.run(argv, log=log, cwd=cwd, timeout=1800)
     except CommandFailed as err:
         raise TlsRuntimeFailed(f"size runtime with TLS: {what} failed (log {log}): {err}") from None
+
+
+def _output(what: str, argv: list[str | Path], log: Path) -> str:
+    """The last line `argv` prints (its whole output goes to the log too)."""
+    try:
+        done = proc.capture(argv, timeout=300, separate_stderr=True)
+    except OSError as err:
+        raise TlsRuntimeFailed(f"size runtime with TLS: {what}: cannot run {argv[0]} ({err.strerror})") from None
+    with log.open("a") as stream:
+        stream.write(f"$ {' '.join(map(str, argv))}\n{done.output}{done.errors}= exit {done.code}\n")
+    lines = done.output.strip().splitlines()
+    if done.code != 0 or not lines:
+        tail = " | ".join(done.errors.strip().splitlines()[-3:])
+        raise TlsRuntimeFailed(f"size runtime with TLS: {what} failed (exit {done.code}, log {log}): {tail}")
+    return lines[-1]
 
 
 def _make(project: Project, runtime: Runtime, python_source: Source, built: OpenSSL, linking: str, key: str,
@@ -187,10 +205,10 @@ print(json.dumps({'version': ssl.OPENSSL_VERSION, 'libs': libs,
 def _check(prefix: Path, built: OpenSSL, linking: str, cwd: Path, log: Path) -> None:
     """The interpreter imports ssl and _hashlib, and the only OpenSSL it maps is the trimmed one
     (shared: the copies in its lib/; static: none at all)."""
-    out = _run("first run with the trimmed OpenSSL", [prefix / "bin" / f"python{MINOR}", "-I", "-c", _PROBE], cwd, log)
+    out = _output("first run with the trimmed OpenSSL", [prefix / "bin" / f"python{MINOR}", "-I", "-c", _PROBE], log)
     try:
-        seen = json.loads(out.strip().splitlines()[-1])
-    except (ValueError, IndexError):
+        seen = json.loads(out)
+    except ValueError:
         raise TlsRuntimeFailed(f"size runtime with TLS: the first run printed no result (log {log})") from None
     expected = sorted(str(prefix / "lib" / name) for name in ("libcrypto.so.3", "libssl.so.3")) if linking == "shared" else []
     if sorted(seen["libs"]) != expected:
