@@ -119,7 +119,8 @@ print(json.dumps({'version': ssl.OPENSSL_VERSION, 'tls1': ssl.HAS_TLSv1, 'tls1_3
                   'tls1_2': ssl.HAS_TLSv1_2, 'protocol_tls1_2': pinned(), 'npn': ssl.HAS_NPN, 'alpn': ssl.HAS_ALPN,
                   'libs': sorted({w for w in maps.split() if '/libssl.so' in w or '/libcrypto.so' in w}),
                   'available': sorted(hashlib.algorithms_available),
-                  'sha256': hashlib.sha256(b'x').hexdigest()}))
+                  'sha256': hashlib.sha256(b'x').hexdigest(), 'blake2b': hashlib.blake2b(b'x').hexdigest(),
+                  'openssl': sorted(__import__('_hashlib').openssl_md_meth_names)}))
 """
 
 
@@ -143,7 +144,9 @@ def test_the_trimmed_openssl_is_smaller_than_debians_and_is_what_ssl_loads(
     assert trim["sha256"] == plain["sha256"]
     for name in tls.LEFT_OUT_DIGESTS:
         assert name not in trim["available"]
-    assert set(tls.HASHLIB_ALGORITHMS) <= set(trim["available"])
+    assert set(tls.HASHLIB_ALGORITHMS) | set(tls.BUILT_IN_DIGESTS) <= set(trim["available"])
+    assert set(tls.BUILT_IN_DIGESTS) <= set(plain["openssl"]) and not set(tls.BUILT_IN_DIGESTS) & set(trim["openssl"])
+    assert trim["blake2b"] == plain["blake2b"]
     # The runtime's own files are shared, not copied: its libpython is the same inode.
     assert (with_tls.prefix / "lib" / f"libpython{MINOR}.so.1.0").stat().st_ino == runtime.libpython.stat().st_ino
 

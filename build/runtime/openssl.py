@@ -83,6 +83,15 @@ STEPS: tuple[Step, ...] = (
          why="drop the API that 1.1.1 and before deprecated (--api=1.1.1 keeps what 3.0 deprecated, which "
              "_ssl and _hashlib still call)",
          options=("--api=1.1.1", "no-deprecated")),
+    Step(name="no-extras",
+         why="what a client on a small device does without: BLAKE2 (hashlib has its own), the multi-block "
+             "AES-CBC-HMAC ciphers (servers' bulk TLS 1.2 CBC), source file names in error records, the "
+             "secure heap, the RDRAND seed source (getrandom seeds it)",
+         options=("no-blake2", "no-multiblock", "no-filenames", "no-secure-memory", "no-rdrand")),
+    Step(name="function-sections",
+         why="one section per function and datum, so the static link into _ssl (--gc-sections) drops "
+             "what it never calls inside the objects it keeps",
+         options=("-ffunction-sections", "-fdata-sections")),
 )
 # The steps the TLS profiles use, in the order measured.
 SIZE_STEPS: tuple[str, ...] = tuple(step.name for step in STEPS)

@@ -18,8 +18,9 @@ build is refused with that error (OpenSSLBuildFailed), never built without TLS.
 
 hashlib, explicitly: the TLS profiles exclude `_hashlib` (pyproject.toml), so md5, sha1, the sha2
 and sha3 families, shake and blake2 come from CPython's built-in modules and `pbkdf2_hmac`/`scrypt`
-are absent. A profile that keeps `_hashlib` gets the trimmed OpenSSL's digests (`HASHLIB_ALGORITHMS`):
-the left-out md4, ripemd160, whirlpool, sm3 and mdc2 are then not in `hashlib.algorithms_available`.
+are absent. A profile that keeps `_hashlib` gets the trimmed OpenSSL's digests (`HASHLIB_ALGORITHMS`),
+blake2b/blake2s from the built-in _blake2, and the left-out md4, ripemd160, whirlpool, sm3 and mdc2
+are then not in `hashlib.algorithms_available`.
 """
 
 from __future__ import annotations
@@ -53,10 +54,11 @@ LINKINGS = ("shared", "static")
 STAMP = "runtime.json"
 # (module, source file under Modules/)
 MODULES = (("_ssl", "_ssl.c"), ("_hashlib", "_hashopenssl.c"))
-# What `hashlib` offers through a kept _hashlib built against the trimmed OpenSSL (checked on build).
+# What `hashlib` takes from a kept _hashlib built against the trimmed OpenSSL (checked on build);
+# blake2b and blake2s come from CPython's built-in _blake2 (no-blake2); the rest are gone.
 HASHLIB_ALGORITHMS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sha512_224", "sha512_256",
-                      "sha3_224", "sha3_256", "sha3_384", "sha3_512", "shake_128", "shake_256",
-                      "blake2b", "blake2s")
+                      "sha3_224", "sha3_256", "sha3_384", "sha3_512", "shake_128", "shake_256")
+BUILT_IN_DIGESTS = ("blake2b", "blake2s")
 LEFT_OUT_DIGESTS = ("md4", "ripemd160", "whirlpool", "sm3", "mdc2")
 
 
@@ -220,7 +222,7 @@ def _check(prefix: Path, built: OpenSSL, linking: str, cwd: Path, log: Path) -> 
                                f"{expected or 'none (static)'}")
     digests = set(seen["openssl_digests"])
     missing = [d for d in HASHLIB_ALGORITHMS if d not in digests]
-    kept = [d for d in LEFT_OUT_DIGESTS if d in digests]
+    kept = [d for d in (*LEFT_OUT_DIGESTS, *BUILT_IN_DIGESTS) if d in digests]
     if missing or kept:
         raise TlsRuntimeFailed(f"size runtime with TLS: _hashlib offers {sorted(digests)}: missing {missing}, "
                                f"left-out but present {kept}")
