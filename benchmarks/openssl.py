@@ -1,12 +1,13 @@
 """Benchmark (issue 20): OpenSSL built for an MQTT client, step by step, against Debian's.
 
-    .venv/bin/python benchmarks/openssl.py [--ladder] [--linking] [--handshake] [--runs 11] [--markdown]
+    .venv/bin/python benchmarks/openssl.py [--ladder] [--static] [--linking] [--handshake] [--runs 11] [--markdown]
 
 Prints:
 - libcrypto.so.3 and libssl.so.3 bytes (stripped --strip-unneeded, and xz -9e) of Debian's (the ones
   the system runtime's `_ssl` loads) and of each trimmed build in the cache; `--ladder` first builds
   the missing ones, one per step of build/runtime/openssl.SIZE_STEPS, each on top of those before
   (a compile each, cached under work/.cache/runtime/openssl-*);
+- `--static`: beside each build, `_ssl` linked with it statically (what the TLS profiles ship);
 - `--linking`: what a TLS runtime ships for `_ssl` (and `_hashlib`), linked shared against the trimmed
   libraries or with them static inside, beside the size runtime's own (Debian's libraries);
 - `--handshake`: ms from a TCP connect to the first acknowledged QoS 1 publish over TLS 1.3 to a local
@@ -58,7 +59,8 @@ def cached_builds(project: Project) -> list[openssl.OpenSSL]:
                   key=lambda b: (len(b.steps), b.key))
 
 
-def ladder_rows(project: Project) -> list[list[str]]:
+def ladder_rows(project: Project, static_in: Runtime | None, log: Path) -> list[list[str]]:
+    """One row per build; with `static_in`, also _ssl linked statically against it (stripped, xz)."""
     def row(label: str, crypto: Path, ssl: Path, base: tuple[int, int] | None) -> list[str]:
         (cs, cx), (ss, sx) = stripped_and_xz(crypto), stripped_and_xz(ssl)
         change = f"{(cs + ss) / base[0] - 1:+.1%}" if base else ""
@@ -67,10 +69,16 @@ def ladder_rows(project: Project) -> list[list[str]]:
 
     debian = row("Debian's (libssl3)", DEBIAN_LIBS / "libcrypto.so.3", DEBIAN_LIBS / "libssl.so.3", None)
     base = (int(debian[5].replace(",", "")), int(debian[6].replace(",", "")))
-    rows = [debian]
+    rows = [debian + (["", ""] if static_in else [])]
+    python_source = obtain_source(project, log) if static_in else None
     for built in cached_builds(project):
         label = " + ".join(built.steps)
-        rows.append(row(label, *built.shared, base))
+        extra: list[str] = []
+        if static_in is not None and python_source is not None:
+            made = tls.tls_runtime(project, static_in, python_source, built, log, "static")
+            module = next((made.prefix / "lib" / f"python{MINOR}" / "lib-dynload").glob("_ssl.*.so"))
+            extra = list(map(num, stripped_and_xz(module)))
+        rows.append(row(label, *built.shared, base) + extra)
     return rows
 
 
@@ -149,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ladder", action="store_true", help="build one OpenSSL per step first (slow once)")
     parser.add_argument("--linking", action="store_true", help="compare _ssl linked shared and static")
     parser.add_argument("--handshake", action="store_true", help="time TLS handshake to first ack, both OpenSSLs")
+    parser.add_argument("--static", action="store_true", help="also link _ssl statically against each build")
     parser.add_argument("--runs", type=int, default=11)
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
@@ -159,19 +168,22 @@ def main(argv: list[str] | None = None) -> int:
             log = Path(tmp) / "openssl.log"
             if args.ladder:
                 build_ladder(project, log)
+            runtime = None
+            if args.linking or args.handshake or args.static:
+                runtime = size_runtime(project, log, target=host_architecture())
+            static_columns = ["static _ssl stripped", "static _ssl xz"] if args.static else []
             emit("libcrypto.so.3 / libssl.so.3 per option step (bytes; total change against Debian's)",
                  ["OpenSSL", "libcrypto stripped", "libcrypto xz", "libssl stripped", "libssl xz", "both stripped",
-                  "both xz", "stripped vs Debian", "xz vs Debian"], ladder_rows(project), as_markdown=md,
+                  "both xz", "stripped vs Debian", "xz vs Debian", *static_columns],
+                 ladder_rows(project, runtime if args.static else None, log), as_markdown=md,
                  numeric=("libcrypto stripped", "libcrypto xz", "libssl stripped", "libssl xz", "both stripped",
-                          "both xz", "stripped vs Debian", "xz vs Debian"))
-            if args.linking or args.handshake:
-                runtime = size_runtime(project, log, target=host_architecture())
-            if args.linking:
+                          "both xz", "stripped vs Debian", "xz vs Debian", *static_columns))
+            if args.linking and runtime is not None:
                 emit("what TLS ships (stripped bytes): _ssl, _hashlib and the libraries they load",
                      ["runtime", "_ssl", "_hashlib", "libssl", "libcrypto", "_ssl with its libraries", "all"],
                      linking_rows(project, runtime, log), as_markdown=md,
                      numeric=("_ssl", "_hashlib", "libssl", "libcrypto", "_ssl with its libraries", "all"))
-            if args.handshake:
+            if args.handshake and runtime is not None:
                 emit(f"TCP connect to first acknowledged publish over TLS 1.3, ms (in turns; medians of {args.runs})",
                      ["size runtime's _ssl with", "ms", "vs Debian's"], handshake_rows(project, runtime, args.runs, log),
                      as_markdown=md, numeric=("ms", "vs Debian's"))
