@@ -19,7 +19,6 @@ A benchmark, not a test: it prints figures and asserts nothing about them.
 from __future__ import annotations
 
 import argparse
-import lzma
 import statistics
 import subprocess
 import sys
@@ -40,16 +39,14 @@ from build.toolchain import host_architecture  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from memory_startup import emit, num  # noqa: E402
+from runtime import library_bytes  # noqa: E402
 
 DEBIAN_LIBS = Path("/usr/lib") / f"{host_architecture()}-linux-gnu"
 
 
 def stripped_and_xz(path: Path) -> tuple[int, int]:
-    with tempfile.TemporaryDirectory() as tmp:
-        stripped = Path(tmp) / "lib.so"
-        subprocess.run(["strip", "--strip-unneeded", "-o", stripped, path], check=True, timeout=120)
-        data = stripped.read_bytes()
-        return len(data), len(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
+    _raw, stripped, xz = library_bytes(path)
+    return stripped, xz
 
 
 def cached_builds(project: Project) -> list[openssl.OpenSSL]:
