@@ -51,6 +51,13 @@ def test_configure_argv_and_key(tmp_path: Path) -> None:
                 openssl.openssl_key("3.0.20-1", openssl.SIZE_STEPS, "aarch64")}) == 4
 
 
+def test_the_digests_a_build_must_not_offer_follow_its_options() -> None:
+    final = tls.removed_digests(openssl.options_of(openssl.SIZE_STEPS))
+    assert set(final) == set(tls.LEFT_OUT_DIGESTS) | set(tls.BUILT_IN_DIGESTS)
+    assert tls.removed_digests(openssl.options_of(openssl.SIZE_STEPS[:1])) == ()
+    assert not set(final) & set(tls.HASHLIB_ALGORITHMS)
+
+
 def test_module_link_lines(tmp_path: Path) -> None:
     v = tls.BuildVars(cc="gcc", cflags="-Os -DNDEBUG", ccshared="-fPIC", ldshared="gcc -shared -Os",
                       ext_suffix=".so")
