@@ -52,7 +52,9 @@ def stripped_and_xz(path: Path) -> tuple[int, int]:
 def cached_builds(project: Project) -> list[openssl.OpenSSL]:
     folder = project.cache_root / "runtime"
     found = [openssl.load(p) for p in sorted(folder.glob("openssl-*"))]
-    return sorted((b for b in found if b is not None and b.target == host_architecture()),
+    # Only builds of the current recipe (an older one left in the cache has another key).
+    current = [b for b in found if b is not None and b.key == openssl.openssl_key(b.source_version, b.steps, b.target)]
+    return sorted((b for b in current if b.target == host_architecture()),
                   key=lambda b: (len(b.steps), b.key))
 
 

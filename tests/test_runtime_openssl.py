@@ -154,6 +154,9 @@ def test_the_trimmed_openssl_is_smaller_than_debians_and_is_what_ssl_loads(
     assert set(tls.HASHLIB_ALGORITHMS) | set(tls.BUILT_IN_DIGESTS) <= set(trim["available"])
     assert set(tls.BUILT_IN_DIGESTS) <= set(plain["openssl"]) and not set(tls.BUILT_IN_DIGESTS) & set(trim["openssl"])
     assert trim["blake2b"] == plain["blake2b"]
+    # No folder of the build machine in what ships (__FILE__, ENGINESDIR, MODULESDIR).
+    module = next((with_tls.prefix / "lib" / f"python{MINOR}" / "lib-dynload").glob("_ssl.*.so")).read_bytes()
+    assert str((ROOT / "work" / ".cache").resolve()).encode() not in module and b"/usr/lib/ssl" in module
     # The runtime's own files are shared, not copied: its libpython is the same inode.
     assert (with_tls.prefix / "lib" / f"libpython{MINOR}.so.1.0").stat().st_ino == runtime.libpython.stat().st_ino
 

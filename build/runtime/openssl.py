@@ -34,7 +34,10 @@ from build.runtime.sources import Package, Source, obtain_source
 PACKAGE = Package(name="openssl", folder="openssl-src", marker="Configure")
 STAMP = "openssl.json"
 LOG_NAME = "build.log"
-RECIPE = 1
+RECIPE = 2  # 2: configured for /usr, installed through DESTDIR: no cache path inside the library
+# What Configure is told the prefix is: ENGINESDIR and MODULESDIR are compiled in from it (unused:
+# no-module, no-dso), and a build-machine folder must not end up in a shipped binary.
+CONFIGURED_PREFIX = Path("/usr")
 JOBS = "2"
 COMPILE_TIMEOUT = 3 * 3600
 # Configure's own target names for the architectures slimfreeze builds for.
@@ -110,7 +113,8 @@ def options_of(steps: Iterable[str]) -> tuple[str, ...]:
 
 
 def configure_argv(tree: Path, prefix: Path, target: str, steps: Iterable[str]) -> list[str]:
-    """Configure's command line, run from the (separate) build folder (pure)."""
+    """Configure's command line, run from the (separate) build folder (pure). `prefix`: what the
+    library is configured for (CONFIGURED_PREFIX); it is installed elsewhere through DESTDIR."""
     if target not in CONFIGURE_TARGETS:
         raise OpenSSLBuildFailed(f"openssl: no Configure target for architecture {target!r}")
     return ["perl", str(tree / "Configure"), CONFIGURE_TARGETS[target], f"--prefix={prefix}", "--libdir=lib",
@@ -121,7 +125,7 @@ def openssl_key(source_version: str, steps: Iterable[str], target: str) -> str:
     """The folder name of the build for these inputs (pure)."""
     steps = tuple(steps)
     data = {"recipe": RECIPE, "source": source_version, "target": target, "steps": list(steps),
-            "options": list(options_of(steps)), "openssldir": OPENSSLDIR}
+            "options": list(options_of(steps)), "openssldir": OPENSSLDIR, "prefix": str(CONFIGURED_PREFIX)}
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     return f"openssl-{target}-{digest}"
 
@@ -204,12 +208,12 @@ def _build(project: Project, source: Source, steps: tuple[str, ...], target: str
     log = tmp / LOG_NAME
     proc.require_tools("perl", "make", "gcc")
     env = {**os.environ, "LC_ALL": "C"}
-    _step("Configure", log, configure_argv(source.tree, final, target, steps), build, env)
+    _step("Configure", log, configure_argv(source.tree, CONFIGURED_PREFIX, target, steps), build, env)
     _step("make build_libs", log, ["make", f"-j{JOBS}", "build_libs"], build, env)
     root = tmp / "root"
     _step("make install_dev", log, ["make", "install_dev", f"DESTDIR={root}"], build, env)
     prefix = tmp / "prefix"
-    os.replace(root / final.relative_to(final.anchor), prefix)
+    os.replace(root / CONFIGURED_PREFIX.relative_to(CONFIGURED_PREFIX.anchor), prefix)
     built = OpenSSL(prefix=final, key=key, source_version=source.version, steps=steps, target=target)
     (prefix / STAMP).write_text(json.dumps({"key": key, "package": PACKAGE.name, "source_version": source.version,
                                             "target": target, "steps": list(steps),

@@ -44,7 +44,7 @@ from build.runtime.sources import Source, obtain_source
 from build.runtime.toolchain import facts, make_venv, size_runtime
 from build.toolchain import Toolchain, host_architecture
 
-RECIPE = 1
+RECIPE = 2  # 2: __FILE__ without the cache's folder
 # Measured by benchmarks/openssl.py --linking (stripped bytes, x86_64): _ssl with libcrypto.a and
 # libssl.a inside is 2,846,920; _ssl shared (142,560) with the trimmed libssl (536,792, RUNPATH
 # added) and libcrypto (3,104,576) is 3,783,928. The TLS profiles leave _hashlib out, so static is
@@ -99,7 +99,9 @@ def compile_argv(v: BuildVars, prefix: Path, tree: Path, built: OpenSSL, source:
     # unless told the method is absent: then SSLContext(PROTOCOL_TLSv1_2) (deprecated since Python
     # 3.6) raises ValueError; PROTOCOL_TLS_CLIENT with maximum_version = TLSv1_2 does the same.
     absent = ["-DOPENSSL_NO_TLS1_2_METHOD"] if "no-deprecated" in built.options else []
-    return [v.cc, *v.cflags.split(), *v.ccshared.split(), "-DPy_BUILD_CORE_MODULE", *absent, f"-I{built.include}",
+    # __FILE__ without the cache's folder: no build-machine path in the shipped module.
+    return [v.cc, *v.cflags.split(), *v.ccshared.split(), f"-fmacro-prefix-map={tree / 'Modules'}/=",
+            "-DPy_BUILD_CORE_MODULE", *absent, f"-I{built.include}",
             f"-I{include}", f"-I{include / 'internal'}", f"-I{tree / 'Modules'}", "-c", str(tree / "Modules" / source),
             "-o", str(obj)]
 
