@@ -52,9 +52,7 @@ def stripped_and_xz(path: Path) -> tuple[int, int]:
 def cached_builds(project: Project) -> list[openssl.OpenSSL]:
     folder = project.cache_root / "runtime"
     found = [openssl.load(p) for p in sorted(folder.glob("openssl-*"))]
-    # Only builds of the current recipe (an older one left in the cache has another key).
-    current = [b for b in found if b is not None and b.key == openssl.openssl_key(b.source_version, b.steps, b.target)]
-    return sorted((b for b in current if b.target == host_architecture()),
+    return sorted((b for b in found if b is not None and b.target == host_architecture()),
                   key=lambda b: (len(b.steps), b.key))
 
 
@@ -72,6 +70,8 @@ def ladder_rows(project: Project, static_in: Runtime | None, log: Path) -> list[
     python_source = obtain_source(project, log) if static_in else None
     for built in cached_builds(project):
         label = " + ".join(built.steps)
+        if built.key != openssl.openssl_key(built.source_version, built.steps, built.target):
+            label += " (an earlier recipe)"  # left in the cache by an earlier build recipe
         extra: list[str] = []
         if static_in is not None and python_source is not None:
             made = tls.tls_runtime(project, static_in, python_source, built, log, "static")
