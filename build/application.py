@@ -46,6 +46,13 @@ PLACEHOLDERS: Mapping[str, str] = {
     "broker_port": "its plain MQTT port",
     "broker_tls_host": "the name its TLS certificate is made for (localhost)",
     "broker_tls_port": "its TLS port",
+    "broker_tls12_port": "a TLS port of a broker limited to TLS 1.2 (messages sent there reach no observer)",
+    "broker_tls13_port": "a TLS port that accepts TLS 1.3 only",
+    "broker_rsa_port": "a TLS port showing an RSA certificate (the others: ECDSA P-256)",
+    "broker_mtls_port": "a TLS port that requires a client certificate signed by the test CA",
+    "broker_expired_port": "a TLS port showing a certificate that expired yesterday",
+    "broker_wrong_host_port": "a TLS port showing a certificate made for another host name",
+    "broker_cipher_port": "a TLS port offering only suites a client built for MQTT leaves out (ARIA, CCM_8)",
     "ca_cert": "the test CA that signed the broker's certificate",
     "client_cert": "a client certificate signed by that CA",
     "client_key": "that client certificate's key",
@@ -56,7 +63,9 @@ PLACEHOLDERS: Mapping[str, str] = {
 # Placeholders that make a scenario depend on the test broker: a `device` check (run on an
 # installed device, where there is none) may not use them.
 BROKER_PLACEHOLDERS = frozenset({"broker_host", "broker_port", "broker_tls_host", "broker_tls_port", "ca_cert",
-                                 "client_cert", "client_key"})
+                                 "client_cert", "client_key", "broker_tls12_port", "broker_tls13_port",
+                                 "broker_rsa_port", "broker_mtls_port", "broker_expired_port",
+                                 "broker_wrong_host_port", "broker_cipher_port"})
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 DEFAULT_TIMEOUT = 60.0

@@ -99,6 +99,7 @@ def test_every_placeholder_has_a_value_in_a_run():
 
     class FakeBroker:
         host, port, tls_port = "127.0.0.1", 1883, 8883
+        tls_ports = {"tls12": 8884}
 
     values = placeholder_values(broker=FakeBroker(), certs=None, device="d", tmp=Path("/tmp/x"))
     assert set(values) == set(PLACEHOLDERS)

@@ -66,6 +66,9 @@ def placeholder_values(*, broker: Broker, certs: CertSet | None, device: str, tm
     values = {"broker_host": broker.host, "broker_port": str(broker.port), "broker_tls_host": "localhost",
               "broker_tls_port": str(broker.tls_port or ""), "device": device, "tmp": str(tmp),
               "token": secrets.token_hex(4), "ca_cert": "", "client_cert": "", "client_key": ""}
+    for name in ("tls12", "tls13", "rsa", "mtls", "expired", "wrong_host", "cipher"):
+        port = broker.tls_ports.get(name)
+        values[f"broker_{name}_port"] = str(port) if port else ""
     if certs is not None:
         values.update(ca_cert=str(certs.ca_cert), client_cert=str(certs.client_cert), client_key=str(certs.client_key))
     return values

@@ -26,6 +26,11 @@ def toolchain_for(profile: Profile, project: Project, log: Path) -> Toolchain:
     # Imported where used, not to dodge a cycle (tests/test_layout.py sees these edges): a plain
     # build never loads the runtime builder or the root maker.
     foreign = profile.target != host_architecture()
+    if profile.runtime == "size" and not foreign and profile.tls:
+        # TLS from OpenSSL built for a client (issue 20); if it does not build, neither does the profile.
+        from build.runtime.tls import tls_runtime_toolchain
+
+        return tls_runtime_toolchain(project, log)
     if profile.runtime == "size" and not foreign:
         from build.runtime.toolchain import size_runtime_toolchain
 

@@ -161,10 +161,10 @@ def ensure_deb_src(log: Path, *, folder: Path = APT_SOURCES, sources_list: Path 
         raise RuntimeSourceError(f"apt-get update after adding {entry.path} failed: {err}") from None
 
 
-def _cached(src: Path) -> Path | None:
+def _cached(src: Path, package: str, marker: str) -> Path | None:
     """The unpacked tree if a verified download and its tree are complete (tree is renamed in last)."""
-    dscs = sorted(src.glob(f"{SOURCE_PACKAGE}_*.dsc"))
-    if len(dscs) == 1 and (src / TREE / "configure").is_file():
+    dscs = sorted(src.glob(f"{package}_*.dsc"))
+    if len(dscs) == 1 and (src / TREE / marker).is_file():
         return dscs[0]
     return None
 
@@ -176,32 +176,45 @@ class Source:
     dsc: Path
 
 
-def obtain_source(project: Project, log: Path) -> Source:
-    """Debian's python3.11 source, verified and unpacked under work/.cache/runtime/src/ (reused when there)."""
-    src = project.cache_root / "runtime" / "src"
-    dsc = _cached(src)
+# Another Debian source package the runtime is built from: its folder under work/.cache/runtime/ and
+# the file of its unpacked tree whose presence says the unpack finished (python3.11: "src", configure).
+@dataclass(frozen=True, kw_only=True)
+class Package:
+    name: str
+    folder: str
+    marker: str
+
+
+PYTHON = Package(name=SOURCE_PACKAGE, folder="src", marker="configure")
+
+
+def obtain_source(project: Project, log: Path, package: Package = PYTHON) -> Source:
+    """Debian's source of `package` (python3.11 unless told), verified and unpacked under
+    work/.cache/runtime/<package.folder>/ (reused when there)."""
+    src = project.cache_root / "runtime" / package.folder
+    dsc = _cached(src, package.name, package.marker)
     if dsc is None:
         with exclusive(src):
-            dsc = _cached(src) or _download(project, src, log)
+            dsc = _cached(src, package.name, package.marker) or _download(project, src, log, package.name)
     # Checked again on reuse: the cache is only as good as its files.
     version = verify_dsc(dsc).version
     return Source(version=version, tree=src / TREE, dsc=dsc)
 
 
-def _download(project: Project, src: Path, log: Path) -> Path:
-    tmp = src.with_name("src.tmp")
+def _download(project: Project, src: Path, log: Path, package: str) -> Path:
+    tmp = src.with_name(f"{src.name}.tmp")
     remove_tree(tmp, project.output_roots)
     tmp.mkdir(parents=True)
     proc.require_tools("apt-get", "dpkg-source")
     ensure_deb_src(log)
     try:
-        proc.run(["apt-get", "source", "--download-only", SOURCE_PACKAGE], log=log, cwd=tmp, timeout=1800)
+        proc.run(["apt-get", "source", "--download-only", package], log=log, cwd=tmp, timeout=1800)
     except CommandFailed as err:
-        raise RuntimeSourceError(f"downloading the runtime's source (apt-get source {SOURCE_PACKAGE}) failed; "
+        raise RuntimeSourceError(f"downloading the runtime's source (apt-get source {package}) failed; "
                                  f"is a deb-src entry for it enabled? {err}") from None
-    dscs = sorted(tmp.glob(f"{SOURCE_PACKAGE}_*.dsc"))
+    dscs = sorted(tmp.glob(f"{package}_*.dsc"))
     if len(dscs) != 1:
-        raise RuntimeSourceError(f"downloading the runtime's source: expected one {SOURCE_PACKAGE} .dsc in {tmp}, "
+        raise RuntimeSourceError(f"downloading the runtime's source: expected one {package} .dsc in {tmp}, "
                                  f"found {len(dscs)}; whole output in {log}")
     verify_dsc(dscs[0])
     try:

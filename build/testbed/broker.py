@@ -46,8 +46,40 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True, kw_only=True)
+class TlsListener:
+    """One more TLS listener of the test broker: the certificate it shows (a CertSet field name) and
+    what it accepts. mosquitto's `tls_version` is a minimum."""
+
+    cert: str = "server_cert"
+    key: str = "server_key"
+    min_version: str | None = None  # mosquitto's tls_version: tlsv1.3, tlsv1.2
+    ciphers: str | None = None  # TLS 1.2 suites (OpenSSL names)
+    ciphers_tls13: str | None = None  # TLS 1.3 suites
+    require_certificate: bool = False
+
+
+# Given certs, the broker offers these besides `tls_port` (ECDSA, any TLS version), each on its own
+# port in `tls_ports`; scenarios name them as {broker_<name>_port}. "tls12" is another mosquitto
+# (TLS12_SIDE): mosquitto 2.0 cannot cap one listener's version, so that process's OpenSSL is
+# capped (OPENSSL_CONF: MaxProtocol = TLSv1.2); messages sent to it do not reach `port`.
+TLS_LISTENERS: Mapping[str, TlsListener] = {
+    "tls13": TlsListener(min_version="tlsv1.3"),
+    "rsa": TlsListener(cert="rsa_server_cert", key="rsa_server_key"),
+    "mtls": TlsListener(require_certificate=True),
+    "expired": TlsListener(cert="expired_server_cert", key="expired_server_key"),
+    "wrong_host": TlsListener(cert="wrong_host_server_cert", key="wrong_host_server_key"),
+    # Only suites a client built for MQTT leaves out (ARIA; CCM_8, which no default list offers).
+    "cipher": TlsListener(ciphers="ECDHE-ECDSA-ARIA128-GCM-SHA256", ciphers_tls13="TLS_AES_128_CCM_8_SHA256"),
+}
+TLS12_SIDE = "tls12"
+_MAX_TLS12 = ("openssl_conf = openssl_init\n[openssl_init]\nssl_conf = ssl_sect\n[ssl_sect]\n"
+              "system_default = system_default_sect\n[system_default_sect]\nMaxProtocol = TLSv1.2\n")
+
+
 class Broker:
-    """mosquitto with a plain listener on `port` and, given `certs`, a TLS listener on `tls_port`."""
+    """mosquitto with a plain listener on `port` and, given `certs`, a TLS listener on `tls_port` and
+    the TLS_LISTENERS on `tls_ports` (with a second mosquitto for "tls12")."""
 
     def __init__(
         self,
@@ -58,6 +90,8 @@ class Broker:
         users: Mapping[str, str] | None = None,
         host: str = "127.0.0.1",
         start_timeout: float = 10.0,
+        listeners: bool = True,
+        max_tls12: bool = False,
     ) -> None:
         self._own_folder = folder is None
         self.folder = Path(tempfile.mkdtemp(prefix="slimfreeze-broker-") if folder is None else folder).resolve()
@@ -68,6 +102,10 @@ class Broker:
         self.start_timeout = start_timeout
         self.port = 0
         self.tls_port: int | None = None
+        self.tls_ports: dict[str, int] = {}
+        self.listeners = dict(TLS_LISTENERS) if certs and listeners else {}
+        self.max_tls12 = max_tls12
+        self._side: Broker | None = None
         self.config_path = self.folder / "mosquitto.conf"
         self.log_path = self.folder / "mosquitto.log"
         self.stderr_path = self.folder / "mosquitto.stderr"
@@ -88,6 +126,7 @@ class Broker:
             if not self._started_once:
                 self.port = free_port(self.host)
                 self.tls_port = free_port(self.host) if self.certs else None
+                self.tls_ports = {name: free_port(self.host) for name in self.listeners}
             try:
                 self._launch()
                 break
@@ -95,10 +134,23 @@ class Broker:
                 if attempt == attempts or "Address already in use" not in self.log_text():
                     raise
         self._started_once = True
+        if self.listeners and self._side is None:
+            self._side = Broker(self.folder / TLS12_SIDE, certs=self.certs, host=self.host, listeners=False,
+                                max_tls12=True, start_timeout=self.start_timeout)
+        if self._side is not None:
+            try:
+                self._side.start()
+            except BaseException:
+                self.stop()
+                raise
+            assert self._side.tls_port is not None
+            self.tls_ports[TLS12_SIDE] = self._side.tls_port
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (mosquitto saves its persistence file), wait; SIGKILL if it does not end in time."""
+        if self._side is not None:
+            self._side.stop(timeout)
         p = self._proc
         if p is None:
             return
@@ -151,10 +203,15 @@ class Broker:
         self._write_config()
         mosquitto = proc.require_tool("mosquitto")
         log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        env = None
+        if self.max_tls12:
+            capped = self.folder / "openssl-max-tls12.cnf"
+            capped.write_text(_MAX_TLS12)
+            env = {**os.environ, "OPENSSL_CONF": str(capped)}
         with self.stderr_path.open("ab") as err:
             self._proc = proc.start([mosquitto, "-c", str(self.config_path)], stdout=err, stderr=subprocess.STDOUT,
-                                    cwd=self.folder)
-        ports = [self.port] + ([self.tls_port] if self.tls_port else [])
+                                    cwd=self.folder, env=env)
+        ports = [self.port] + ([self.tls_port] if self.tls_port else []) + list(self.tls_ports.values())
         deadline = time.monotonic() + self.start_timeout
         # Listening is not enough: mosquitto opens its sockets before it loads the TLS files and
         # may still exit; it logs "mosquitto version X running" once everything is set up.
@@ -204,6 +261,17 @@ class Broker:
                 f"keyfile {self.certs.server_key}",
                 f"require_certificate {'true' if self.require_client_cert else 'false'}",
             ]
+            for name, listener in self.listeners.items():
+                lines += [
+                    f"listener {self.tls_ports[name]} {self.host}",
+                    f"cafile {self.certs.ca_cert}",
+                    f"certfile {getattr(self.certs, listener.cert)}",
+                    f"keyfile {getattr(self.certs, listener.key)}",
+                    f"require_certificate {'true' if listener.require_certificate else 'false'}",
+                    *([f"tls_version {listener.min_version}"] if listener.min_version else []),
+                    *([f"ciphers {listener.ciphers}"] if listener.ciphers else []),
+                    *([f"ciphers_tls1.3 {listener.ciphers_tls13}"] if listener.ciphers_tls13 else []),
+                ]
         if any("\n" in line for line in lines):
             raise BrokerError(f"a path for mosquitto's config contains a line break: {self.folder}")
         tmp = self.config_path.with_name(self.config_path.name + ".tmp")

@@ -1,6 +1,8 @@
 """Test certificates made with `cryptography`: a CA, a server certificate for 127.0.0.1 / ::1 /
 localhost signed by it, a client certificate signed by it, and a second, unrelated CA (a client
-trusting only that one must refuse the server)."""
+trusting only that one must refuse the server). Beside them, for the TLS listeners of
+build/testbed/broker.py: the same server as RSA (the first one is ECDSA P-256), one that expired
+yesterday and one made for another host name, all signed by the same CA."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from build.paths import remove_tree
@@ -30,12 +32,18 @@ class CertSet:
     client_cert: Path      # for brokers that require a client certificate
     client_key: Path
     other_ca_cert: Path    # unrelated CA: trusting only this one, the server does not verify
+    rsa_server_cert: Path  # server_cert's names, an RSA 2048 key
+    rsa_server_key: Path
+    expired_server_cert: Path  # server_cert's names, expired yesterday
+    expired_server_key: Path
+    wrong_host_server_cert: Path  # valid, but for the name wrong-host.invalid only
+    wrong_host_server_key: Path
 
 
 @dataclass(frozen=True)
 class _Issued:
     cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 def make_test_certs(folder: Path, *, days: int = 30) -> CertSet:
@@ -53,24 +61,41 @@ def make_test_certs(folder: Path, *, days: int = 30) -> CertSet:
                         names=[x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                                x509.IPAddress(ipaddress.ip_address("::1")), x509.DNSName("localhost")])
         client = _issue("slimfreeze test client", days, issuer=ca, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
-        for name, issued in (("ca", ca), ("other-ca", other), ("server", server), ("client", client)):
+        local = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(ipaddress.ip_address("::1")),
+                 x509.DNSName("localhost")]
+        rsa_server = _issue("localhost", days, issuer=ca, usage=ExtendedKeyUsageOID.SERVER_AUTH, names=local,
+                            rsa_key=True)
+        expired = _issue("localhost", -1, issuer=ca, usage=ExtendedKeyUsageOID.SERVER_AUTH, names=local)
+        wrong = _issue("wrong-host.invalid", days, issuer=ca, usage=ExtendedKeyUsageOID.SERVER_AUTH,
+                       names=[x509.DNSName("wrong-host.invalid")])
+        issued_all = (("ca", ca), ("other-ca", other), ("server", server), ("client", client),
+                      ("rsa-server", rsa_server), ("expired-server", expired), ("wrong-host-server", wrong))
+        for name, issued in issued_all:
             _write(scratch / f"{name}.pem", issued.cert.public_bytes(serialization.Encoding.PEM))
             _write(scratch / f"{name}.key", issued.key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-        for name in ("ca.pem", "other-ca.pem", "server.pem", "server.key", "client.pem", "client.key", "ca.key"):
-            os.replace(scratch / name, folder / name)
+        for name, _issued in issued_all:
+            for suffix in (".pem", ".key"):
+                if name != "other-ca" or suffix == ".pem":
+                    os.replace(scratch / f"{name}{suffix}", folder / f"{name}{suffix}")
     finally:
         remove_tree(scratch, (folder,))
     return CertSet(folder=folder, ca_cert=folder / "ca.pem", server_cert=folder / "server.pem",
                    server_key=folder / "server.key", client_cert=folder / "client.pem",
-                   client_key=folder / "client.key", other_ca_cert=folder / "other-ca.pem")
+                   client_key=folder / "client.key", other_ca_cert=folder / "other-ca.pem",
+                   rsa_server_cert=folder / "rsa-server.pem", rsa_server_key=folder / "rsa-server.key",
+                   expired_server_cert=folder / "expired-server.pem", expired_server_key=folder / "expired-server.key",
+                   wrong_host_server_cert=folder / "wrong-host-server.pem",
+                   wrong_host_server_key=folder / "wrong-host-server.key")
 
 
 def _issue(common_name: str, days: int, *, ca: bool = False, issuer: _Issued | None = None,
-           usage: x509.ObjectIdentifier | None = None, names: list[x509.GeneralName] | None = None) -> _Issued:
-    """A P-256 key (made in milliseconds, understood by mosquitto, OpenSSL and Python's ssl) and its
-    certificate: self-signed when there is no `issuer`."""
-    key = ec.generate_private_key(ec.SECP256R1())
+           usage: x509.ObjectIdentifier | None = None, names: list[x509.GeneralName] | None = None,
+           rsa_key: bool = False) -> _Issued:
+    """A P-256 key (made in milliseconds, understood by mosquitto, OpenSSL and Python's ssl), or an
+    RSA 2048 one, and its certificate: self-signed when there is no `issuer`. Negative `days`: it
+    expired that many days ago (valid for the day before)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048) if rsa_key else ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.timezone.utc)
     builder = (x509.CertificateBuilder()
@@ -78,7 +103,7 @@ def _issue(common_name: str, days: int, *, ca: bool = False, issuer: _Issued | N
                .issuer_name(issuer.cert.subject if issuer else subject)
                .public_key(key.public_key())
                .serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_before(now - datetime.timedelta(minutes=5) - datetime.timedelta(days=max(0, -2 * days)))
                .not_valid_after(now + datetime.timedelta(days=days))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
                .add_extension(x509.KeyUsage(digital_signature=not ca, key_encipherment=not ca, key_cert_sign=ca,
