@@ -5,8 +5,10 @@
 
 Prints:
 - libpython bytes (raw, stripped, xz -9e) of the machine's Python and of every size runtime in the
-  cache (work/.cache/runtime/), one row per flag set; `--ladder` first builds the missing ones,
-  one per step of flags.SIZE_STEPS, each on top of those before (a full compile each, cached);
+  cache (work/.cache/runtime/), one row per flag set, with the seconds its compile and its relink
+  took (a compile of 0: the compiled tree was reused); `--ladder` first builds the missing ones,
+  one per step of flags.SIZE_STEPS, each on top of those before (a compile each, cached; a step
+  that changes only the export list is a relink of the tree before it);
 - artifact bytes of the size and system profiles from their dist/*/manifest.json (built before:
   `build.py --profile min min-system`);
 - the price: start-up (`hello`), start to first acknowledged publish, messages per second through
@@ -80,11 +82,13 @@ def build_ladder(project: Project, log: Path) -> None:
 def library_rows(project: Project) -> list[list[str]]:
     system = Path(sysconfig.get_config_var("LIBDIR")) / sysconfig.get_config_var("INSTSONAME")
     raw, stripped, xz = library_bytes(system)
-    rows = [["system (the Python running this)", num(raw), num(stripped), num(xz), "", ""]]
+    rows = [["system (the Python running this)", num(raw), num(stripped), num(xz), "", "", "", ""]]
     for runtime in cached_runtimes(project):
         r, s, x = library_bytes(runtime.libpython)
+        # How it was made: a compile (0 s: its compiled tree was reused) and the relink with its export list.
+        made = [num(runtime.seconds[k], ",.1f") if k in runtime.seconds else "" for k in ("compile", "relink")]
         rows.append([" + ".join(runtime.flags.steps), num(r), num(s), num(x), f"{s / stripped - 1:+.1%}",
-                     f"{x / xz - 1:+.1%}"])
+                     f"{x / xz - 1:+.1%}", *made])
     return rows
 
 
@@ -137,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
                 build_ladder(project, log)
             toolchain = size_runtime_toolchain(project, log)
         emit("libpython3.11.so.1.0 per flag set (bytes; change against the system's)",
-             ["runtime", "raw", "stripped", "xz -9e", "stripped vs system", "xz vs system"], library_rows(project),
-             as_markdown=md, numeric=("raw", "stripped", "xz -9e", "stripped vs system", "xz vs system"))
+             ["runtime", "raw", "stripped", "xz -9e", "stripped vs system", "xz vs system", "compile s", "relink s"],
+             library_rows(project), as_markdown=md,
+             numeric=("raw", "stripped", "xz -9e", "stripped vs system", "xz vs system", "compile s", "relink s"))
         size_dir, system_dir = project.dist_root / args.size_profile, project.dist_root / args.system_profile
         emit("artifacts (dist/*/manifest.json)", ["profile", "total bytes", "image bytes", "runtime"],
              artifact_rows(size_dir, system_dir), as_markdown=md, numeric=("total bytes", "image bytes"))
