@@ -13,7 +13,7 @@ from build.paths import plain_name
 from build.runtime import edits, exports, guards
 from build.runtime.compile import RuntimeBuildFailed, configure_argv
 from build.runtime.edits import EditError, frozen_import_only
-from build.runtime.flags import STEPS, SIZE_STEPS, TRIED, cache_key, compiled_part, merge, size_flags, step_named
+from build.runtime.flags import BALANCED_STEPS, STEPS, SIZE_STEPS, TRIED, cache_key, compiled_part, merge, size_flags, step_named
 from build.runtime.toolchain import pinned_requirements
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,9 +54,20 @@ def test_size_flags_are_the_kept_steps_in_order() -> None:
     assert "--without-doc-strings" not in flags.configure and "--with-lto" in flags.configure
     assert "--without-doc-strings" in merge(map(step_named, SIZE_STEPS[:-2])).configure
     assert "-Wl,-z,pack-relative-relocs" in flags.ldflags
-    # Every step is either used or recorded as tried with a reason; none is both.
+    # Every step is either used by a recipe or recorded as tried with a reason; none is both.
     names = {step.name for step in STEPS}
-    assert set(SIZE_STEPS) | set(TRIED) == names and not set(SIZE_STEPS) & set(TRIED)
+    used = set(SIZE_STEPS) | set(BALANCED_STEPS)
+    assert used | set(TRIED) == names and not used & set(TRIED)
+
+
+def test_the_balanced_recipe_is_the_size_one_at_o2_with_quickening() -> None:
+    size, balanced = size_flags("x86_64"), size_flags("x86_64", "balanced")
+    assert balanced.cflags[0] == "-O2" and "-Os" not in balanced.cflags + balanced.ldflags
+    assert set(size.steps) - set(balanced.steps) == {"Os", "no-quickening"}
+    assert set(balanced.steps) - set(size.steps) == {"O2"}
+    assert balanced.configure == size.configure and "no-quickening" not in balanced.edits
+    assert cache_key(source_version="v", flags=size, target="x86_64") != \
+        cache_key(source_version="v", flags=balanced, target="x86_64")
 
 
 def test_a_step_an_architecture_cannot_use_is_left_out_there() -> None:

@@ -69,6 +69,15 @@ BASE = FlagStep(
     # of it does not allow; without pyexpat, pip (and anything reading XML) fails.
     edits=("pyexpat-core-module",),
 )
+O2 = FlagStep(
+    name="O2",
+    why="the balanced recipe's base: optimise for speed as Debian does (-O2), with the size base's "
+        "configure options and edits (no test modules, no pip)",
+    cflags=("-O2",),
+    ldflags=("-O2",),
+    configure=BASE.configure,
+    edits=BASE.edits,
+)
 LTO = FlagStep(
     name="lto",
     why="link-time optimisation across the whole of libpython: inlines and drops what no caller needs",
@@ -154,12 +163,17 @@ GC_SECTIONS = FlagStep(
     ldflags=("-Wl,--gc-sections",),
 )
 
-STEPS: tuple[FlagStep, ...] = (BASE, LTO, RELR, BSYMBOLIC, NO_UNWIND, FROZEN, EXPORTS, BORROWED_CODE, NO_QUICKENING,
+STEPS: tuple[FlagStep, ...] = (BASE, O2, LTO, RELR, BSYMBOLIC, NO_UNWIND, FROZEN, EXPORTS, BORROWED_CODE, NO_QUICKENING,
                                SMALL_TYPE_CACHE, TEXT_SIGNATURES, PUBLIC_API, GC_SECTIONS)
 # The steps the size runtime uses, in the order they were measured (each on top of those before).
 SIZE_STEPS: tuple[str, ...] = ("Os", "lto", "relr", "bsymbolic", "no-unwind-tables", "frozen-import-only", "exports",
                               "frames-borrow-code", "no-quickening", "small-type-cache", "text-signatures",
                               "public-api")
+# A recipe between speed and size (issue 18): -O2 and the specialising interpreter (quickening on),
+# with every byte-saving step that costs no speed; measured by benchmarks/runtime.py --speed.
+BALANCED_STEPS: tuple[str, ...] = ("O2", "lto", "relr", "bsymbolic", "no-unwind-tables", "frozen-import-only", "exports",
+                                  "frames-borrow-code", "small-type-cache", "text-signatures", "public-api")
+RECIPES: Mapping[str, tuple[str, ...]] = {"size": SIZE_STEPS, "balanced": BALANCED_STEPS}
 # Steps measured and left out, with why.
 TRIED: Mapping[str, str] = {
     "gc-sections": "no byte less once LTO runs (stripped libpython identical with and without): LTO "
@@ -202,9 +216,9 @@ def applies(step: FlagStep, target: str) -> bool:
     return step.arches is None or target in step.arches
 
 
-def size_flags(target: str) -> FlagSet:
-    """The kept steps that work on `target`."""
-    return merge(step for step in map(step_named, SIZE_STEPS) if applies(step, target))
+def size_flags(target: str, recipe: str = "size") -> FlagSet:
+    """The steps of `recipe` (RECIPES) that work on `target`."""
+    return merge(step for step in map(step_named, RECIPES[recipe]) if applies(step, target))
 
 
 def cache_key(*, source_version: str, flags: FlagSet, target: str, extra: Mapping[str, str] | None = None) -> str:
