@@ -139,7 +139,8 @@ def _build(project: Project, source: Source, flags: FlagSet, target: str, export
             # After the install: `make install` would otherwise relink the test programs against the
             # trimmed library, and they use API nobody ships. The static library keeps everything.
             started = time.monotonic()
-            names = export_inputs.names() | (exports.public_api(compiled / "src") if "public-api" in flags.steps else set())
+            tree = compiled / "src" if (compiled / "src").is_dir() else source.tree  # edited, or as fetched
+            names = export_inputs.names() | (exports.public_api(tree) if "public-api" in flags.steps else set())
             exported = _relink(compiled / "build", log, env, names, project.output_roots)
             relink_seconds = round(time.monotonic() - started, 1)
             shutil.copyfile(compiled / "build" / f"libpython{MINOR}.so.1.0", prefix / "lib" / f"libpython{MINOR}.so.1.0")
