@@ -147,6 +147,14 @@ def pyperformance_means(python: Path, folder: Path, label: str, fast: bool) -> d
     return {b.get_name(): b.mean() for b in suite.get_benchmarks()}
 
 
+def duration(seconds: float) -> str:
+    """`seconds` in the unit pyperf would print it in (pure)."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:,.1f} {unit}"
+    return f"{seconds / 1e-9:,.0f} ns"
+
+
 def geometric_mean(values: list[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
@@ -159,7 +167,7 @@ def speed_rows(means: dict[str, dict[str, float]], reference: str) -> list[list[
     rows = []
     for name in names:
         base = means[reference][name]
-        rows.append([name, *(f"{means[label][name] * 1e3:,.3f} ms (x{means[label][name] / base:.2f})" for label in labels)])
+        rows.append([name, *(f"{duration(means[label][name])} (x{means[label][name] / base:.2f})" for label in labels)])
     rows.append(["geometric mean of the ratios",
                  *(f"x{geometric_mean([means[label][n] / means[reference][n] for n in names]):.3f}" for label in labels)])
     return rows
