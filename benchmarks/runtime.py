@@ -184,6 +184,7 @@ def speed(project: Project, pythons: dict[str, Path], fast: bool, md: bool) -> N
     for label, python in runtimes.items():
         print(f"pyperformance on {label} ({python}) ...", file=sys.stderr)
         means[label] = pyperformance_means(python, folder, label.split()[0].lower().strip("`"), fast)
+        print(f"  done: {label}", file=sys.stderr)
     emit(f"pyperformance {'--fast ' if fast else ''}(mean per benchmark; x: against Debian's python3.11)",
          ["benchmark", *runtimes], speed_rows(means, "Debian python3.11"), as_markdown=md, numeric=tuple(runtimes))
 
@@ -201,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rigorous", action="store_true", help="with --speed: pyperformance's default runs, not --fast")
     parser.add_argument("--balanced", action="store_true",
                         help="with --speed: the balanced recipe's runtime too (built when missing)")
+    parser.add_argument("--runtime", action="append", default=[], type=Path, metavar="FOLDER",
+                        help="with --speed: another runtime of work/.cache/runtime/ too (a ladder step's)")
     args = parser.parse_args(argv)
     project = Project.at(ROOT)
     md = args.markdown
@@ -220,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
                 emit("libpython3.11.so.1.0 per recipe (bytes)", ["recipe", "raw", "stripped", "xz -9e"],
                      [[label, *map(num, library_bytes(prefix / "lib" / "libpython3.11.so.1.0"))]
                       for label, prefix in pythons.items()], as_markdown=md, numeric=("raw", "stripped", "xz -9e"))
+            for folder in args.runtime:
+                other = runtime_compile.load(folder)
+                if other is None:
+                    raise SlimfreezeError(f"{folder} is not a complete runtime (no runtime.json)")
+                pythons[f"`{other.key}` ({', '.join(s for s in SIZE_STEPS if s not in other.flags.steps) or 'all'} "
+                        "left out)"] = other.prefix
             speed(project, {label: prefix / "bin" / "python3.11" for label, prefix in pythons.items()},
                   not args.rigorous, md)
             return 0
