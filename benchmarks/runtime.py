@@ -16,9 +16,9 @@ Prints:
   figure shows a runtime falling below that, not a maximum), each for both artifacts, and a pure-Python loop in both
   interpreters (the size venv's Python and the one running this), all in the same run, in turns.
 With `--speed`, only pyperformance's subset (PYPERFORMANCE, pyperf's --fast unless --rigorous) on
-the size runtime (and with `--balanced` the balanced recipe's, built when missing), Debian's
-python3.11 and the Python running this, one after another, with each benchmark's ratio to
-Debian's and the geometric mean.
+the size runtime (and with `--balanced` the balanced recipe's, built when missing; with --runtime
+any other of the cache), Debian's python3.11 and the Python running this, each benchmark on each
+in turns, with each benchmark's ratio to Debian's and the geometric mean.
 A benchmark, not a test: it prints figures and asserts nothing about them.
 """
 
@@ -133,18 +133,28 @@ def loop_seconds(python: str, runs: int) -> list[float]:
                                  check=True).stdout) for _ in range(runs)]
 
 
-def pyperformance_means(python: Path, folder: Path, label: str, fast: bool) -> dict[str, float]:
-    """Mean seconds of each benchmark of PYPERFORMANCE on `python` (pyperformance makes its own venv
-    of it under `folder`, with pyperf from PyPI)."""
+def pyperformance_means(runtimes: dict[str, Path], folder: Path, fast: bool) -> dict[str, dict[str, float]]:
+    """Mean seconds of each benchmark of PYPERFORMANCE on each runtime (pyperformance makes its own
+    venv of each under `folder`, with pyperf from PyPI). Benchmark by benchmark, the runtimes in
+    turns: on shared cores the load changes over minutes, and each benchmark's ratios should see
+    the same load."""
     import pyperf
 
-    out = folder / f"{label}.json"
-    if out.exists():
-        out.unlink()
-    proc.run([sys.executable, "-m", "pyperformance", "run", *(["--fast"] if fast else []), "-b", ",".join(PYPERFORMANCE),
-              "-p", python, "-o", out], log=folder / f"{label}.log", cwd=folder, timeout=7200)
-    suite = pyperf.BenchmarkSuite.load(str(out))
-    return {b.get_name(): b.mean() for b in suite.get_benchmarks()}
+    outs = {label: folder / f"{label.split()[0].lower().strip('`')}.json" for label in runtimes}
+    for out in outs.values():
+        if out.exists():
+            out.unlink()
+    for name in PYPERFORMANCE:
+        for label, python in runtimes.items():
+            print(f"pyperformance {name} on {label} ...", file=sys.stderr)
+            proc.run([sys.executable, "-m", "pyperformance", "run", *(["--fast"] if fast else []), "-b", name,
+                      "-p", python, "--append", outs[label]], log=outs[label].with_suffix(".log"), cwd=folder,
+                     timeout=3600)
+    means = {}
+    for label, out in outs.items():
+        suite = pyperf.BenchmarkSuite.load(str(out))
+        means[label] = {b.get_name(): b.mean() for b in suite.get_benchmarks()}
+    return means
 
 
 def duration(seconds: float) -> str:
@@ -176,15 +186,11 @@ def speed_rows(means: dict[str, dict[str, float]], reference: str) -> list[list[
 def speed(project: Project, pythons: dict[str, Path], fast: bool, md: bool) -> None:
     """pyperformance on the size-built runtimes `pythons`, Debian's python3.11 (the same source,
     built by Debian: -O2, LTO, PGO) and the Python running this (min-system's), one after another
-    in one run."""
+    in one run, each benchmark on each in turns."""
     folder = project.work_root / "pyperformance"
     folder.mkdir(parents=True, exist_ok=True)
     runtimes = {**pythons, "Debian python3.11": DEBIAN_PYTHON, "system (min-system)": Path(sys.executable).resolve()}
-    means = {}
-    for label, python in runtimes.items():
-        print(f"pyperformance on {label} ({python}) ...", file=sys.stderr)
-        means[label] = pyperformance_means(python, folder, label.split()[0].lower().strip("`"), fast)
-        print(f"  done: {label}", file=sys.stderr)
+    means = pyperformance_means(runtimes, folder, fast)
     emit(f"pyperformance {'--fast ' if fast else ''}(mean per benchmark; x: against Debian's python3.11)",
          ["benchmark", *runtimes], speed_rows(means, "Debian python3.11"), as_markdown=md, numeric=tuple(runtimes))
 
