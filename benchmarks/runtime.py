@@ -5,14 +5,20 @@
 
 Prints:
 - libpython bytes (raw, stripped, xz -9e) of the machine's Python and of every size runtime in the
-  cache (work/.cache/runtime/), one row per flag set; `--ladder` first builds the missing ones,
-  one per step of flags.SIZE_STEPS, each on top of those before (a full compile each, cached);
+  cache (work/.cache/runtime/), one row per flag set, with the seconds its compile and its relink
+  took (a compile of 0: the compiled tree was reused); `--ladder` first builds the missing ones,
+  one per step of flags.SIZE_STEPS, each on top of those before (a compile each, cached; a step
+  that changes only the export list is a relink of the tree before it);
 - artifact bytes of the size and system profiles from their dist/*/manifest.json (built before:
   `build.py --profile min min-system`);
 - the price: start-up (`hello`), start to first acknowledged publish, messages per second through
   one worker (`telemetry --interval 0.001`, the app's shortest: it caps the rate at 1,000/s, so the
   figure shows a runtime falling below that, not a maximum), each for both artifacts, and a pure-Python loop in both
   interpreters (the size venv's Python and the one running this), all in the same run, in turns.
+With `--speed`, only pyperformance's subset (PYPERFORMANCE, pyperf's --fast unless --rigorous) on
+the size runtime (and with `--balanced` the balanced recipe's, built when missing; with --runtime
+any other of the cache), Debian's python3.11 and the Python running this, each benchmark on each
+in turns, with each benchmark's ratio to Debian's and the geometric mean.
 A benchmark, not a test: it prints figures and asserts nothing about them.
 """
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import lzma
+import math
 import os
 import subprocess
 import sys
@@ -37,9 +44,9 @@ from build.manifest import read_manifest  # noqa: E402
 from build.project import Project  # noqa: E402
 from build.toolchain import host_architecture  # noqa: E402
 from build.runtime import compile as runtime_compile  # noqa: E402
-from build.runtime.flags import SIZE_STEPS, applies, merge, step_named  # noqa: E402
+from build.runtime.flags import SIZE_STEPS, applies, merge, size_flags, step_named  # noqa: E402
 from build.runtime.sources import obtain_source  # noqa: E402
-from build.runtime.toolchain import export_inputs, size_runtime_toolchain  # noqa: E402
+from build.runtime.toolchain import export_inputs, size_runtime, size_runtime_toolchain  # noqa: E402
 from build.sweep.measure import (Bench, MeasureError, Program, alternate, first_ack_medians,  # noqa: E402
                                  startup_medians)
 from build.application import Scenario, load_application  # noqa: E402
@@ -47,6 +54,11 @@ from build.sweep.run import dist_program  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from memory_startup import emit, num, ratio  # noqa: E402
+
+# pyperformance's benchmarks issue 18 names (pyperf runs them; both pinned in pyproject.toml's test extra).
+PYPERFORMANCE = ("richards", "nbody", "float", "chaos", "deltablue", "json_dumps", "json_loads", "regex_compile",
+                 "unpack_sequence", "logging", "pickle_pure_python")
+DEBIAN_PYTHON = Path("/usr/bin/python3.11")
 
 LOOP = ("import time\nt = time.perf_counter()\ns = 0\nfor i in range(3_000_000):\n    s += i * i % 7\n"
         "d = {}\nfor i in range(300_000):\n    d[str(i)] = [i, (i, str(i))]\nprint(time.perf_counter() - t)")
@@ -81,11 +93,13 @@ def build_ladder(project: Project, log: Path) -> None:
 def library_rows(project: Project) -> list[list[str]]:
     system = Path(sysconfig.get_config_var("LIBDIR")) / sysconfig.get_config_var("INSTSONAME")
     raw, stripped, xz = library_bytes(system)
-    rows = [["system (the Python running this)", num(raw), num(stripped), num(xz), "", ""]]
+    rows = [["system (the Python running this)", num(raw), num(stripped), num(xz), "", "", "", ""]]
     for runtime in cached_runtimes(project):
         r, s, x = library_bytes(runtime.libpython)
+        # How it was made: a compile (0 s: its compiled tree was reused) and the relink with its export list.
+        made = [num(runtime.seconds[k], ",.1f") if k in runtime.seconds else "" for k in ("compile", "relink")]
         rows.append([" + ".join(runtime.flags.steps), num(r), num(s), num(x), f"{s / stripped - 1:+.1%}",
-                     f"{x / xz - 1:+.1%}"])
+                     f"{x / xz - 1:+.1%}", *made])
     return rows
 
 
@@ -120,6 +134,68 @@ def loop_seconds(python: str, runs: int) -> list[float]:
                                  check=True).stdout) for _ in range(runs)]
 
 
+def pyperformance_means(runtimes: dict[str, Path], folder: Path, fast: bool) -> dict[str, dict[str, float]]:
+    """Mean seconds of each benchmark of PYPERFORMANCE on each runtime (pyperformance makes its own
+    venv of each under `folder`, with pyperf from PyPI). Benchmark by benchmark, the runtimes in
+    turns: on shared cores the load changes over minutes, and each benchmark's ratios should see
+    the same load."""
+    import pyperf
+
+    outs = {label: folder / f"{label.split()[0].lower().strip('`')}.json" for label in runtimes}
+    for out in outs.values():
+        if out.exists():
+            out.unlink()
+    for name in PYPERFORMANCE:
+        for label, python in runtimes.items():
+            print(f"pyperformance {name} on {label} ...", file=sys.stderr)
+            proc.run([sys.executable, "-m", "pyperformance", "run", *(["--fast"] if fast else []), "-b", name,
+                      "-p", python, "--append", outs[label]], log=outs[label].with_suffix(".log"), cwd=folder,
+                     timeout=3600)
+    means = {}
+    for label, out in outs.items():
+        suite = pyperf.BenchmarkSuite.load(str(out))
+        means[label] = {b.get_name(): b.mean() for b in suite.get_benchmarks()}
+    return means
+
+
+def duration(seconds: float) -> str:
+    """`seconds` in the unit pyperf would print it in (pure)."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:,.1f} {unit}"
+    return f"{seconds / 1e-9:,.0f} ns"
+
+
+def geometric_mean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def speed_rows(means: dict[str, dict[str, float]], reference: str) -> list[list[str]]:
+    """One row per benchmark: its mean on each runtime and the ratio to `reference`; then the
+    geometric mean of the ratios (pure)."""
+    labels = list(means)
+    names = sorted(set.intersection(*(set(m) for m in means.values())))
+    rows = []
+    for name in names:
+        base = means[reference][name]
+        rows.append([name, *(f"{duration(means[label][name])} (x{means[label][name] / base:.2f})" for label in labels)])
+    rows.append(["geometric mean of the ratios",
+                 *(f"x{geometric_mean([means[label][n] / means[reference][n] for n in names]):.3f}" for label in labels)])
+    return rows
+
+
+def speed(project: Project, pythons: dict[str, Path], fast: bool, md: bool) -> None:
+    """pyperformance on the size-built runtimes `pythons`, Debian's python3.11 (the same source,
+    built by Debian: -O2, LTO, PGO) and the Python running this (min-system's), one after another
+    in one run, each benchmark on each in turns."""
+    folder = project.work_root / "pyperformance"
+    folder.mkdir(parents=True, exist_ok=True)
+    runtimes = {**pythons, "Debian python3.11": DEBIAN_PYTHON, "system (min-system)": Path(sys.executable).resolve()}
+    means = pyperformance_means(runtimes, folder, fast)
+    emit(f"pyperformance {'--fast ' if fast else ''}(mean per benchmark; x: against Debian's python3.11)",
+         ["benchmark", *runtimes], speed_rows(means, "Debian python3.11"), as_markdown=md, numeric=tuple(runtimes))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ladder", action="store_true", help="build one runtime per flag step first (slow once)")
@@ -128,6 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=11, help="timed runs per figure (default 11)")
     parser.add_argument("--messages", type=int, default=300, help="publishes for the rate figure (default 300)")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--speed", action="store_true",
+                        help="only run pyperformance's subset on the size runtime, Debian's python3.11 and this Python")
+    parser.add_argument("--rigorous", action="store_true", help="with --speed: pyperformance's default runs, not --fast")
+    parser.add_argument("--balanced", action="store_true",
+                        help="with --speed: the balanced recipe's runtime too (built when missing)")
+    parser.add_argument("--runtime", action="append", default=[], type=Path, metavar="FOLDER",
+                        help="with --speed: another runtime of work/.cache/runtime/ too (a ladder step's)")
     args = parser.parse_args(argv)
     project = Project.at(ROOT)
     md = args.markdown
@@ -137,9 +220,29 @@ def main(argv: list[str] | None = None) -> int:
             if args.ladder:
                 build_ladder(project, log)
             toolchain = size_runtime_toolchain(project, log)
+        if args.speed:
+            pythons = {"size runtime": project.cache_root / "runtime" / str(toolchain.facts["runtime_key"])}
+            if args.balanced:
+                with tempfile.TemporaryDirectory() as tmp:
+                    balanced = size_runtime(project, Path(tmp) / "runtime.log", target=host_architecture(),
+                                            flags=size_flags(host_architecture(), "balanced"))
+                pythons["balanced runtime"] = balanced.prefix
+                emit("libpython3.11.so.1.0 per recipe (bytes)", ["recipe", "raw", "stripped", "xz -9e"],
+                     [[label, *map(num, library_bytes(prefix / "lib" / "libpython3.11.so.1.0"))]
+                      for label, prefix in pythons.items()], as_markdown=md, numeric=("raw", "stripped", "xz -9e"))
+            for folder in args.runtime:
+                other = runtime_compile.load(folder)
+                if other is None:
+                    raise SlimfreezeError(f"{folder} is not a complete runtime (no runtime.json)")
+                pythons[f"`{other.key}` ({', '.join(s for s in SIZE_STEPS if s not in other.flags.steps) or 'all'} "
+                        "left out)"] = other.prefix
+            speed(project, {label: prefix / "bin" / "python3.11" for label, prefix in pythons.items()},
+                  not args.rigorous, md)
+            return 0
         emit("libpython3.11.so.1.0 per flag set (bytes; change against the system's)",
-             ["runtime", "raw", "stripped", "xz -9e", "stripped vs system", "xz vs system"], library_rows(project),
-             as_markdown=md, numeric=("raw", "stripped", "xz -9e", "stripped vs system", "xz vs system"))
+             ["runtime", "raw", "stripped", "xz -9e", "stripped vs system", "xz vs system", "compile s", "relink s"],
+             library_rows(project), as_markdown=md,
+             numeric=("raw", "stripped", "xz -9e", "stripped vs system", "xz vs system", "compile s", "relink s"))
         size_dir, system_dir = project.dist_root / args.size_profile, project.dist_root / args.system_profile
         emit("artifacts (dist/*/manifest.json)", ["profile", "total bytes", "image bytes", "runtime"],
              artifact_rows(size_dir, system_dir), as_markdown=md, numeric=("total bytes", "image bytes"))

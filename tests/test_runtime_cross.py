@@ -137,3 +137,38 @@ def test_a_missing_cross_compiler_names_its_debian_package_and_makes_nothing(tmp
     assert str(missing.value).startswith("'aarch64-linux-gnu-gcc' was not found on PATH; install the Debian "
                                          "package 'gcc-aarch64-linux-gnu'")
     assert not [p for p in (project.cache_root / "runtime").iterdir() if not p.name.endswith((".tmp", ".lock"))]
+
+
+def test_a_cross_build_compiles_once_per_root_and_relinks_per_export_list(tmp_path: Path) -> None:
+    from build.runtime.compile import compile_key
+
+    source = Source(version="3.11.2-6+deb12u8", tree=Path("/t"), dsc=Path("/t.dsc"))
+    flags = size_flags("aarch64")
+    compiled = compile_key(source, flags, "aarch64", CROSS)
+    assert compiled.endswith("-compiled") and compiled != compile_key(source, flags, "aarch64") \
+        and compiled != compile_key(source, flags, "aarch64", Cross(triplet=CROSS.triplet, sysroot=CROSS.sysroot,
+                                                                     sysroot_key="k2", run=()))
+    # Another export list is another runtime from the same compiled tree.
+    loader = tmp_path / "loader"
+    loader.write_bytes(b"\x00PyRun_SimpleString\x00")
+    other = ExportInputs(by_name=(loader,))
+    assert runtime_key(source, flags, "aarch64", ExportInputs(), CROSS) != runtime_key(source, flags, "aarch64", other, CROSS)
+
+
+def test_the_cross_edit_and_the_flag_edits_compose_on_one_tree(tmp_path: Path) -> None:
+    from build.runtime.compile import _edited_tree
+    from build.runtime.flags import merge, step_named
+
+    tree = tmp_path / "tree"
+    (tree / "Modules").mkdir(parents=True)
+    (tree / "configure").write_text("PYTHON_FOR_BUILD='_PYTHON_SYSCONFIGDATA_NAME=_sysconfigdata_$(ABIFLAGS)_$(MACHDEP)_"
+                                    "$(MULTIARCH) '$with_build_python\n")
+    (tree / "Modules" / "pyexpat.c").write_text('#include "Python.h"\n')
+    source = Source(version="3.11.2-1", tree=tree, dsc=tmp_path / "x.dsc")
+    folder = tmp_path / "compiled"
+    folder.mkdir()
+    edited = _edited_tree(source, merge([step_named("Os")]), folder, tmp_path / "log", CROSS)
+    assert edited == folder / "src"
+    assert "_sysconfigdata_$(ABIFLAGS)_$(MULTIARCH) '" in (edited / "configure").read_text()
+    assert (edited / "Modules" / "pyexpat.c").read_text().startswith("#ifndef Py_BUILD_CORE_BUILTIN")
+    assert "$(MACHDEP)" in (tree / "configure").read_text()  # the cached tree is never edited

@@ -1,5 +1,6 @@
-"""The size runtime's flags, cache key, export list and source edit (fast: pure functions, and one
-tiny shared object compiled with gcc for the export list)."""
+"""The size runtime's flags, cache key, export list and source edits (fast: pure functions, one tiny
+shared object compiled with gcc for the export list, and the edits made to the files of CPython's
+real source tree, the one the runtime compiles from, in memory)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,64 @@ from pathlib import Path
 import pytest
 
 from build.paths import plain_name
-from build.runtime import exports
-from build.runtime.compile import RuntimeBuildFailed, configure_argv, frozen_import_only
-from build.runtime.flags import STEPS, SIZE_STEPS, TRIED, cache_key, merge, size_flags, step_named
+from build.runtime import edits, exports, guards
+from build.runtime.compile import RuntimeBuildFailed, configure_argv
+from build.runtime.edits import EditError, frozen_import_only
+from build.runtime.flags import BALANCED_STEPS, STEPS, SIZE_STEPS, TRIED, cache_key, compiled_part, merge, size_flags, step_named
 from build.runtime.toolchain import pinned_requirements
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Debian's python3.11 source as the size runtime gets it (downloaded once into the shared cache)."""
+    from build.project import Project
+    from build.runtime.sources import obtain_source
+
+    project = Project.at(ROOT)
+    return obtain_source(project, tmp_path_factory.mktemp("source") / "source.log").tree
+
+
+@pytest.fixture(scope="module")
+def c_files(tree: Path) -> dict[str, str]:
+    return dict(guards.c_files(tree))
+
+
+def edited(files: dict[str, str], names: tuple[str, ...]) -> dict[str, str]:
+    """`files` with the textual edits `names` made, as compile.py makes them."""
+    out = dict(files)
+    for name in names:
+        for relative in dict.fromkeys(f for f, _old, _new in edits.SOURCE_EDITS[name]):
+            out[relative] = edits.source_edited(name, relative, out[relative])
+    return out
+
+
+TEXT_EDITS = ("frames-borrow-code", "no-quickening", "small-type-cache")
 
 
 def test_size_flags_are_the_kept_steps_in_order() -> None:
     flags = size_flags("x86_64")
     assert flags.steps == SIZE_STEPS
     assert flags.cflags[0] == "-Os"
-    assert "--without-doc-strings" in flags.configure and "--with-lto" in flags.configure
+    # text-signatures takes --without-doc-strings back: its edit cuts each docstring to its signature.
+    assert "--without-doc-strings" not in flags.configure and "--with-lto" in flags.configure
+    assert "--without-doc-strings" in merge(map(step_named, SIZE_STEPS[:-2])).configure
     assert "-Wl,-z,pack-relative-relocs" in flags.ldflags
-    # Every step is either used or recorded as tried with a reason; none is both.
+    # Every step is either used by a recipe or recorded as tried with a reason; none is both.
     names = {step.name for step in STEPS}
-    assert set(SIZE_STEPS) | set(TRIED) == names and not set(SIZE_STEPS) & set(TRIED)
+    used = set(SIZE_STEPS) | set(BALANCED_STEPS)
+    assert used | set(TRIED) == names and not used & set(TRIED)
+
+
+def test_the_balanced_recipe_is_the_size_one_at_o2_with_quickening() -> None:
+    size, balanced = size_flags("x86_64"), size_flags("x86_64", "balanced")
+    assert balanced.cflags[0] == "-O2" and "-Os" not in balanced.cflags + balanced.ldflags
+    assert set(size.steps) - set(balanced.steps) == {"Os", "no-quickening"}
+    assert set(balanced.steps) - set(size.steps) == {"O2"}
+    assert balanced.configure == size.configure and "no-quickening" not in balanced.edits
+    assert cache_key(source_version="v", flags=size, target="x86_64") != \
+        cache_key(source_version="v", flags=balanced, target="x86_64")
 
 
 def test_a_step_an_architecture_cannot_use_is_left_out_there() -> None:
@@ -113,7 +157,7 @@ def test_frozen_import_only_keeps_the_import_system() -> None:
 
 
 def test_frozen_edit_refuses_an_unknown_script() -> None:
-    with pytest.raises(RuntimeBuildFailed, match="frozen-import-only"):
+    with pytest.raises(EditError, match="freeze_modules.py is not the one"):
         frozen_import_only("FROZEN = []\n")
 
 
@@ -169,66 +213,120 @@ def test_failed_compile_names_its_step_and_log_and_touches_nothing_else(tmp_path
     assert message.startswith(f"size runtime: {step} failed (build log ")
     log = Path(message.split("(build log ", 1)[1].split(")", 1)[0])
     assert log.is_file() and ("no C compiler" in log.read_text() or "compiling" in log.read_text())
-    # No runtime appeared under the key, and the one built before is as it was.
-    assert sorted(p.name for p in (project.cache_root / "runtime").iterdir() if not p.name.endswith((".tmp", ".lock"))) \
+    # No runtime appeared under the key, nor a compiled tree (its folder keeps the log, without a
+    # stamp, and is made again by the next build), and the one built before is as it was.
+    folders = [p for p in (project.cache_root / "runtime").iterdir() if not p.name.endswith((".tmp", ".lock"))]
+    assert [p.name for p in folders if (p / "runtime.json").exists() or (p / "compiled.json").exists()] \
         == ["python3.11-x86_64-previous"]
     assert (previous / "runtime.json").read_text() == "{}"
+    assert log.parent.name.endswith("-compiled") and not (log.parent / "compiled.json").exists()
 
 
 def test_pyexpat_edit_declares_a_core_module_once() -> None:
-    from build.runtime.compile import pyexpat_core_module
+    from build.runtime.edits import pyexpat_core_module
 
     edited = pyexpat_core_module('#include "Python.h"\n#include "pycore_ceval.h"\n')
     assert edited.index("define Py_BUILD_CORE_MODULE") < edited.index('#include "Python.h"')
     assert pyexpat_core_module(edited) == edited
 
 
-def test_source_edits_replace_each_snippet_once() -> None:
-    from build.runtime.compile import source_edited
-    from build.runtime.flags import SOURCE_EDITS
-
-    for edit, replacements in SOURCE_EDITS.items():
-        for relative, old, new in replacements:
-            text = f"/* {relative} */\nbefore();\n{old}after();\n"
-            edited = source_edited(edit, relative, text)
-            assert old not in edited and new in edited
-            assert edited.startswith(f"/* {relative} */\nbefore();\n") and edited.endswith("after();\n")
-            # Another file of the tree is left as it is.
-            assert source_edited(edit, "Other/file.c", text) == text
-
-
-def test_frames_borrow_code_drops_every_reference_it_no_longer_takes() -> None:
-    from build.runtime.flags import SOURCE_EDITS
-
-    edits = SOURCE_EDITS["frames-borrow-code"]
-
-    def dropped(*snippets: str) -> int:
-        return sum(old.count(snippet) - new.count(snippet) for _file, old, new in edits for snippet in snippets)
-
-    # Every reference a frame took on its code (at set-up; for the entry frame of a generator made
-    # from C) is gone, and so is every release of it (_PyFrame_Clear; a frame object's dealloc).
-    assert dropped("Py_NewRef(func->func_code)", "Py_INCREF(frame->f_code)") == 2
-    assert dropped("DECREF(frame->f_code)", "DECREF(co)") == 2
-    assert any("Py_XSETREF(op->func_code" in old and "Py_XSETREF" not in new for _f, old, new in edits)
-
-
 @pytest.mark.parametrize("copies", [0, 2])
 def test_source_edit_refuses_a_file_it_was_not_written_for(copies: int) -> None:
-    from build.runtime.compile import source_edited
-    from build.runtime.flags import SOURCE_EDITS
-
-    relative, old, _new = SOURCE_EDITS["no-quickening"][0]
-    with pytest.raises(RuntimeBuildFailed, match=r"no-quickening.*pycore_code\.h"):
-        source_edited("no-quickening", relative, "x\n" + old * copies)
+    relative, old, _new = edits.SOURCE_EDITS["no-quickening"][0]
+    with pytest.raises(EditError, match=r"pycore_code\.h is not the one"):
+        edits.source_edited("no-quickening", relative, "x\n" + old * copies)
 
 
-def test_cache_key_changes_when_an_edit_is_corrected(monkeypatch: pytest.MonkeyPatch) -> None:
-    from build.runtime import flags as flags_module
 
+
+# --- the edits on CPython's real tree, and what guards them ----------------------------------
+
+def test_guards_pass_on_the_edited_tree_and_name_every_place_the_unedited_one_differs(c_files) -> None:
+    assert guards.check_files(edited(c_files, TEXT_EDITS).items(), TEXT_EDITS) == []
+    # The stock tree: each place the edits change is found, in its file and function.
+    found = {(p.edit, *p.site, p.what) for p in guards.check_files(c_files.items(), TEXT_EDITS)}
+    assert found == {
+        ("frames-borrow-code", "Python/ceval.c", "_PyEval_EvalFrameDefault", "takes or releases a frame's code reference"),
+        ("frames-borrow-code", "Python/frame.c", "_PyFrame_Clear", "takes or releases a frame's code reference"),
+        ("frames-borrow-code", "Objects/frameobject.c", "frame_dealloc", "releases a local copy of a frame's code"),
+        ("frames-borrow-code", "Objects/funcobject.c", "func_set_code", "releases a function's code"),
+        ("frames-borrow-code", "Objects/funcobject.c", "func_set_code", "sets a function's code"),
+        ("no-quickening", "Include/internal/pycore_code.h", "_PyCode_Warmup", "has the warm-up that quickens never run"),
+        ("small-type-cache", "Include/internal/pycore_typeobject.h", "(file scope)",
+         "defines a method cache of 2**9 entries"),
+    }
+
+
+def _without(edit: str, file: str) -> tuple[tuple[str, str, str], ...]:
+    return tuple(r for r in edits.SOURCE_EDITS[edit] if r[0] != file)
+
+
+# Wrong edits, each one a mistake that compiles: the guards name the place.
+WRONG_EDITS = {
+    # d762c5a's bug: the entry frame of a generator made from C still takes a code reference.
+    "ceval forgotten": ("frames-borrow-code", _without("frames-borrow-code", "Python/ceval.c"),
+                        "Python/ceval.c (_PyEval_EvalFrameDefault) takes or releases a frame's code reference 1"),
+    "frame object still releases": ("frames-borrow-code", _without("frames-borrow-code", "Objects/frameobject.c"),
+                                    "Objects/frameobject.c (frame_dealloc) releases a local copy of a frame's code 1"),
+    "__code__ assignment frees the old code": (
+        "frames-borrow-code",
+        (*_without("frames-borrow-code", "Objects/funcobject.c"),
+         ("Objects/funcobject.c", "    Py_INCREF(value);\n    Py_XSETREF(op->func_code, value);\n",
+          "    Py_INCREF(value);\n    Py_SETREF(op->func_code, value);\n")),
+        "Objects/funcobject.c (func_set_code) releases a function's code 1"),
+    "the inner test made dead instead": (
+        "no-quickening",
+        (("Include/internal/pycore_code.h", "        if (code->co_warmup == 0) {\n", "        if (0) {\n"),),
+        "Include/internal/pycore_code.h (_PyCode_Warmup) has the warm-up that quickens never run 0"),
+    "a cache of 2**10": (
+        "small-type-cache",
+        (("Include/internal/pycore_typeobject.h", "#define MCACHE_SIZE_EXP 12\n", "#define MCACHE_SIZE_EXP 10\n"),),
+        "Include/internal/pycore_typeobject.h ((file scope)) defines a method cache of 2**9 entries 0"),
+}
+
+
+@pytest.mark.parametrize("wrong", sorted(WRONG_EDITS))
+def test_a_wrong_edit_stops_the_build_naming_the_place(c_files, monkeypatch: pytest.MonkeyPatch, wrong: str) -> None:
+    edit, replacements, message = WRONG_EDITS[wrong]
+    monkeypatch.setitem(edits.SOURCE_EDITS, edit, replacements)
+    lines = [p.line() for p in guards.check_files(edited(c_files, TEXT_EDITS).items(), TEXT_EDITS)]
+    assert any(message in line for line in lines), lines
+
+
+def test_a_new_place_releasing_a_frames_code_stops_the_build(c_files) -> None:
+    # What a point release could bring: another function dropping a frame's code.
+    files = edited(c_files, TEXT_EDITS)
+    marker = "\n_PyFrame_Copy(_PyInterpreterFrame *src, _PyInterpreterFrame *dest)\n{\n"
+    assert files["Python/frame.c"].count(marker) == 1
+    files["Python/frame.c"] = files["Python/frame.c"].replace(marker, marker + "    Py_XDECREF(src->f_code);\n")
+    problems = guards.check_files(files.items(), TEXT_EDITS)
+    assert [p.line() for p in problems] == [
+        "the source breaks what frames-borrow-code relies on: Python/frame.c (_PyFrame_Copy) takes or releases a "
+        "frame's code reference 1 time(s), audited 0 (build/runtime/guards.py)"]
+
+
+def test_every_edit_a_step_names_is_made_by_the_edits_module(tree: Path, tmp_path: Path) -> None:
+    named = {e for step in STEPS for e in step.edits}
+    files = {f for e in named if e in edits.SOURCE_EDITS for f, _o, _n in edits.SOURCE_EDITS[e]}
+    files |= {f for f, _fn in edits.FILE_EDITS.values()}
+    for relative in files:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes((tree / relative).read_bytes())
+    for name in sorted(named - {"text-signatures"}) + ["cross-sysconfigdata"]:
+        edits.apply(tmp_path, name)
+    changed = {f for f in files if (tmp_path / f).read_bytes() != (tree / f).read_bytes()}
+    assert changed == files
+    with pytest.raises(EditError, match="unknown source edit 'renamed'"):
+        edits.apply(tmp_path, "renamed")
+
+
+def test_the_cache_key_carries_the_text_of_the_edits_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    assert edits.DIGEST == hashlib.sha256(Path(edits.__file__).read_bytes()).hexdigest()
     flags = size_flags("x86_64")
     key = cache_key(source_version="v", flags=flags, target="x86_64")
-    file, old, new = flags_module.SOURCE_EDITS["no-quickening"][0]
-    monkeypatch.setitem(flags_module.SOURCE_EDITS, "no-quickening", ((file, old, new + "/* corrected */"),))
+    monkeypatch.setattr(edits, "DIGEST", "another text")
     assert cache_key(source_version="v", flags=flags, target="x86_64") != key
 
 
@@ -255,3 +353,77 @@ def test_the_manifest_names_the_build_log_so_bloat_finds_the_unstripped_copies(t
     assert [p.resolve() for p in found] == [(prefix / "lib" / "debug").resolve(), (prefix / "lib").resolve()]
     # A cache given elsewhere than work/.cache is not named: nothing about the machine's folders.
     assert _relative(tmp_path / "elsewhere" / "build.log", project) == "build.log"
+
+
+def test_the_compiled_tree_does_not_depend_on_the_export_steps() -> None:
+    flags = size_flags("x86_64")
+    part = compiled_part(flags)
+    assert "exports" not in part.steps and "public-api" not in part.steps and "text-signatures" in part.steps
+    assert (part.cflags, part.ldflags, part.configure, part.edits) == (flags.cflags, flags.ldflags, flags.configure,
+                                                                       flags.edits)
+    without = merge(step_named(s) for s in SIZE_STEPS if s not in ("exports", "public-api"))
+    assert compiled_part(without) == part
+
+
+def test_frozen_import_only_on_the_real_script_freezes_the_import_system_alone(tree: Path) -> None:
+    import ast
+
+    def frozen(script: str) -> set[str]:
+        node = next(n for n in ast.parse(script).body if isinstance(n, ast.Assign)
+                    and getattr(n.targets[0], "id", None) == "FROZEN")
+        specs = [spec.value for section in node.value.elts for spec in section.elts[1].elts
+                 if isinstance(spec, ast.Constant)]  # f-strings: the test modules' aliases
+        return {spec.split(":")[0].strip().strip("<>") for spec in specs}
+
+    stock = (tree / "Tools" / "scripts" / "freeze_modules.py").read_text()
+    kept = frozen(frozen_import_only(stock))
+    assert {"importlib._bootstrap", "importlib._bootstrap_external", "zipimport"} <= kept
+    assert not kept & {"os", "site", "codecs", "io", "abc", "runpy"} and {"os", "site", "codecs"} <= frozen(stock)
+    assert all(name in {"importlib._bootstrap", "importlib._bootstrap_external", "zipimport"}
+               or name.startswith("__") for name in kept), kept
+
+
+def test_pyexpat_edit_on_the_real_file_comes_before_its_first_include(tree: Path) -> None:
+    text = edits.pyexpat_core_module((tree / "Modules" / "pyexpat.c").read_text())
+    assert text.index("#  define Py_BUILD_CORE_MODULE 1") < text.index("#include")
+    assert '#include "pycore_' in text  # Debian's backport includes an internal header: why the edit exists
+
+
+def test_text_signatures_keep_exactly_the_signature_of_real_docstrings(tree: Path) -> None:
+    def literal(text: str, name: str) -> str:
+        start = text.index(f"PyDoc_STRVAR({name},")
+        return text[start:text.index(";", start)].split(",", 1)[1].strip().rstrip(")")
+
+    cases = {"Python/clinic/bltinmodule.c.h": {"builtin_len__doc__": '"len($module, obj, /)\\n--\\n\\n"'},
+             "Python/bltinmodule.c": {"builtin_sorted__doc__":
+                                      '"sorted($module, iterable, /, *, key=None, reverse=False)\\n--\\n\\n"'},
+             "Objects/typeobject.c": {"object_doc": '"object()\\n--\\n\\n"'},
+             "Objects/clinic/dictobject.c.h": {"dict_get__doc__": '"get($self, key, default=None, /)\\n--\\n\\n"'},
+             "Objects/dictobject.c": {"dictionary_doc": '""'}}  # no signature: nothing left, as before
+    for relative, docs in cases.items():
+        stock = (tree / relative).read_text()
+        text, _kept = edits.text_signatures_only(stock)
+        for name, expected in docs.items():
+            assert literal(text, name) == expected, (relative, name)
+        assert len(text) < len(stock)
+    # A slot wrapper's docstring reaches PyDoc_STR through a macro: cut where it is written.
+    slots, _ = edits.text_signatures_only((tree / "Objects" / "typeobject.c").read_text())
+    assert '"__init__($self, /, *args, **kwargs)\\n--\\n\\n",' in slots and "Initialize self." not in slots
+
+
+def test_text_signatures_find_the_signature_as_cpython_does() -> None:
+    assert edits.signature_part("f(a)\n--\n\nProse.") == "f(a)\n--\n\n"
+    assert edits.signature_part("f(a)\n\nProse.\n)\n--\n\n") == ""  # a blank line first: no signature
+    assert edits.signature_part("Prose f(a)\n--\n\n") == ""
+    text = 'PyDoc_STRVAR(d, "g($module, s=\'\\\\n\', /)\\n" /* c */ "--\\n" "\\n" "Prose \\"q\\".\\n");\n'
+    assert edits.text_signatures_only(text) == ('PyDoc_STRVAR(d, "g($module, s=\'\\\\n\', /)\\n--\\n\\n");\n', 1)
+
+
+def test_public_api_holds_what_ctypes_users_reach(tree: Path) -> None:
+    names = exports.public_api(tree)
+    assert {"PyThreadState_SetAsyncExc", "Py_IncRef", "PyEval_SetTrace", "PyEval_SetProfile", "PyErr_SetInterrupt",
+            "PyRun_SimpleString", "Py_AddPendingCall", "PyExc_TypeError", "PyLong_Type"} <= names
+    # Private names only where the stable ABI has them (called by its macros, such as _Py_Dealloc).
+    stable = exports.stable_abi((tree / "Misc" / "stable_abi.toml").read_text())
+    assert {n for n in names if n.startswith("_")} <= stable and "_Py_Dealloc" in names
+    assert "PyErr_SetFromWindowsErr" not in exports.stable_abi((tree / "Misc" / "stable_abi.toml").read_text())

@@ -125,3 +125,101 @@ def test_min_carries_a_smaller_libpython_than_min_system(built) -> None:
     small, big = _libpython(size.dist_dir), _libpython(system.dist_dir)
     assert small.raw < big.raw and small.stored < big.stored
     assert size.total_bytes < system.total_bytes
+
+
+# Issue 18's two programs that failed on the size runtime, and what they stand for: every builtin's
+# text signature (inspect.signature), and the public C API through ctypes.pythonapi.
+_STOCK_PROBE = """
+import ctypes, dataclasses, inspect, json, sys, types
+
+@dataclasses.dataclass(init=False)
+class C:
+    x: int = 1
+
+def signature(obj):
+    try:
+        return str(inspect.signature(obj))
+    except (TypeError, ValueError) as err:
+        return type(err).__name__
+
+signatures = {name: signature(eval(name)) for name in ("len", "object", "dict.get", "sorted", "object.__init__")}
+# Every builtin function and type of builtins, and every method of those types.
+text = {}
+for name, obj in vars(__builtins__).items():
+    text[name] = getattr(obj, "__text_signature__", None)
+    if isinstance(obj, type):
+        for attr, member in vars(obj).items():
+            text[f"{name}.{attr}"] = getattr(member, "__text_signature__", None)
+names = json.load(sys.stdin)
+print(json.dumps({"dataclass": C.__doc__, "signatures": signatures, "text": text,
+                  "pythonapi": sorted(n for n in names if hasattr(ctypes.pythonapi, n))}))
+"""
+DEBIAN_PYTHON = Path("/usr/bin/python3.11")
+
+
+def _stock_facts(argv: list[str], names: list[str]) -> dict:
+    done = subprocess.run([*argv, "-I", "-c", _STOCK_PROBE], input=json.dumps(names), capture_output=True, text=True,
+                          timeout=120, check=True)
+    return json.loads(done.stdout)
+
+
+def test_size_runtime_behaves_as_debians_python_for_signatures_and_pythonapi(built, tmp_path: Path) -> None:
+    from build.runtime.exports import public_api
+    from build.runtime.sources import obtain_source
+
+    assert DEBIAN_PYTHON.is_file(), "Debian's python3.11 (the same source) is the reference"
+    runtime = size_runtime_toolchain(built.project, tmp_path / "runtime.log")
+    assert {"text-signatures", "public-api"} <= set(runtime.facts["flag_steps"])
+    names = sorted(public_api(obtain_source(built.project, tmp_path / "source.log").tree))
+    prefix = built.project.cache_root / "runtime" / runtime.facts["runtime_key"]
+    size = _stock_facts([str(prefix / "bin" / "python3.11")], names)
+    debian = _stock_facts([str(DEBIAN_PYTHON)], names)
+    assert size["dataclass"] == debian["dataclass"] == "C()"
+    assert size["signatures"] == debian["signatures"] == {
+        "len": "(obj, /)", "object": "()", "dict.get": "(self, key, default=None, /)",
+        "sorted": "(iterable, /, *, key=None, reverse=False)", "object.__init__": "(self, /, *args, **kwargs)"}
+    differ = {k: (size["text"].get(k), v) for k, v in debian["text"].items() if size["text"].get(k) != v}
+    assert not differ and len(debian["text"]) > 1000
+    # Every public name Debian's interpreter finds through ctypes, this one finds too.
+    assert {"PyThreadState_SetAsyncExc", "PyEval_SetTrace", "PyRun_SimpleString"} <= set(debian["pythonapi"])
+    assert sorted(set(debian["pythonapi"]) - set(size["pythonapi"])) == []
+
+
+def test_an_export_list_change_relinks_the_compiled_tree_instead_of_compiling(built, tmp_path: Path) -> None:
+    """A new dependency's extension module importing a name nothing else imports: another runtime,
+    linked from the same compiled tree (issue 17: a full compile took 375.9 s)."""
+    from elftools.elf.elffile import ELFFile
+
+    from build.runtime.compile import COMPILED_STAMP, ExportInputs, build_runtime
+    from build.runtime.sources import obtain_source
+    from build.runtime.toolchain import export_inputs
+
+    def exported(library: Path) -> set[str]:
+        with library.open("rb") as stream:
+            table = ELFFile(stream).get_section_by_name(".dynsym")
+            return {s.name for s in table.iter_symbols() if s["st_shndx"] != "SHN_UNDEF"}
+
+    project: Project = built.project
+    key = size_runtime_toolchain(project, tmp_path / "runtime.log").facts["runtime_key"]
+    first = load(project.cache_root / "runtime" / key)
+    assert first is not None and first.compiled
+    name = "_PyObject_GetMethod"
+    assert name not in exported(first.libpython)
+    source = tmp_path / "ext.c"
+    source.write_text(f"extern int {name}(void *, void *, void **);\n"
+                      f"int PyInit_ext(void) {{ return {name}(0, 0, 0); }}\n")
+    ext = tmp_path / "ext.cpython-311-x86_64-linux-gnu.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", ext, source], check=True, timeout=60)
+    stamp = project.cache_root / "runtime" / first.compiled / COMPILED_STAMP
+    before = stamp.stat().st_mtime_ns
+    inputs = export_inputs(first.flags)
+    second = build_runtime(project, obtain_source(project, tmp_path / "source.log"), first.flags, target=first.target,
+                           export_inputs=ExportInputs(users=(*inputs.users, ext), by_name=inputs.by_name))
+    assert second.key != first.key and second.compiled == first.compiled
+    assert second.seconds["compile"] == 0 and second.seconds["relink"] > 0
+    assert stamp.stat().st_mtime_ns == before  # the compiled tree is as it was
+    assert name in exported(second.libpython) and exported(first.libpython) < exported(second.libpython)
+    ran = subprocess.run([second.python, "-I", "-c", "import ssl, json, ctypes; print(ctypes.pythonapi._PyObject_GetMethod"
+                          " is not None)"], capture_output=True, text=True, timeout=120, check=True)
+    assert ran.stdout.strip() == "True"
+    print(f"relink {second.seconds['relink']} s (compile of the tree: see {first.compiled}/compiled.json)")

@@ -1,9 +1,13 @@
 """Configure, make, relink with the export list, install and strip: work/.cache/runtime/<key>/.
 
-Built once per key (source version, flags, target, export inputs): a complete runtime folder holds
-`runtime.json`, written last, and the whole folder is renamed into place from `<key>.tmp`, so a
-failed or interrupted compile never leaves a runtime that looks usable, and never touches the
-previous one. The build log stays inside the runtime folder (`build.log`); the manifest names it.
+Two levels of cache. The compiled tree (`<compile key>-compiled/`: the edited source, the build
+folder and `make install`'s result) depends on everything but the export list; a runtime
+(`<key>/`) is a copy of its install with libpython relinked for one export list, stripped and
+checked. A new dependency with a C extension changes only the export list, so it costs a relink of
+that tree, not a compile. Each level is complete only with its stamp (`compiled.json`,
+`runtime.json`), written last; a runtime is renamed into place from `<key>.tmp`, so a failed or
+interrupted build never leaves one that looks usable, and never touches the previous one. The
+compile's log and the relink's make up the runtime's build log (`build.log`); the manifest names it.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from build import proc
@@ -23,13 +28,14 @@ from build.paths import remove_tree
 from build.project import Project
 from build.locks import exclusive
 from build.runtime import cross as crossing
-from build.runtime import exports
+from build.runtime import edits, exports, guards
 from build.runtime.cross import Cross
-from build.runtime.flags import OPT, SOURCE_EDITS, SOURCE_PACKAGE, FlagSet, cache_key
+from build.runtime.flags import OPT, SOURCE_PACKAGE, FlagSet, cache_key, compiled_part
 from build.runtime.sources import Source
 
 MINOR = "3.11"
 STAMP = "runtime.json"
+COMPILED_STAMP = "compiled.json"
 LOG_NAME = "build.log"
 JOBS = "2"
 COMPILE_TIMEOUT = 3 * 3600
@@ -47,6 +53,9 @@ class Runtime:
     flags: FlagSet
     exported: int | None  # symbols libpython exports when trimmed, else None
     target: str  # the architecture it runs on
+    compiled: str | None = None  # the compiled tree it was linked from (its folder name)
+    # How long its making took: "compile" (0 when the compiled tree was reused), "relink".
+    seconds: dict[str, float] = field(default_factory=dict, compare=False)
 
     @property
     def python(self) -> Path:
@@ -82,13 +91,20 @@ def runtime_key(source: Source, flags: FlagSet, target: str, export_inputs: Expo
     return cache_key(source_version=source.version, flags=flags, target=target, extra=extra)
 
 
+def compile_key(source: Source, flags: FlagSet, target: str, cross: Cross | None = None) -> str:
+    """The compiled tree's key: the runtime's inputs but the export list and the link-only steps."""
+    extra = {"sysroot": cross.sysroot_key} if cross is not None else {}
+    return cache_key(source_version=source.version, flags=compiled_part(flags), target=target, extra=extra) + "-compiled"
+
+
 def load(prefix: Path) -> Runtime | None:
     """The runtime in `prefix` if it is complete."""
     try:
         data = json.loads((prefix / STAMP).read_text())
         flags = FlagSet(**{k: tuple(v) for k, v in data["flags"].items()})
         return Runtime(prefix=prefix, key=data["key"], source_version=data["source_version"], flags=flags,
-                       exported=data.get("exported"), target=data["target"])
+                       exported=data.get("exported"), target=data["target"], compiled=data.get("compiled"),
+                       seconds=data.get("seconds") or {})
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -110,24 +126,63 @@ def _build(project: Project, source: Source, flags: FlagSet, target: str, export
            final: Path, cross: Cross | None) -> Runtime:
     tmp = final.with_name(f"{key}.tmp")
     remove_tree(tmp, project.output_roots)
-    (tmp / "build").mkdir(parents=True)
+    tmp.mkdir(parents=True)
     log = tmp / LOG_NAME
-    exported = _compile(source, flags, final, tmp, log, export_inputs, project.output_roots, cross)
-    runtime = Runtime(prefix=final, key=key, source_version=source.version, flags=flags, exported=exported,
-                      target=target)
+    compiled, compile_seconds = compiled_tree(project, source, flags, target, cross)
+    shutil.copyfile(compiled / LOG_NAME, log)
     prefix = tmp / "prefix"
+    exported, relink_seconds = None, 0.0
+    env = {**os.environ, "LC_ALL": "C"}
+    with exclusive(compiled):  # the relink writes into the compiled tree's build folder
+        shutil.copytree(compiled / "installed", prefix, symlinks=True)
+        if "exports" in flags.steps:
+            # After the install: `make install` would otherwise relink the test programs against the
+            # trimmed library, and they use API nobody ships. The static library keeps everything.
+            started = time.monotonic()
+            tree = compiled / "src" if (compiled / "src").is_dir() else source.tree  # edited, or as fetched
+            names = export_inputs.names() | (exports.public_api(tree) if "public-api" in flags.steps else set())
+            exported = _relink(compiled / "build", log, env, names, project.output_roots)
+            relink_seconds = round(time.monotonic() - started, 1)
+            shutil.copyfile(compiled / "build" / f"libpython{MINOR}.so.1.0", prefix / "lib" / f"libpython{MINOR}.so.1.0")
+    _strip(prefix, log, cross.strip if cross else "strip")
     _check_runs(prefix, log, cross.run if cross else ())
-    for scratch in ("build", "src", "root"):
-        remove_tree(tmp / scratch, project.output_roots)
+    seconds = {"compile": compile_seconds, "relink": relink_seconds}
+    runtime = Runtime(prefix=final, key=key, source_version=source.version, flags=flags, exported=exported,
+                      target=target, compiled=compiled.name, seconds=seconds)
     (prefix / STAMP).write_text(json.dumps({
         "key": key, "package": SOURCE_PACKAGE, "source_version": source.version, "target": target,
-        "flags": {k: list(v) for k, v in vars(flags).items()}, "exported": exported}, indent=2) + "\n")
+        "flags": {k: list(v) for k, v in vars(flags).items()}, "exported": exported, "compiled": compiled.name,
+        "seconds": seconds}, indent=2) + "\n")
     shutil.move(str(log), prefix / LOG_NAME)
     if final.exists():  # a leftover without its stamp: never a complete runtime
         remove_tree(final, project.output_roots)
     os.replace(prefix, final)
     remove_tree(tmp, project.output_roots)
     return runtime
+
+
+def compiled_tree(project: Project, source: Source, flags: FlagSet, target: str,
+                  cross: Cross | None) -> tuple[Path, float]:
+    """The compiled tree for these inputs (work/.cache/runtime/<compile key>/) and the seconds its
+    compile took now (0.0 when reused). It is built where it stays: make's rules name its folders."""
+    folder = project.cache_root / "runtime" / compile_key(source, flags, target, cross)
+    if (folder / COMPILED_STAMP).is_file():
+        return folder, 0.0
+    proc.require_tools(*((cross.compiler, cross.strip) if cross else ("gcc", "strip")), "make", "patchelf")
+    if cross:
+        proc.require_tool(crossing.BUILD_PYTHON)
+    with exclusive(folder):
+        if (folder / COMPILED_STAMP).is_file():
+            return folder, 0.0
+        remove_tree(folder, project.output_roots)  # a leftover without its stamp: never a compiled tree
+        (folder / "build").mkdir(parents=True)
+        started = time.monotonic()
+        _compile(source, flags, folder, folder / LOG_NAME, cross)
+        seconds = round(time.monotonic() - started, 1)
+        (folder / COMPILED_STAMP).write_text(json.dumps({
+            "package": SOURCE_PACKAGE, "source_version": source.version, "target": target,
+            "flags": {k: list(v) for k, v in vars(compiled_part(flags)).items()}, "seconds": seconds}, indent=2) + "\n")
+    return folder, seconds
 
 
 def configure_argv(tree: Path, prefix: Path, flags: FlagSet) -> list[str]:
@@ -144,105 +199,55 @@ def _step(what: str, log: Path, argv: list[str | Path], cwd: Path, env: dict[str
         raise RuntimeBuildFailed(f"size runtime: {what} failed (build log {log}): {err}") from None
 
 
-# Markers in Tools/scripts/freeze_modules.py (CPython 3.11) around what `frozen-import-only` removes.
-_FROZEN_FROM = "    ('stdlib - startup, without site (python -S)', ["
-_FROZEN_TO = "    (TESTS_SECTION, ["
-_EMPTY_SECTION = ("        if not lines[0]:", "        if lines and not lines[0]:")
-
-
-def frozen_import_only(script: str) -> str:
-    """freeze_modules.py with only the import system (and the tiny test modules) left to freeze (pure)."""
-    start, end = script.find(_FROZEN_FROM), script.find(_FROZEN_TO)
-    if start < 0 or end < start or _EMPTY_SECTION[0] not in script:
-        raise RuntimeBuildFailed("size runtime: editing the source (frozen-import-only): "
-                                 "Tools/scripts/freeze_modules.py is not the one this edit was written for")
-    return (script[:start] + script[end:]).replace(*_EMPTY_SECTION)
-
-
-def _edited_tree(source: Source, flags: FlagSet, tmp: Path, log: Path, cross: Cross | None) -> Path:
-    """The source tree configure runs from: the cached one, or an edited copy in the temp folder."""
+def _edited_tree(source: Source, flags: FlagSet, folder: Path, log: Path, cross: Cross | None) -> Path:
+    """The source tree configure runs from: the cached one, or an edited copy in the compiled tree's
+    folder, checked for what the edits rely on (build/runtime/guards.py) before anything compiles."""
     if not flags.edits and cross is None:
         return source.tree
-    tree = tmp / "src"
+    tree = folder / "src"
     shutil.copytree(source.tree, tree, symlinks=True)
-    if cross is not None:
-        configure = tree / "configure"
-        try:
-            configure.write_text(crossing.sysconfigdata_edit(configure.read_text()))
-        except ValueError as err:
-            raise RuntimeBuildFailed(f"size runtime: editing the source for a cross build: {err}") from None
-    for edit in flags.edits:
-        if edit == "frozen-import-only":
-            script = tree / "Tools" / "scripts" / "freeze_modules.py"
-            script.write_text(frozen_import_only(script.read_text()))
-            # Regenerates Python/frozen.c and Makefile.pre.in's freeze rules from the edited list.
-            _step("source edit frozen-import-only", log, [sys.executable, script], tree, timeout=600)
-        elif edit in SOURCE_EDITS:
-            for relative in dict.fromkeys(file for file, _old, _new in SOURCE_EDITS[edit]):
-                path = tree / relative
-                path.write_text(source_edited(edit, relative, path.read_text()))
-        elif edit == "pyexpat-core-module":
-            module = tree / "Modules" / "pyexpat.c"
-            module.write_text(pyexpat_core_module(module.read_text()))
-        else:
-            raise RuntimeBuildFailed(f"size runtime: unknown source edit {edit!r}")
+    try:
+        if cross is not None:
+            edits.apply(tree, "cross-sysconfigdata")
+        for edit in flags.edits:
+            edits.apply(tree, edit)
+    except edits.EditError as err:
+        raise RuntimeBuildFailed(f"size runtime: editing the source ({edit if cross is None or flags.edits else 'cross'}): "
+                                 f"{err}") from None
+    problems = guards.check_tree(tree, flags.edits)
+    if problems:
+        raise RuntimeBuildFailed(f"size runtime: {problems[0].line()}"
+                                 + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    if "frozen-import-only" in flags.edits:
+        # Regenerates Python/frozen.c and Makefile.pre.in's freeze rules from the edited list.
+        _step("source edit frozen-import-only", log, [sys.executable, tree / "Tools" / "scripts" / "freeze_modules.py"],
+              tree, timeout=600)
     return tree
 
 
-def source_edited(edit: str, relative: str, text: str) -> str:
-    """`text` (the file `relative` of CPython's tree) with the edit's replacements for it (pure)."""
-    for file, old, new in SOURCE_EDITS[edit]:
-        if file == relative:
-            if text.count(old) != 1:
-                raise RuntimeBuildFailed(f"size runtime: editing the source ({edit}): {relative} is not the one "
-                                         "this edit was written for")
-            text = text.replace(old, new)
-    return text
-
-
-_CORE_MODULE = "#ifndef Py_BUILD_CORE_BUILTIN\n#  define Py_BUILD_CORE_MODULE 1\n#endif\n"
-
-
-def pyexpat_core_module(text: str) -> str:
-    """pyexpat.c declaring itself a core module, as CPython 3.12's does (pure; idempotent)."""
-    return text if "Py_BUILD_CORE_MODULE" in text else _CORE_MODULE + text
-
-
-def _compile(source: Source, flags: FlagSet, final: Path, tmp: Path, log: Path, export_inputs: ExportInputs,
-             deletable: Sequence[Path], cross: Cross | None) -> int | None:
-    compiler, strip = (cross.compiler, cross.strip) if cross else ("gcc", "strip")
-    proc.require_tools(compiler, "make", strip, "patchelf")
+def _compile(source: Source, flags: FlagSet, folder: Path, log: Path, cross: Cross | None) -> None:
+    """Configure, make and `make install` into `folder`/installed, the prefix the runtime is configured
+    with: its build-time paths (sysconfig's LIBDIR, INCLUDEPY) name that unstripped install, which
+    stays beside the build; every runtime copied from it finds its home from its own executable."""
     build_python = proc.require_tool(crossing.BUILD_PYTHON) if cross else None
-    build = tmp / "build"
+    build = folder / "build"
     env = {**os.environ, "LC_ALL": "C"}
-    tree = _edited_tree(source, flags, tmp, log, cross)
-    argv = configure_argv(tree, final, flags)
+    tree = _edited_tree(source, flags, folder, log, cross)
+    argv = configure_argv(tree, folder / "installed", flags)
     if cross is not None and build_python is not None:
-        site = tmp / "config.site"
+        site = folder / "config.site"
         site.write_text(crossing.CONFIG_SITE)
         env |= crossing.environment(cross, site)
         argv += crossing.configure_args(cross, build_python, crossing.build_triplet())
     _step("configure", log, argv, build, env)
     _step("make", log, ["make", f"-j{JOBS}"], build, env)
-    root = tmp / "root"
-    _step("make install", log, ["make", "install", f"DESTDIR={root}"], build, env)
-    prefix = tmp / "prefix"
-    os.replace(root / final.relative_to(final.anchor), prefix)
-    exported = None
-    if "exports" in flags.steps:
-        # After the install: `make install` would otherwise relink the test programs against the
-        # trimmed library, and they use API nobody ships. The static library keeps everything.
-        exported = _relink(build, log, env, export_inputs, deletable)
-        shutil.copyfile(build / f"libpython{MINOR}.so.1.0", prefix / "lib" / f"libpython{MINOR}.so.1.0")
-    _strip(prefix, log, strip)
-    return exported
+    _step("make install", log, ["make", "install"], build, env)
 
 
-def _relink(build: Path, log: Path, env: dict[str, str], export_inputs: ExportInputs,
-            deletable: Sequence[Path]) -> int:
-    """Link libpython again, exporting only what its users import, so LTO drops the rest."""
+def _relink(build: Path, log: Path, env: dict[str, str], wanted: set[str], deletable: Sequence[Path]) -> int:
+    """Link libpython again, exporting only `wanted` and what its own modules import, so LTO drops the rest."""
     own = [*build.glob("build/lib.*/*.so"), *build.glob("Modules/*.so"), build / "python"]
-    names = export_inputs.names() | exports.wanted(own, ())
+    names = wanted | exports.wanted(own, ())
     script = build / "exports.map"
     script.write_text(exports.version_script(names))
     library = build / f"libpython{MINOR}.so.1.0"

@@ -18,6 +18,9 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+# The one edit to Debian's source a cross build needs (made with the others, in build/runtime/edits.py).
+from build.runtime.edits import sysconfigdata_edit  # noqa: F401
+
 BUILD_PYTHON = "python3.11"
 # configure cannot run a target program to find these out; the answers hold for Linux with glibc.
 CONFIG_SITE = "ac_cv_file__dev_ptmx=yes\nac_cv_file__dev_ptc=no\nac_cv_buggy_getaddrinfo=no\n"
@@ -60,18 +63,3 @@ def environment(cross: Cross, config_site: Path) -> dict[str, str]:
     usr = cross.sysroot / "usr"
     pkgconfig = [usr / "lib" / cross.triplet / "pkgconfig", usr / "share" / "pkgconfig"]
     return {"CONFIG_SITE": str(config_site), "PKG_CONFIG_LIBDIR": ":".join(map(str, pkgconfig))}
-
-
-_SYSCONFIGDATA_UPSTREAM = "_PYTHON_SYSCONFIGDATA_NAME=_sysconfigdata_$(ABIFLAGS)_$(MACHDEP)_$(MULTIARCH)"
-_SYSCONFIGDATA_DEBIAN = "_PYTHON_SYSCONFIGDATA_NAME=_sysconfigdata_$(ABIFLAGS)_$(MULTIARCH)"
-
-
-def sysconfigdata_edit(configure: str) -> str:
-    """configure naming the build's sysconfig data as Debian's patched sysconfig.py and Makefile do
-    (`_sysconfigdata__aarch64-linux-gnu`, no `linux_`): Debian patches both but not configure's
-    cross-build line, so `make install` looks for a file the cross build never wrote (pure)."""
-    if _SYSCONFIGDATA_UPSTREAM not in configure:
-        if _SYSCONFIGDATA_DEBIAN in configure:
-            return configure
-        raise ValueError("configure has no _PYTHON_SYSCONFIGDATA_NAME line to edit")
-    return configure.replace(_SYSCONFIGDATA_UPSTREAM, _SYSCONFIGDATA_DEBIAN)

@@ -10,6 +10,7 @@ was measured on top and saved nothing: build/runtime/flags.py's TRIED).
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -52,6 +53,33 @@ def wanted(users: Iterable[Path], by_name: Iterable[Path]) -> set[str]:
     for path in by_name:
         names |= dlsym_names(path)
     return {name for name in names if PYTHON_SYMBOL.fullmatch(name)}
+
+
+# Stable ABI entries that exist only on another platform or in a debug build.
+_ELSEWHERE = {"MS_WINDOWS", "Py_REF_DEBUG", "USE_STACKCHECK"}
+_DECLARED = re.compile(r"\bPyAPI_(?:FUNC|DATA)\((?:[^()]|\([^()]*\))*\)\s*(\w+)")
+
+
+def stable_abi(toml_text: str) -> set[str]:
+    """The functions and data of Misc/stable_abi.toml that exist on Linux (pure)."""
+    data = tomllib.loads(toml_text)
+    return {name for kind in ("function", "data") for name, entry in data.get(kind, {}).items()
+            if entry.get("ifdef") not in _ELSEWHERE}
+
+
+def public_declarations(header: str) -> set[str]:
+    """Names a header declares with PyAPI_FUNC/PyAPI_DATA, but for private ones (`_Py...`) (pure)."""
+    text = re.sub(r"/\*.*?\*/", " ", header, flags=re.S)
+    return {name for name in _DECLARED.findall(text) if PYTHON_SYMBOL.fullmatch(name) and not name.startswith("_")}
+
+
+def public_api(tree: Path) -> set[str]:
+    """CPython's public C API as its source tree states it: the stable ABI and every public
+    declaration of Include/ and Include/cpython/ (Include/internal/ is no one's API)."""
+    names = stable_abi((tree / "Misc" / "stable_abi.toml").read_text())
+    for header in sorted([*(tree / "Include").glob("*.h"), *(tree / "Include" / "cpython").glob("*.h")]):
+        names |= public_declarations(header.read_text(errors="replace"))
+    return names
 
 
 def version_script(names: Iterable[str]) -> str:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from build.runtime import edits as source_edits
 
 # The runtime's source: Debian's package for the minor version slimfreeze runs on.
 SOURCE_PACKAGE = "python3.11"
@@ -33,6 +35,10 @@ class FlagStep:
     edits: tuple[str, ...] = ()
     # The architectures it works on (None: all); elsewhere it is left out, never passed unused.
     arches: tuple[str, ...] | None = None
+    # Configure options of the steps before that this one takes back.
+    drops: tuple[str, ...] = ()
+    # Whether it changes only the relink with the export list (no recompile: build/runtime/compile.py).
+    link_only: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +68,15 @@ BASE = FlagStep(
     # Debian's security backport makes pyexpat.c include an internal header, which setup.py's build
     # of it does not allow; without pyexpat, pip (and anything reading XML) fails.
     edits=("pyexpat-core-module",),
+)
+O2 = FlagStep(
+    name="O2",
+    why="the balanced recipe's base: optimise for speed as Debian does (-O2), with the size base's "
+        "configure options and edits (no test modules, no pip)",
+    cflags=("-O2",),
+    ldflags=("-O2",),
+    configure=BASE.configure,
+    edits=BASE.edits,
 )
 LTO = FlagStep(
     name="lto",
@@ -102,6 +117,7 @@ EXPORTS = FlagStep(
     name="exports",
     why="relink libpython exporting only what the bundled extension modules and the bootloader import "
         "(build/runtime/exports.py), so LTO drops the rest of the C API",
+    link_only=True,
 )
 BORROWED_CODE = FlagStep(
     name="frames-borrow-code",
@@ -125,6 +141,21 @@ SMALL_TYPE_CACHE = FlagStep(
         "flash-min, without the OS's files: 19,150 -> 18,500 kB PSS; loops no slower within 2 %)",
     edits=("small-type-cache",),
 )
+TEXT_SIGNATURES = FlagStep(
+    name="text-signatures",
+    why="stock behaviour: keep each builtin's text signature (the `name(...)\\n--\\n\\n` head of its "
+        "docstring) and drop only the prose, so inspect.signature(len) works and so does "
+        "@dataclass(init=False), which 3.11.2 builds on inspect.signature(object)",
+    drops=("--without-doc-strings",),
+    edits=("text-signatures",),
+)
+PUBLIC_API = FlagStep(
+    name="public-api",
+    why="stock behaviour: export CPython's public C API besides what the bundled modules import (the "
+        "stable ABI of Misc/stable_abi.toml and every PyAPI_FUNC/PyAPI_DATA without a leading underscore "
+        "in Include/), so code reaching it through ctypes.pythonapi finds it",
+    link_only=True,
+)
 GC_SECTIONS = FlagStep(
     name="gc-sections",
     why="one section per function and datum, so the linker drops those nothing references",
@@ -132,42 +163,17 @@ GC_SECTIONS = FlagStep(
     ldflags=("-Wl,--gc-sections",),
 )
 
-# Edits to CPython's C source, each a list of (file, text found exactly once, its replacement).
-SOURCE_EDITS: dict[str, tuple[tuple[str, str, str], ...]] = {
-    # A frame borrows its function's code object: the frame holds the function, the function holds
-    # the code. Without it every call writes the code object's reference count, and a worker forked
-    # by `run` copies the page of every code object it calls. Assigning __code__ keeps the old code
-    # alive (a leak of one object per assignment), so a running frame never loses the code it runs.
-    "frames-borrow-code": (
-        ("Include/internal/pycore_frame.h", "frame->f_code = (PyCodeObject *)Py_NewRef(func->func_code);",
-         "frame->f_code = (PyCodeObject *)func->func_code;"),
-        ("Python/frame.c", "    Py_DECREF(frame->f_func);\n    Py_DECREF(frame->f_code);\n",
-         "    Py_DECREF(frame->f_func);\n"),
-        ("Objects/frameobject.c", "    PyObject_GC_Del(f);\n    Py_XDECREF(co);\n",
-         "    PyObject_GC_Del(f);\n    (void)co;\n"),
-        ("Objects/funcobject.c", "    Py_INCREF(value);\n    Py_XSETREF(op->func_code, value);\n",
-         "    Py_INCREF(value);\n    op->func_code = value;\n"),
-        # A generator made by a call from C (f(*a, **k), contextmanager) hands its frame over and
-        # gives the entry frame new references for _PyFrame_Clear to release: no longer the code's.
-        ("Python/ceval.c", "            Py_INCREF(frame->f_func);\n            Py_INCREF(frame->f_code);\n",
-         "            Py_INCREF(frame->f_func);\n"),
-    ),
-    # The type attribute (method) cache: 2**9 entries instead of 2**12.
-    "small-type-cache": (
-        ("Include/internal/pycore_typeobject.h", "#define MCACHE_SIZE_EXP 12\n", "#define MCACHE_SIZE_EXP 9\n"),
-    ),
-    # The warm-up counter never reaches zero, so no code object is quickened (rewritten in place).
-    "no-quickening": (
-        ("Include/internal/pycore_code.h", "    if (code->co_warmup != 0) {\n        code->co_warmup++;",
-         "    if (0) {\n        code->co_warmup++;"),
-    ),
-}
-
-STEPS: tuple[FlagStep, ...] = (BASE, LTO, RELR, BSYMBOLIC, NO_UNWIND, FROZEN, EXPORTS, BORROWED_CODE, NO_QUICKENING,
-                               SMALL_TYPE_CACHE, GC_SECTIONS)
+STEPS: tuple[FlagStep, ...] = (BASE, O2, LTO, RELR, BSYMBOLIC, NO_UNWIND, FROZEN, EXPORTS, BORROWED_CODE, NO_QUICKENING,
+                               SMALL_TYPE_CACHE, TEXT_SIGNATURES, PUBLIC_API, GC_SECTIONS)
 # The steps the size runtime uses, in the order they were measured (each on top of those before).
 SIZE_STEPS: tuple[str, ...] = ("Os", "lto", "relr", "bsymbolic", "no-unwind-tables", "frozen-import-only", "exports",
-                              "frames-borrow-code", "no-quickening", "small-type-cache")
+                              "frames-borrow-code", "no-quickening", "small-type-cache", "text-signatures",
+                              "public-api")
+# A recipe between speed and size (issue 18): -O2 and the specialising interpreter (quickening on),
+# with every byte-saving step that costs no speed; measured by benchmarks/runtime.py --speed.
+BALANCED_STEPS: tuple[str, ...] = ("O2", "lto", "relr", "bsymbolic", "no-unwind-tables", "frozen-import-only", "exports",
+                                  "frames-borrow-code", "small-type-cache", "text-signatures", "public-api")
+RECIPES: Mapping[str, tuple[str, ...]] = {"size": SIZE_STEPS, "balanced": BALANCED_STEPS}
 # Steps measured and left out, with why.
 TRIED: Mapping[str, str] = {
     "gc-sections": "no byte less once LTO runs (stripped libpython identical with and without): LTO "
@@ -193,20 +199,26 @@ def merge(steps: Iterable[FlagStep]) -> FlagSet:
     def once(values: Iterable[str]) -> tuple[str, ...]:
         return tuple(dict.fromkeys(values))
 
+    dropped = {f for s in steps for f in s.drops}
     return FlagSet(steps=tuple(s.name for s in steps),
                    cflags=once(f for s in steps for f in s.cflags),
                    ldflags=once(f for s in steps for f in s.ldflags),
-                   configure=once(f for s in steps for f in s.configure),
+                   configure=once(f for s in steps for f in s.configure if f not in dropped),
                    edits=once(f for s in steps for f in s.edits))
+
+
+def compiled_part(flags: FlagSet) -> FlagSet:
+    """The flag set without its link-only steps: what the compiled build tree depends on."""
+    return replace(flags, steps=tuple(s for s in flags.steps if not step_named(s).link_only))
 
 
 def applies(step: FlagStep, target: str) -> bool:
     return step.arches is None or target in step.arches
 
 
-def size_flags(target: str) -> FlagSet:
-    """The kept steps that work on `target`."""
-    return merge(step for step in map(step_named, SIZE_STEPS) if applies(step, target))
+def size_flags(target: str, recipe: str = "size") -> FlagSet:
+    """The steps of `recipe` (RECIPES) that work on `target`."""
+    return merge(step for step in map(step_named, RECIPES[recipe]) if applies(step, target))
 
 
 def cache_key(*, source_version: str, flags: FlagSet, target: str, extra: Mapping[str, str] | None = None) -> str:
@@ -214,8 +226,9 @@ def cache_key(*, source_version: str, flags: FlagSet, target: str, extra: Mappin
     data = {"recipe": RECIPE, "package": SOURCE_PACKAGE, "source": source_version, "target": target,
             "opt": OPT, "steps": list(flags.steps), "cflags": list(flags.cflags), "ldflags": list(flags.ldflags),
             "configure": list(flags.configure), "edits": list(flags.edits),
-            # The text of each edit too: a corrected edit must not reuse a runtime built with the old one.
-            "edit_text": {edit: SOURCE_EDITS[edit] for edit in flags.edits if edit in SOURCE_EDITS},
+            # The text of the module that makes every edit, in data and in code: a corrected edit must
+            # not reuse a runtime built with the old one, and nobody has to remember to bump RECIPE.
+            "edits_module": source_edits.DIGEST if flags.edits else None,
             "extra": dict(sorted((extra or {}).items()))}
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     return f"{SOURCE_PACKAGE}-{target}-{digest}"
