@@ -19,7 +19,7 @@ APP = parse_application({"program": "p", "entry": "m:f", "commands": {
 
 def test_a_smoke_command_that_forks_and_hangs_times_out_and_leaves_no_process(tmp_path: Path, token: str) -> None:
     log = tmp_path / "smoke.log"
-    broker = SimpleNamespace(host="127.0.0.1", port=1, tls_port=None)  # the scenario needs no broker
+    broker = SimpleNamespace(host="127.0.0.1", port=1, tls_port=None, tls_ports={})  # the scenario needs no broker
     runner = Runner(APP, lambda name, label: [sys.executable, "-c", FORKER, "double", token], broker=broker, certs=None,  # type: ignore[arg-type]
                     seen=None, cwd=tmp_path, log=log, base_env=dict(os.environ))  # type: ignore[arg-type]
     scenario = APP.commands["hangs"].scenarios[0]
