@@ -31,7 +31,10 @@ LAYOUTS = ("onefile", "onedir")
 COMPRESSIONS: Mapping[str, tuple[str, ...]] = {"pyinstaller": ("zlib",), "nuitka": ("zstd", "none")}
 IMAGE_FORMATS = ("squashfs",)
 # `system`: the Python that runs build.py; `size`: CPython built for size (build/runtime/).
-RUNTIMES = ("system", "size")
+RUNTIMES = ("system", "size", "balanced")
+# Built from Debian's source (build/runtime/): `size` trims for bytes, `balanced` keeps the speed
+# (-O2, quickening on) with the trims that cost none; their recipes are build/runtime/flags.RECIPES.
+BUILT_RUNTIMES = ("size", "balanced")
 TARGETS = tuple(ARCHITECTURES)
 IMAGE_COMPRESSORS = ("xz", "zstd", "gzip", "lzo", "lz4")
 # Modules with a slimfreeze stand-in (build/freeze/standins/): a tiny module that replaces the real one in
@@ -248,17 +251,23 @@ def _check_combination(profile: Profile) -> None:
     if profile.tls is False and "ssl" in profile.exclude:
         raise ConfigError(f"{path}: tls = false already replaces 'ssl' with a stand-in; "
                           f"remove it from exclude (excluding it breaks paho-mqtt)")
+    if profile.runtime == "balanced" and profile.target != host_architecture():
+        raise ConfigError(f"{path}: runtime = 'balanced' is built for this machine only; for target = "
+                          f"'{profile.target}' use 'size' or 'system'")
+    if profile.runtime == "balanced" and profile.tls:
+        raise ConfigError(f"{path}: runtime = 'balanced' has no TLS build yet (its OpenSSL is the size runtime's); "
+                          f"set tls = false or runtime = 'size'")
     if profile.runtime == "size" and profile.target != host_architecture() and profile.backend != "pyinstaller":
         # Cross-compiled for the target and measured with PyInstaller; Nuitka there compiles its C
         # under emulation against it, which was never tried.
         raise ConfigError(f"{path}: runtime = 'size' for target = '{profile.target}' works with the pyinstaller "
                           f"backend; with nuitka set runtime = 'system'")
     _check_scenarios(profile, path)
-    if profile.runtime == "size" and profile.backend == "nuitka" and "--static-libpython=yes" not in profile.nuitka_args:
+    if profile.runtime in BUILT_RUNTIMES and profile.backend == "nuitka" and "--static-libpython=yes" not in profile.nuitka_args:
         # The size runtime's libpython exports only what PyInstaller's bootloader and the extension
         # modules import (build/runtime/exports.py); a Nuitka program links against far more,
         # unless it links the static library, which keeps everything.
-        raise ConfigError(f"{path}: runtime = 'size' works with the pyinstaller backend, or with nuitka given "
+        raise ConfigError(f"{path}: runtime = '{profile.runtime}' works with the pyinstaller backend, or with nuitka given "
                           f"nuitka_args = [\"--static-libpython=yes\"]; else set runtime = 'system'")
 
 

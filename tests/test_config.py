@@ -10,7 +10,7 @@ import pytest
 
 from declared_app import with_app
 
-from build.config import load_profiles, resolve_profiles, select
+from build.config import RUNTIMES, load_profiles, resolve_profiles, select
 from build.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,3 +202,18 @@ def test_runtime_is_system_or_size(value):
     with pytest.raises(ConfigError, match="runtime"):
         resolve_profiles(with_app({"profiles": {"p": {"runtime": value}}}))
     assert resolve_profiles(with_app({"profiles": {"p": {"runtime": "size"}}}))["p"].runtime == "size"
+
+
+def test_the_balanced_runtime_is_a_profile_choice_for_this_machine():
+    from build.freeze.toolchains import needs_making
+    from build.runtime.flags import RECIPES
+
+    profiles = load_profiles(ROOT / "pyproject.toml")
+    assert profiles["min-balanced"].runtime == "balanced" and needs_making(profiles["min-balanced"])
+    assert set(RECIPES) == {"size", "balanced"} and "balanced" in RUNTIMES
+    with pytest.raises(ConfigError, match=r"p: runtime = 'balanced' is built for this machine only"):
+        resolve_profiles(with_app({"profiles": {"p": {"runtime": "balanced", "target": "armv7", "tls": False}}}))
+    with pytest.raises(ConfigError, match=r"p: runtime = 'balanced' has no TLS build yet"):
+        resolve_profiles(with_app({"profiles": {"p": {"runtime": "balanced"}}}))
+    with pytest.raises(ConfigError, match=r"p: runtime = 'balanced' works with the pyinstaller backend, or with nuitka"):
+        resolve_profiles(with_app({"profiles": {"p": {"runtime": "balanced", "backend": "nuitka", "tls": False}}}))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from build.config import Profile
+from build.config import BUILT_RUNTIMES, Profile
 from build.project import Project
 from build.toolchain import Toolchain, host_architecture, host_toolchain
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def needs_making(profile: Profile) -> bool:
     """Whether the profile's toolchain is made (and cached) rather than the host's own."""
-    return profile.runtime == "size" or profile.target != host_architecture()
+    return profile.runtime in BUILT_RUNTIMES or profile.target != host_architecture()
 
 
 def toolchain_for(profile: Profile, project: Project, log: Path) -> Toolchain:
@@ -31,10 +31,11 @@ def toolchain_for(profile: Profile, project: Project, log: Path) -> Toolchain:
         from build.runtime.tls import tls_runtime_toolchain
 
         return tls_runtime_toolchain(project, log)
-    if profile.runtime == "size" and not foreign:
+    if profile.runtime in BUILT_RUNTIMES and not foreign:
+        from build.runtime.flags import size_flags
         from build.runtime.toolchain import size_runtime_toolchain
 
-        return size_runtime_toolchain(project, log)
+        return size_runtime_toolchain(project, log, flags=size_flags(host_architecture(), profile.runtime))
     if foreign:
         from build.targets.toolchain import target_root, target_toolchain
 
