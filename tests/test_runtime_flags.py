@@ -14,7 +14,6 @@ from build.runtime import edits, exports, guards
 from build.runtime.compile import RuntimeBuildFailed, configure_argv
 from build.runtime.edits import EditError, frozen_import_only
 from build.runtime.flags import BALANCED_STEPS, STEPS, SIZE_STEPS, TRIED, cache_key, compiled_part, merge, size_flags, step_named
-from build.runtime.toolchain import pinned_requirements
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -161,10 +160,15 @@ def test_frozen_edit_refuses_an_unknown_script() -> None:
         frozen_import_only("FROZEN = []\n")
 
 
-def test_venv_pins_are_run_time_and_build() -> None:
-    text = ('[project]\ndependencies = ["paho-mqtt==2.2.0"]\n[project.optional-dependencies]\n'
-            'build = ["pyinstaller==6.22.3"]\ntest = ["pytest==9.2.0"]\n')
-    assert pinned_requirements(text) == ["paho-mqtt==2.2.0", "pyinstaller==6.22.3"]
+def test_venv_pins_are_the_apps_run_time_and_slimfreezes_build(tmp_path: Path) -> None:
+    from build.project import TOOL_PYPROJECT, Project, freezer_pins, pins
+
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\ndependencies = ["orjson==3.13.0"]\n[project.optional-dependencies]\n'
+        'build = ["pyinstaller==1.0"]\ntest = ["pytest==9.2.0"]\n')
+    found = freezer_pins(Project.at(tmp_path))
+    assert found.run == ("orjson==3.13.0",)
+    assert found.build == pins(TOOL_PYPROJECT.read_text()).build and "pyinstaller==1.0" not in found.build
 
 
 def test_size_runtime_is_for_pyinstaller_or_static_nuitka_and_cross_built_for_pyinstaller() -> None:

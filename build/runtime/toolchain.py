@@ -17,7 +17,7 @@ from build import proc
 from build.errors import CommandFailed, ConfigError
 from build.locks import exclusive
 from build.paths import remove_tree
-from build.project import Project, freezer_pins, pins
+from build.project import Project, freezer_pins
 from build.runtime.compile import (ExportInputs, Runtime, RuntimeBuildFailed, build_runtime, elf_files,
                                    host_site_packages)
 from build.runtime.cross import Cross
@@ -26,12 +26,6 @@ from build.runtime.sources import obtain_source
 from build.toolchain import Toolchain, host_architecture
 
 VENV_STAMP = "slimfreeze-venv.json"
-
-
-def pinned_requirements(pyproject_text: str) -> list[str]:
-    """What the freezer's venv needs: the app's run-time pins and the build extra (pure)."""
-    found = pins(pyproject_text)
-    return [*found.run, *found.build]
 
 
 def export_inputs(flags: FlagSet) -> ExportInputs:
