@@ -13,6 +13,7 @@ import pytest
 from build.project import Project
 from build.runtime import openssl, tls
 from build.runtime.compile import MINOR, Runtime
+from build.runtime.cross import Cross
 from build.runtime.sources import Source
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,34 @@ def test_configure_argv_and_key(tmp_path: Path) -> None:
     assert len({key, openssl.openssl_key("3.0.21-1", openssl.SIZE_STEPS, "x86_64"),
                 openssl.openssl_key("3.0.20-1", openssl.SIZE_STEPS[:-1], "x86_64"),
                 openssl.openssl_key("3.0.20-1", openssl.SIZE_STEPS, "aarch64")}) == 4
+
+
+def test_another_architecture_is_configured_with_debians_cross_tools_against_its_root(tmp_path: Path) -> None:
+    cross = Cross(triplet="arm-linux-gnueabihf", sysroot=tmp_path / "root", sysroot_key="armv7-1", run=("proot",))
+    argv = openssl.configure_argv(tmp_path, tmp_path / "p", "armv7", openssl.SIZE_STEPS, cross=cross)
+    assert argv[2:6] == ["linux-armv4", f"CC=arm-linux-gnueabihf-gcc --sysroot={tmp_path / 'root'}",
+                         "AR=arm-linux-gnueabihf-ar", "RANLIB=arm-linux-gnueabihf-ranlib"]
+    assert openssl.DEBUG_INFO in argv  # units for `bloat --units`; the stripped code is the same
+    native = openssl.configure_argv(tmp_path, tmp_path / "p", "x86_64", openssl.SIZE_STEPS)
+    assert not any(a.startswith(("CC=", "AR=")) for a in native)
+    # Another root (other libc headers) is another build; a cross build is never made without one.
+    assert openssl.openssl_key("3", openssl.SIZE_STEPS, "armv7", "a") != openssl.openssl_key("3", openssl.SIZE_STEPS, "armv7", "b")
+    with pytest.raises(openssl.OpenSSLBuildFailed, match="needs a cross compiler"):
+        openssl.build_openssl(Project.at(ROOT, work=tmp_path / "w", cache=tmp_path / "c"),
+                              Source(version="3", tree=tmp_path, dsc=tmp_path / "x.dsc"), target="armv7")
+
+
+def test_the_runtimes_compiler_settings_are_read_without_running_it() -> None:
+    """A cross-compiled runtime's interpreter runs only under emulation: its _sysconfigdata is read."""
+    text = ("# system configuration generated and used by the sysconfig module\n"
+            "build_time_vars = {'CC': 'aarch64-linux-gnu-gcc ',\n 'LDSHARED': 'aarch64-linux-gnu-gcc '\n '-shared -Os',\n"
+            " 'SIZEOF_LONG': 8}\n")
+    found = tls.sysconfig_vars(text)
+    assert found["LDSHARED"] == "aarch64-linux-gnu-gcc -shared -Os" and found["SIZEOF_LONG"] == "8"
+    with pytest.raises(ValueError):
+        tls.sysconfig_vars("import os\nbuild_time_vars = os.environ\n")
+    with pytest.raises(ValueError):
+        tls.sysconfig_vars("x = 1\n")
 
 
 def test_the_digests_a_build_must_not_offer_follow_its_options() -> None:

@@ -40,13 +40,14 @@ def toolchain_for(profile: Profile, project: Project, log: Path) -> Toolchain:
         from build.targets.toolchain import target_root, target_toolchain
 
         made = target_root(profile.target, project, log)
-        base = _cross_size_runtime(made, project, log) if profile.runtime == "size" else None
+        base = _cross_size_runtime(made, project, log, tls=profile.tls) if profile.runtime == "size" else None
         return target_toolchain(profile.target, project, log, backend=profile.backend, base=base, made=made)
     return host_toolchain()
 
 
-def _cross_size_runtime(made: TargetRoot, project: Project, log: Path) -> BasePython:
-    """The size runtime cross-compiled against the target's root, as the base of the root's venv."""
+def _cross_size_runtime(made: TargetRoot, project: Project, log: Path, *, tls: bool) -> BasePython:
+    """The size runtime cross-compiled against the target's root, as the base of the root's venv;
+    with `tls`, its sibling whose _ssl carries OpenSSL cross-compiled for a client (issue 20)."""
     from build.runtime.cross import Cross
     from build.runtime.toolchain import facts, size_runtime
     from build.targets.venv import BasePython
@@ -54,5 +55,10 @@ def _cross_size_runtime(made: TargetRoot, project: Project, log: Path) -> BasePy
     cross = Cross(triplet=made.arch.triplet, sysroot=made.made.path, sysroot_key=made.made.spec.key,
                   run=made.launcher())
     runtime = size_runtime(project, log, target=made.arch.name, cross=cross)
+    extra: dict[str, object] = {}
+    if tls:
+        from build.runtime.tls import cross_tls_runtime
+
+        runtime, extra = cross_tls_runtime(project, runtime, cross, log)
     # The runtime lives under the project's cache, which the root binds at the same path.
-    return BasePython(python=PurePosixPath(runtime.python), key=runtime.key, facts=facts(project, runtime))
+    return BasePython(python=PurePosixPath(runtime.python), key=runtime.key, facts={**facts(project, runtime), **extra})

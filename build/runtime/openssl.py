@@ -30,11 +30,16 @@ from build.locks import exclusive
 from build.paths import remove_tree
 from build.project import Project
 from build.runtime.sources import Package, Source, obtain_source
+from build.runtime.cross import Cross
+from build.toolchain import host_architecture
 
 PACKAGE = Package(name="openssl", folder="openssl-src", marker="Configure")
 STAMP = "openssl.json"
 LOG_NAME = "build.log"
-RECIPE = 2  # 2: configured for /usr, installed through DESTDIR: no cache path inside the library
+# 2: configured for /usr, installed through DESTDIR: no cache path inside the library
+# 3: compiled with -g and source paths relative to the tree (DWARF for `bloat --units`; the shipped,
+#    stripped code is the same); cross builds
+RECIPE = 3
 # What Configure is told the prefix is: ENGINESDIR and MODULESDIR are compiled in from it (unused:
 # no-module, no-dso), and a build-machine folder must not end up in a shipped binary.
 CONFIGURED_PREFIX = Path("/usr")
@@ -42,6 +47,9 @@ JOBS = "2"
 COMPILE_TIMEOUT = 3 * 3600
 # Configure's own target names for the architectures slimfreeze builds for.
 CONFIGURE_TARGETS = {"x86_64": "linux-x86_64", "aarch64": "linux-aarch64", "armv7": "linux-armv4"}
+# Not a size step: debug information, so the unstripped _ssl the TLS runtime keeps names each byte's
+# source file (`bloat --units`). gcc emits the same code with or without it.
+DEBUG_INFO = "-g"
 # Where the device's Debian keeps openssl.cnf and the CA store: the trimmed library reads the same
 # configuration and finds the same default verify paths as Debian's (not /usr/local/ssl).
 OPENSSLDIR = "/usr/lib/ssl"
@@ -91,6 +99,17 @@ STEPS: tuple[Step, ...] = (
              "AES-CBC-HMAC ciphers (servers' bulk TLS 1.2 CBC), source file names in error records, the "
              "secure heap, the RDRAND seed source (getrandom seeds it)",
          options=("no-blake2", "no-multiblock", "no-filenames", "no-secure-memory", "no-rdrand")),
+    Step(name="p256-without-table",
+         why="P-256 through OpenSSL's generic prime-curve code (constant-time ladder, Montgomery "
+             "arithmetic in assembler) instead of the assembler's own P-256 and its 150 KB precomputed "
+             "table, which xz cannot compress. TLS 1.3 agrees keys over X25519 first; P-256 is left to "
+             "ECDSA certificates and servers that insist on it. (enable-ec_nistp_64_gcc_128 would bring "
+             "C P-224/256/521 back at 50 KB)",
+         options=("-UECP_NISTZ256_ASM",)),
+    Step(name="no-unwind-tables",
+         why="no .eh_frame for OpenSSL's C code, as for the runtime's: nothing unwinds through it (no C++ "
+             "exceptions, no thread cancellation); 305 KiB of the static _ssl before",
+         options=("-fno-asynchronous-unwind-tables", "-fno-unwind-tables")),
     Step(name="function-sections",
          why="one section per function and datum, so the static link into _ssl (--gc-sections) drops "
              "what it never calls inside the objects it keeps",
@@ -112,20 +131,31 @@ def options_of(steps: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(option for name in steps for option in step_named(name).options))
 
 
-def configure_argv(tree: Path, prefix: Path, target: str, steps: Iterable[str]) -> list[str]:
+def configure_argv(tree: Path, prefix: Path, target: str, steps: Iterable[str], *,
+                   cross: Cross | None = None, build: Path | None = None) -> list[str]:
     """Configure's command line, run from the (separate) build folder (pure). `prefix`: what the
-    library is configured for (CONFIGURED_PREFIX); it is installed elsewhere through DESTDIR."""
+    library is configured for (CONFIGURED_PREFIX); it is installed elsewhere through DESTDIR.
+    `cross`: another architecture, compiled with Debian's cross gcc against the target's root as
+    sysroot (its libc headers: the cross gcc has none of its own here), as the runtime is.
+    `build`: the build folder, from which Configure names the sources relatively: the debug info
+    then names `crypto/ec/ecx_meth.c`, as `bloat --units` shows it, not a path of this machine."""
     if target not in CONFIGURE_TARGETS:
         raise OpenSSLBuildFailed(f"openssl: no Configure target for architecture {target!r}")
-    return ["perl", str(tree / "Configure"), CONFIGURE_TARGETS[target], f"--prefix={prefix}", "--libdir=lib",
-            f"--openssldir={OPENSSLDIR}", "no-tests", *options_of(steps)]
+    tools = [f"CC={cross.compiler} --sysroot={cross.sysroot}", f"AR={cross.triplet}-ar",
+             f"RANLIB={cross.triplet}-ranlib"] if cross else []
+    maps = dict.fromkeys([str(tree), *([os.path.relpath(tree, build)] if build else [])])
+    return ["perl", str(tree / "Configure"), CONFIGURE_TARGETS[target], *tools, f"--prefix={prefix}",
+            "--libdir=lib", f"--openssldir={OPENSSLDIR}", "no-tests", DEBUG_INFO,
+            *(f"-fdebug-prefix-map={m}/=" for m in maps), *options_of(steps)]
 
 
-def openssl_key(source_version: str, steps: Iterable[str], target: str) -> str:
-    """The folder name of the build for these inputs (pure)."""
+def openssl_key(source_version: str, steps: Iterable[str], target: str, sysroot_key: str | None = None) -> str:
+    """The folder name of the build for these inputs (pure). `sysroot_key`: the target root a cross
+    build compiled against (its libc headers)."""
     steps = tuple(steps)
     data = {"recipe": RECIPE, "source": source_version, "target": target, "steps": list(steps),
-            "options": list(options_of(steps)), "openssldir": OPENSSLDIR, "prefix": str(CONFIGURED_PREFIX)}
+            "options": list(options_of(steps)), "openssldir": OPENSSLDIR, "prefix": str(CONFIGURED_PREFIX),
+            "debug_info": DEBUG_INFO, **({"sysroot": sysroot_key} if sysroot_key else {})}
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     return f"openssl-{target}-{digest}"
 
@@ -181,16 +211,21 @@ def obtain_openssl_source(project: Project, log: Path) -> Source:
 
 
 def build_openssl(project: Project, source: Source, steps: Iterable[str] = SIZE_STEPS, *,
-                  target: str) -> OpenSSL:
-    """The trimmed OpenSSL for these inputs: reused from work/.cache/runtime/<key>/ when built before."""
+                  target: str, cross: Cross | None = None) -> OpenSSL:
+    """The trimmed OpenSSL for these inputs: reused from work/.cache/runtime/<key>/ when built before.
+    Another architecture's is cross-compiled (`cross`), as the runtime is (build/runtime/cross.py):
+    under emulation every compile would take ten times as long."""
     steps = tuple(steps)
-    key = openssl_key(source.version, steps, target)
+    if (cross is None) != (target == host_architecture()):
+        raise OpenSSLBuildFailed(f"openssl: a build for {target} on this {host_architecture()} machine "
+                                 f"{'needs a' if cross is None else 'takes no'} cross compiler")
+    key = openssl_key(source.version, steps, target, cross.sysroot_key if cross else None)
     final = project.cache_root / "runtime" / key
     existing = load(final)
     if existing is not None:
         return existing
     with exclusive(final):
-        return load(final) or _build(project, source, steps, target, key, final)
+        return load(final) or _build(project, source, steps, target, key, final, cross)
 
 
 def _step(what: str, log: Path, argv: list[str | Path], cwd: Path, env: dict[str, str]) -> None:
@@ -200,15 +235,17 @@ def _step(what: str, log: Path, argv: list[str | Path], cwd: Path, env: dict[str
         raise OpenSSLBuildFailed(f"openssl: {what} failed (build log {log}): {err}") from None
 
 
-def _build(project: Project, source: Source, steps: tuple[str, ...], target: str, key: str, final: Path) -> OpenSSL:
+def _build(project: Project, source: Source, steps: tuple[str, ...], target: str, key: str, final: Path,
+           cross: Cross | None) -> OpenSSL:
     tmp = final.with_name(f"{key}.tmp")
     remove_tree(tmp, project.output_roots)
     build = tmp / "build"
     build.mkdir(parents=True)
     log = tmp / LOG_NAME
-    proc.require_tools("perl", "make", "gcc")
+    proc.require_tools("perl", "make", cross.compiler if cross else "gcc")
     env = {**os.environ, "LC_ALL": "C"}
-    _step("Configure", log, configure_argv(source.tree, CONFIGURED_PREFIX, target, steps), build, env)
+    _step("Configure", log, configure_argv(source.tree, CONFIGURED_PREFIX, target, steps, cross=cross, build=build),
+          build, env)
     _step("make build_libs", log, ["make", f"-j{JOBS}", "build_libs"], build, env)
     root = tmp / "root"
     _step("make install_dev", log, ["make", "install_dev", f"DESTDIR={root}"], build, env)

@@ -25,11 +25,13 @@ are then not in `hashlib.algorithms_available`.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from build import log as terminal
@@ -38,13 +40,15 @@ from build.errors import CommandFailed, SlimfreezeError
 from build.locks import exclusive
 from build.paths import remove_tree
 from build.project import Project, freezer_pins
+from build.elfid import build_id
 from build.runtime.compile import MINOR, Runtime, load
+from build.runtime.cross import Cross
 from build.runtime.openssl import SIZE_STEPS, OpenSSL, build_openssl, obtain_openssl_source
 from build.runtime.sources import Source, obtain_source
 from build.runtime.toolchain import facts, make_venv, size_runtime
 from build.toolchain import Toolchain, host_architecture
 
-RECIPE = 2  # 2: __FILE__ without the cache's folder
+RECIPE = 3  # 2: __FILE__ without the cache's folder; 3: -g, unstripped copies under lib/debug/.build-id
 # Measured by benchmarks/openssl.py --linking (stripped bytes, x86_64): _ssl with libcrypto.a and
 # libssl.a inside is 2,846,920; _ssl shared (142,560) with the trimmed libssl (536,792, RUNPATH
 # added) and libcrypto (3,104,576) is 3,783,928. The TLS profiles leave _hashlib out, so static is
@@ -100,7 +104,9 @@ def compile_argv(v: BuildVars, prefix: Path, tree: Path, built: OpenSSL, source:
     # 3.6) raises ValueError; PROTOCOL_TLS_CLIENT with maximum_version = TLSv1_2 does the same.
     absent = ["-DOPENSSL_NO_TLS1_2_METHOD"] if "no-deprecated" in built.options else []
     # __FILE__ without the cache's folder: no build-machine path in the shipped module.
-    return [v.cc, *v.cflags.split(), *v.ccshared.split(), f"-fmacro-prefix-map={tree / 'Modules'}/=",
+    # -g: DWARF in the unstripped copy (keep_debug_copy); the stripped module is the same code.
+    return [*v.cc.split(), *v.cflags.split(), *v.ccshared.split(), "-g", f"-fdebug-prefix-map={tree}/=",
+            f"-fmacro-prefix-map={tree / 'Modules'}/=",
             "-DPy_BUILD_CORE_MODULE", *absent, f"-I{built.include}",
             f"-I{include}", f"-I{include / 'internal'}", f"-I{tree / 'Modules'}", "-c", str(tree / "Modules" / source),
             "-o", str(obj)]
@@ -119,20 +125,37 @@ def link_argv(v: BuildVars, built: OpenSSL, obj: Path, out: Path, linking: str) 
     return [*v.ldshared.split(), str(obj), *openssl, "-o", str(out)]
 
 
-def build_vars(runtime: Runtime, log: Path) -> BuildVars:
-    probe = ("import json, sysconfig; print(json.dumps({k: sysconfig.get_config_var(k) or '' for k in "
-             "('CC', 'CFLAGS', 'CCSHARED', 'LDSHARED', 'EXT_SUFFIX')}))")
+def build_vars(runtime: Runtime) -> BuildVars:
+    """The runtime's compiler settings, read from its _sysconfigdata module (a literal dict), so no
+    interpreter of another architecture has to run to tell them."""
+    folder = runtime.prefix / "lib" / f"python{MINOR}"
+    found = sorted(folder.glob("_sysconfigdata_*.py"))
+    if not found:
+        raise TlsRuntimeFailed(f"size runtime with TLS: {folder} has no _sysconfigdata module")
     try:
-        data = json.loads(_output("reading the runtime's compiler settings", [runtime.python, "-I", "-c", probe], log))
-    except (ValueError, IndexError) as err:
-        raise TlsRuntimeFailed(f"size runtime with TLS: reading the runtime's compiler settings failed: {err}") from None
-    return BuildVars(cc=data["CC"], cflags=data["CFLAGS"], ccshared=data["CCSHARED"], ldshared=data["LDSHARED"],
-                     ext_suffix=data["EXT_SUFFIX"])
+        data = sysconfig_vars(found[0].read_text())
+        return BuildVars(cc=data["CC"], cflags=data["CFLAGS"], ccshared=data["CCSHARED"], ldshared=data["LDSHARED"],
+                         ext_suffix=data["EXT_SUFFIX"])
+    except (OSError, ValueError, KeyError) as err:
+        raise TlsRuntimeFailed(f"size runtime with TLS: reading {found[0]} failed: {err!r}") from None
+
+
+def sysconfig_vars(text: str) -> dict[str, str]:
+    """`build_time_vars` of a _sysconfigdata module's text (pure; nothing in it is executed)."""
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "build_time_vars"
+                                                for t in node.targets):
+            value = ast.literal_eval(node.value)
+            if isinstance(value, dict):
+                return {str(k): str(v) for k, v in value.items()}
+    raise ValueError("no build_time_vars")
 
 
 def tls_runtime(project: Project, runtime: Runtime, python_source: Source, built: OpenSSL, log: Path,
-                linking: str = LINKING) -> Runtime:
-    """The sibling of `runtime` whose _ssl and _hashlib use `built` (reused when made before)."""
+                linking: str = LINKING, *, cross: Cross | None = None) -> Runtime:
+    """The sibling of `runtime` whose _ssl and _hashlib use `built` (reused when made before).
+    `cross`: the runtime was cross-compiled for another architecture; so are the modules, and their
+    first run is emulated."""
     if linking not in LINKINGS:
         raise TlsRuntimeFailed(f"size runtime with TLS: unknown linking {linking!r} (one of {', '.join(LINKINGS)})")
     key = tls_key(runtime, built, linking)
@@ -141,7 +164,7 @@ def tls_runtime(project: Project, runtime: Runtime, python_source: Source, built
     if existing is not None:
         return existing
     with exclusive(final):
-        return load(final) or _make(project, runtime, python_source, built, linking, key, final, log)
+        return load(final) or _make(project, runtime, python_source, built, linking, key, final, log, cross)
 
 
 def _run(what: str, argv: list[str | Path], cwd: Path, log: Path) -> None:
@@ -167,15 +190,18 @@ def _output(what: str, argv: list[str | Path], log: Path) -> str:
 
 
 def _make(project: Project, runtime: Runtime, python_source: Source, built: OpenSSL, linking: str, key: str,
-          final: Path, log: Path) -> Runtime:
-    proc.require_tools("gcc", "strip", "patchelf")
+          final: Path, log: Path, cross: Cross | None) -> Runtime:
+    strip = cross.strip if cross else "strip"
+    proc.require_tools(cross.compiler if cross else "gcc", strip, "patchelf")
     tmp = final.with_name(f"{key}.tmp")
     remove_tree(tmp, project.output_roots)
     tmp.mkdir(parents=True)
     prefix = tmp / "prefix"
     # Hard links: the runtime's files are never written in place; only the replaced ones differ.
     shutil.copytree(runtime.prefix, prefix, symlinks=True, copy_function=os.link)
-    v = build_vars(runtime, log)
+    v = build_vars(runtime)
+    if cross is not None:  # the target's own headers and libraries, as the runtime was compiled
+        v = replace(v, cc=f"{v.cc} --sysroot={cross.sysroot}", ldshared=f"{v.ldshared} --sysroot={cross.sysroot}")
     dynload = prefix / "lib" / f"python{MINOR}" / "lib-dynload"
     for module, source in MODULES:
         obj = tmp / f"{module}.o"
@@ -183,16 +209,17 @@ def _make(project: Project, runtime: Runtime, python_source: Source, built: Open
         _run(f"compiling {module}", compile_argv(v, runtime.prefix, python_source.tree, built, source, obj), tmp, log)
         out.unlink(missing_ok=True)  # a hard link to the runtime's own module: never written through
         _run(f"linking {module}", link_argv(v, built, obj, out, linking), tmp, log)
-        _run(f"stripping {module}", ["strip", "--strip-unneeded", out], tmp, log)
+        keep_debug_copy(out, prefix)
+        _run(f"stripping {module}", [strip, "--strip-unneeded", out], tmp, log)
     if linking == "shared":
         for library in built.shared:
             copy = prefix / "lib" / library.name
             copy.unlink(missing_ok=True)
             shutil.copyfile(library, copy)
-            _run("stripping OpenSSL", ["strip", "--strip-unneeded", copy], tmp, log)
+            _run("stripping OpenSSL", [strip, "--strip-unneeded", copy], tmp, log)
         # libssl finds its libcrypto beside it, not the system's.
         _run("setting libssl's RUNPATH", ["patchelf", "--set-rpath", "$ORIGIN", prefix / "lib" / "libssl.so.3"], tmp, log)
-    _check(prefix, built, linking, tmp, log)
+    _check(prefix, built, linking, tmp, log, cross.run if cross else ())
     stamp = json.loads((runtime.prefix / STAMP).read_text())
     stamp |= {"key": key, "openssl": {"key": built.key, "source_version": built.source_version,
                                       "steps": list(built.steps), "options": list(built.options), "linking": linking}}
@@ -218,10 +245,12 @@ print(json.dumps({'version': ssl.OPENSSL_VERSION, 'libs': libs,
 """
 
 
-def _check(prefix: Path, built: OpenSSL, linking: str, cwd: Path, log: Path) -> None:
+def _check(prefix: Path, built: OpenSSL, linking: str, cwd: Path, log: Path, launch: Sequence[str]) -> None:
     """The interpreter imports ssl and _hashlib, and the only OpenSSL it maps is the trimmed one
-    (shared: the copies in its lib/; static: none at all)."""
-    out = _output("first run with the trimmed OpenSSL", [prefix / "bin" / f"python{MINOR}", "-I", "-c", _PROBE], log)
+    (shared: the copies in its lib/; static: none at all). `launch`: the emulator, for another
+    architecture's runtime."""
+    out = _output("first run with the trimmed OpenSSL",
+                  [*launch, prefix / "bin" / f"python{MINOR}", "-I", "-c", _PROBE], log)
     try:
         seen = json.loads(out)
     except ValueError:
@@ -236,6 +265,29 @@ def _check(prefix: Path, built: OpenSSL, linking: str, cwd: Path, log: Path) -> 
     if missing or kept:
         raise TlsRuntimeFailed(f"size runtime with TLS: _hashlib offers {sorted(digests)}: missing {missing}, "
                                f"left-out but present {kept}")
+
+
+def keep_debug_copy(module: Path, prefix: Path) -> None:
+    """The unstripped module under the runtime's lib/debug/.build-id/, where `bloat --units` finds
+    which OpenSSL source file each byte of the stripped one came from (compiled with -g)."""
+    bid = build_id(module)
+    if bid:
+        copy = prefix / "lib" / "debug" / ".build-id" / bid[:2] / f"{bid[2:]}.debug"
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.unlink(missing_ok=True)  # maybe a hard link into the runtime it was copied from
+        shutil.copyfile(module, copy)
+
+
+def cross_tls_runtime(project: Project, runtime: Runtime, cross: Cross, log: Path, *,
+                      linking: str = LINKING) -> tuple[Runtime, dict[str, object]]:
+    """The cross-compiled size runtime with TLS from OpenSSL cross-compiled for the same target,
+    and the manifest's facts about that OpenSSL. Any failure stops the build: never TLS-less."""
+    openssl_source = obtain_openssl_source(project, log)
+    terminal.info(f"size runtime: TLS from openssl {openssl_source.version} cross-compiled for {runtime.target} "
+                  f"({', '.join(SIZE_STEPS)}), linked {linking}")
+    built = build_openssl(project, openssl_source, target=runtime.target, cross=cross)
+    with_tls = tls_runtime(project, runtime, obtain_source(project, log), built, log, linking, cross=cross)
+    return with_tls, openssl_facts(built, linking)
 
 
 def tls_runtime_toolchain(project: Project, log: Path, *, linking: str = LINKING) -> Toolchain:

@@ -29,3 +29,21 @@ def test_min_tls_passes_every_tls_scenario_with_the_trimmed_openssl(built):
     openssl = manifest["toolchain"]["openssl"]
     assert openssl["steps"] == list(SIZE_STEPS) and openssl["linking"] == LINKING
     assert "no-engine" in openssl["options"] and openssl["source"].startswith("openssl ")
+
+
+@pytest.mark.integration
+def test_bloat_units_break_the_static_openssl_down_by_its_source_files(built, capsys):
+    """`bloat --units _ssl` on min-tls: OpenSSL's bytes inside _ssl, named by OpenSSL's own source
+    paths (crypto/ec/..., ssl/...) from the unstripped copy the TLS runtime keeps, not by a path of
+    the build machine."""
+    from build.report import command as bloat
+
+    result = built("min-tls")
+    assert bloat.main([str(result.dist_dir), "--units", "_ssl", "-n", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "Units from DWARF" in out and "_ssl.cpython-311-" in out
+    units = out.split()
+    assert {"crypto/ec/curve25519.c", "crypto/objects/obj_dat.c", "ssl/statem/statem_clnt.c", "Modules/_ssl.c"} <= set(units)
+    assert not [u for u in units if "/.cache/" in u or u.startswith("../")]
+    # The assembler's P-256 (and its table) is gone; the unwind tables too.
+    assert not [u for u in units if "ecp_nistz256" in u] and "[unwind tables]" not in out

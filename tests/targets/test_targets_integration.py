@@ -158,6 +158,37 @@ def test_target_profiles_ship_the_size_runtime_cross_compiled_for_them(built, tm
         assert build_id(shipped) in copies
 
 
+# The TLS flash profiles: OpenSSL and _ssl cross-compiled for the target (issue 20).
+TLS_PROFILES = {"flash-min-tls-aarch64": "EM_AARCH64", "flash-min-tls-armv7": "EM_ARM"}
+
+
+@pytest.mark.parametrize("profile", sorted(TLS_PROFILES))
+def test_tls_target_profiles_pass_every_tls_scenario_under_emulation(built, profile):
+    from build.application import load_application
+    from build.runtime.openssl import SIZE_STEPS
+
+    result = built(profile)
+    manifest = json.loads((result.dist_dir / "manifest.json").read_text())
+    checks = {c["name"]: c["passed"] for c in manifest["smoke"]["checks"]}
+    app = load_application(ROOT / "pyproject.toml")
+    declared = [f"telemetry {s.name}" for s in app.commands["telemetry"].scenarios if s.tls is True]
+    # TLS 1.3 and 1.2, RSA, mutual TLS and the three refusals, each run under emulation and passed.
+    assert len(declared) >= 8
+    assert {name: checks.get(name) for name in declared} == {name: True for name in declared}
+    openssl = manifest["toolchain"]["openssl"]
+    assert openssl["steps"] == list(SIZE_STEPS) and openssl["key"].startswith(f"openssl-{profile.split('-')[-1]}-")
+    # _ssl is the target's, with OpenSSL inside it: no libssl or libcrypto travels or is needed.
+    shipped = [p for p in result.dist_dir.rglob("*") if p.is_file()]
+    assert not [p.name for p in shipped if p.name.startswith(("libssl.so", "libcrypto.so"))]
+    module = next(p for p in shipped if p.name.startswith("_ssl.cpython-311-"))
+    with module.open("rb") as stream:
+        elf = ELFFile(stream)
+        assert elf.header["e_machine"] == TLS_PROFILES[profile]
+        needed = {t.needed for t in elf.get_section_by_name(".dynamic").iter_tags() if t.entry.d_tag == "DT_NEEDED"}
+    assert not {n for n in needed if n.startswith(("libssl", "libcrypto"))}
+    assert (result.dist_dir / f"{profile}.squashfs").is_file()
+
+
 # --- failures: one line, nothing half-made ------------------------------------------------------
 
 def test_a_missing_emulator_names_its_debian_package(tmp_path, monkeypatch):
