@@ -52,7 +52,7 @@ def stripped_and_xz(path: Path) -> tuple[int, int]:
 def cached_builds(project: Project) -> list[openssl.OpenSSL]:
     folder = project.cache_root / "runtime"
     found = [openssl.load(p) for p in sorted(folder.glob("openssl-*"))]
-    return sorted((b for b in found if b is not None and b.target == host_architecture()),
+    return sorted((b for b in found if b is not None and b.target == host_architecture() and b.has_shared),
                   key=lambda b: (len(b.steps), b.key))
 
 
@@ -70,7 +70,7 @@ def ladder_rows(project: Project, static_in: Runtime | None, log: Path) -> list[
     python_source = obtain_source(project, log) if static_in else None
     for built in cached_builds(project):
         label = " + ".join(built.steps)
-        if built.key != openssl.openssl_key(built.source_version, built.steps, built.target):
+        if built.key != openssl.openssl_key(built.source_version, built.steps, built.target, None, True):
             label += " (an earlier recipe)"  # left in the cache by an earlier build recipe
         extra: list[str] = []
         if static_in is not None and python_source is not None:
@@ -86,11 +86,12 @@ def build_ladder(project: Project, log: Path) -> None:
     for i in range(1, len(openssl.SIZE_STEPS) + 1):
         steps = openssl.SIZE_STEPS[:i]
         print(f"openssl: building {', '.join(steps)} (cached when built before) ...", file=sys.stderr)
-        openssl.build_openssl(project, source, steps, target=host_architecture())
+        openssl.build_openssl(project, source, steps, target=host_architecture(), shared=True)
 
 
 def linking_rows(project: Project, runtime: Runtime, log: Path) -> list[list[str]]:
-    built = openssl.build_openssl(project, openssl.obtain_openssl_source(project, log), target=host_architecture())
+    built = openssl.build_openssl(project, openssl.obtain_openssl_source(project, log), target=host_architecture(),
+                                  shared=True)
     python_source = obtain_source(project, log)
 
     def shipped(prefix: Path, libs: list[Path]) -> list[int]:

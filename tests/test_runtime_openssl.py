@@ -42,7 +42,9 @@ def test_configure_argv_and_key(tmp_path: Path) -> None:
     argv = openssl.configure_argv(tmp_path, tmp_path / "p", "x86_64", openssl.SIZE_STEPS[:2])
     assert argv[:3] == ["perl", str(tmp_path / "Configure"), "linux-x86_64"]
     assert f"--openssldir={openssl.OPENSSLDIR}" in argv and "no-tests" in argv and "no-legacy" in argv
-    assert "no-dtls" not in argv
+    assert "no-dtls" not in argv and "no-shared" not in argv
+    assert openssl.configure_argv(tmp_path, tmp_path / "p", "x86_64", (), shared=False)[-1] == "no-shared"
+    assert openssl.openssl_key("3", (), "x86_64", shared=False) != openssl.openssl_key("3", (), "x86_64")
     with pytest.raises(openssl.OpenSSLBuildFailed, match="riscv"):
         openssl.configure_argv(tmp_path, tmp_path, "riscv", ())
     key = openssl.openssl_key("3.0.20-1", openssl.SIZE_STEPS, "x86_64")
@@ -165,9 +167,13 @@ def test_the_trimmed_openssl_is_smaller_than_debians_and_is_what_ssl_loads(
         trimmed: tuple[openssl.OpenSSL, Runtime, Runtime]) -> None:
     built, runtime, with_tls = trimmed
     assert built.steps == openssl.SIZE_STEPS
-    debian_crypto = Path("/usr/lib/x86_64-linux-gnu/libcrypto.so.3")
-    if debian_crypto.exists():
-        assert built.shared[0].stat().st_size < debian_crypto.stat().st_size
+    # The profiles link statically: only the archives are built (each file compiled once, not twice).
+    assert not built.has_shared and not any(p.exists() for p in built.shared)
+    assert all(p.is_file() for p in built.static)
+    debian = [Path("/usr/lib/x86_64-linux-gnu") / n for n in openssl.SONAMES]
+    if all(p.exists() for p in debian):
+        ssl_module = next((with_tls.prefix / "lib" / f"python{MINOR}" / "lib-dynload").glob("_ssl.*.so"))
+        assert ssl_module.stat().st_size < sum(p.stat().st_size for p in debian)
     plain, trim = _run(runtime.python, PROBE), _run(with_tls.python, PROBE)
     # Static: no libssl/libcrypto mapped at all; shared: only the trimmed copies beside libpython.
     expected = [str(with_tls.prefix / "lib" / n) for n in ("libcrypto.so.3", "libssl.so.3")]

@@ -132,13 +132,15 @@ def options_of(steps: Iterable[str]) -> tuple[str, ...]:
 
 
 def configure_argv(tree: Path, prefix: Path, target: str, steps: Iterable[str], *,
-                   cross: Cross | None = None, build: Path | None = None) -> list[str]:
+                   cross: Cross | None = None, build: Path | None = None, shared: bool = True) -> list[str]:
     """Configure's command line, run from the (separate) build folder (pure). `prefix`: what the
     library is configured for (CONFIGURED_PREFIX); it is installed elsewhere through DESTDIR.
     `cross`: another architecture, compiled with Debian's cross gcc against the target's root as
     sysroot (its libc headers: the cross gcc has none of its own here), as the runtime is.
     `build`: the build folder, from which Configure names the sources relatively: the debug info
-    then names `crypto/ec/ecx_meth.c`, as `bloat --units` shows it, not a path of this machine."""
+    then names `crypto/ec/ecx_meth.c`, as `bloat --units` shows it, not a path of this machine.
+    `shared`: also libcrypto.so and libssl.so. Without them (`no-shared`, still -fPIC) OpenSSL
+    compiles each file once instead of twice: the static link the profiles use needs no more."""
     if target not in CONFIGURE_TARGETS:
         raise OpenSSLBuildFailed(f"openssl: no Configure target for architecture {target!r}")
     tools = [f"CC={cross.compiler} --sysroot={cross.sysroot}", f"AR={cross.triplet}-ar",
@@ -146,16 +148,18 @@ def configure_argv(tree: Path, prefix: Path, target: str, steps: Iterable[str], 
     maps = dict.fromkeys([str(tree), *([os.path.relpath(tree, build)] if build else [])])
     return ["perl", str(tree / "Configure"), CONFIGURE_TARGETS[target], *tools, f"--prefix={prefix}",
             "--libdir=lib", f"--openssldir={OPENSSLDIR}", "no-tests", DEBUG_INFO,
-            *(f"-fdebug-prefix-map={m}/=" for m in maps), *options_of(steps)]
+            *(f"-fdebug-prefix-map={m}/=" for m in maps), *options_of(steps), *([] if shared else ["no-shared"])]
 
 
-def openssl_key(source_version: str, steps: Iterable[str], target: str, sysroot_key: str | None = None) -> str:
+def openssl_key(source_version: str, steps: Iterable[str], target: str, sysroot_key: str | None = None,
+                shared: bool = True) -> str:
     """The folder name of the build for these inputs (pure). `sysroot_key`: the target root a cross
-    build compiled against (its libc headers)."""
+    build compiled against (its libc headers); `shared`: with the shared libraries too."""
     steps = tuple(steps)
     data = {"recipe": RECIPE, "source": source_version, "target": target, "steps": list(steps),
             "options": list(options_of(steps)), "openssldir": OPENSSLDIR, "prefix": str(CONFIGURED_PREFIX),
-            "debug_info": DEBUG_INFO, **({"sysroot": sysroot_key} if sysroot_key else {})}
+            "debug_info": DEBUG_INFO, **({"sysroot": sysroot_key} if sysroot_key else {}),
+            **({} if shared else {"shared": False})}
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     return f"openssl-{target}-{digest}"
 
@@ -167,6 +171,7 @@ class OpenSSL:
     source_version: str
     steps: tuple[str, ...]
     target: str
+    has_shared: bool = True  # libcrypto.so.3 and libssl.so.3 built too (else the archives only)
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -199,10 +204,11 @@ def load(prefix: Path) -> OpenSSL | None:
     try:
         data = json.loads((prefix / STAMP).read_text())
         built = OpenSSL(prefix=prefix, key=data["key"], source_version=data["source_version"],
-                        steps=tuple(data["steps"]), target=data["target"])
+                        steps=tuple(data["steps"]), target=data["target"], has_shared=data.get("shared", True) is True)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return built if all(p.is_file() for p in (*built.shared, *built.static)) else None
+    wanted = (*built.shared, *built.static) if built.has_shared else built.static
+    return built if all(p.is_file() for p in wanted) else None
 
 
 def obtain_openssl_source(project: Project, log: Path) -> Source:
@@ -211,21 +217,22 @@ def obtain_openssl_source(project: Project, log: Path) -> Source:
 
 
 def build_openssl(project: Project, source: Source, steps: Iterable[str] = SIZE_STEPS, *,
-                  target: str, cross: Cross | None = None) -> OpenSSL:
+                  target: str, cross: Cross | None = None, shared: bool = False) -> OpenSSL:
     """The trimmed OpenSSL for these inputs: reused from work/.cache/runtime/<key>/ when built before.
     Another architecture's is cross-compiled (`cross`), as the runtime is (build/runtime/cross.py):
-    under emulation every compile would take ten times as long."""
+    under emulation every compile would take ten times as long. `shared`: the shared libraries too
+    (the benchmarks and `LINKING = "shared"`); the profiles link statically and need only the archives."""
     steps = tuple(steps)
     if (cross is None) != (target == host_architecture()):
         raise OpenSSLBuildFailed(f"openssl: a build for {target} on this {host_architecture()} machine "
                                  f"{'needs a' if cross is None else 'takes no'} cross compiler")
-    key = openssl_key(source.version, steps, target, cross.sysroot_key if cross else None)
+    key = openssl_key(source.version, steps, target, cross.sysroot_key if cross else None, shared)
     final = project.cache_root / "runtime" / key
     existing = load(final)
     if existing is not None:
         return existing
     with exclusive(final):
-        return load(final) or _build(project, source, steps, target, key, final, cross)
+        return load(final) or _build(project, source, steps, target, key, final, cross, shared)
 
 
 def _step(what: str, log: Path, argv: list[str | Path], cwd: Path, env: dict[str, str]) -> None:
@@ -236,7 +243,7 @@ def _step(what: str, log: Path, argv: list[str | Path], cwd: Path, env: dict[str
 
 
 def _build(project: Project, source: Source, steps: tuple[str, ...], target: str, key: str, final: Path,
-           cross: Cross | None) -> OpenSSL:
+           cross: Cross | None, shared: bool) -> OpenSSL:
     tmp = final.with_name(f"{key}.tmp")
     remove_tree(tmp, project.output_roots)
     build = tmp / "build"
@@ -244,16 +251,17 @@ def _build(project: Project, source: Source, steps: tuple[str, ...], target: str
     log = tmp / LOG_NAME
     proc.require_tools("perl", "make", cross.compiler if cross else "gcc")
     env = {**os.environ, "LC_ALL": "C"}
-    _step("Configure", log, configure_argv(source.tree, CONFIGURED_PREFIX, target, steps, cross=cross, build=build),
-          build, env)
+    _step("Configure", log, configure_argv(source.tree, CONFIGURED_PREFIX, target, steps, cross=cross, build=build,
+                                           shared=shared), build, env)
     _step("make build_libs", log, ["make", f"-j{JOBS}", "build_libs"], build, env)
     root = tmp / "root"
     _step("make install_dev", log, ["make", "install_dev", f"DESTDIR={root}"], build, env)
     prefix = tmp / "prefix"
     os.replace(root / CONFIGURED_PREFIX.relative_to(CONFIGURED_PREFIX.anchor), prefix)
-    built = OpenSSL(prefix=final, key=key, source_version=source.version, steps=steps, target=target)
+    built = OpenSSL(prefix=final, key=key, source_version=source.version, steps=steps, target=target,
+                    has_shared=shared)
     (prefix / STAMP).write_text(json.dumps({"key": key, "package": PACKAGE.name, "source_version": source.version,
-                                            "target": target, "steps": list(steps),
+                                            "target": target, "steps": list(steps), "shared": shared,
                                             "options": list(options_of(steps))}, indent=2) + "\n")
     os.replace(log, prefix / LOG_NAME)
     if final.exists():  # a leftover without its stamp: never a complete build

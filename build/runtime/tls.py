@@ -158,6 +158,9 @@ def tls_runtime(project: Project, runtime: Runtime, python_source: Source, built
     first run is emulated."""
     if linking not in LINKINGS:
         raise TlsRuntimeFailed(f"size runtime with TLS: unknown linking {linking!r} (one of {', '.join(LINKINGS)})")
+    if linking == "shared" and not built.has_shared:
+        raise TlsRuntimeFailed(f"size runtime with TLS: {built.key} has no shared libraries to link against "
+                               "(build it with shared=True)")
     key = tls_key(runtime, built, linking)
     final = runtime.prefix.with_name(key)
     existing = load(final)
@@ -285,7 +288,7 @@ def cross_tls_runtime(project: Project, runtime: Runtime, cross: Cross, log: Pat
     openssl_source = obtain_openssl_source(project, log)
     terminal.info(f"size runtime: TLS from openssl {openssl_source.version} cross-compiled for {runtime.target} "
                   f"({', '.join(SIZE_STEPS)}), linked {linking}")
-    built = build_openssl(project, openssl_source, target=runtime.target, cross=cross)
+    built = build_openssl(project, openssl_source, target=runtime.target, cross=cross, shared=linking == "shared")
     with_tls = tls_runtime(project, runtime, obtain_source(project, log), built, log, linking, cross=cross)
     return with_tls, openssl_facts(built, linking)
 
@@ -298,7 +301,7 @@ def tls_runtime_toolchain(project: Project, log: Path, *, linking: str = LINKING
     openssl_source = obtain_openssl_source(project, log)
     terminal.info(f"size runtime: TLS from openssl {openssl_source.version} built for a client "
                   f"({', '.join(SIZE_STEPS)}), linked {linking}")
-    built = build_openssl(project, openssl_source, target=target)
+    built = build_openssl(project, openssl_source, target=target, shared=linking == "shared")
     with_tls = tls_runtime(project, runtime, obtain_source(project, log), built, log, linking)
     found = freezer_pins(project)
     venv = make_venv(project, with_tls, [*found.run, *found.build], log)
