@@ -51,7 +51,8 @@ def empty_record(profile: str, **known: Any) -> dict[str, Any]:
 def profile_facts(resolved: Mapping[str, Any]) -> dict[str, Any]:
     """The strategy columns of a record, from a resolved profile (manifest or config)."""
     return {"backend": resolved.get("backend"), "layout": resolved.get("layout"), "tls": resolved.get("tls"),
-            "multicall": resolved.get("multicall"), "target": resolved.get("target"), "runtime": resolved.get("runtime")}
+            "multicall": resolved.get("multicall"), "target": resolved.get("target"),
+            "runtime": resolved.get("runtime")}
 
 
 def sizes_from_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
