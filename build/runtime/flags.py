@@ -140,8 +140,8 @@ SMALL_TYPE_CACHE = FlagStep(
         "every process fills with its own lookups and the references they hold (3 workers under `run`, "
         "flash-min, without the OS's files: 19,150 -> 18,500 kB PSS; loops no slower within 2 %). 3.11's "
         "runtime state is statically initialised, so the cache sits in libpython's data twice (_PyRuntime and "
-        "the `initial` copy it is reset from): 172,032 bytes less stripped (issue 18, benchmarks/runtime.py "
-        "--speed --without small-type-cache; no speed difference above the noise of one run)",
+        "the `initial` copy it is reset from): 172,032 bytes less stripped, of zeros (xz -9e: the same; issue 18, "
+        "benchmarks/runtime.py --speed --without small-type-cache: no speed difference above the noise)",
     edits=("small-type-cache",),
 )
 TEXT_SIGNATURES = FlagStep(
