@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/runtime.py [--ladder] [--size-profile min] [--system-profile min-system]
         [--runs 11] [--messages 300] [--markdown]
+    .venv/bin/python benchmarks/runtime.py --speed [--balanced] [--without STEP] [--runtime FOLDER] [--rigorous]
 
 Prints:
 - libpython bytes (raw, stripped, xz -9e) of the machine's Python and of every size runtime in the
@@ -17,8 +18,9 @@ Prints:
   interpreters (the size venv's Python and the one running this), all in the same run, in turns.
 With `--speed`, only pyperformance's subset (PYPERFORMANCE, pyperf's --fast unless --rigorous) on
 the size runtime (and with `--balanced` the balanced recipe's, built when missing; with --runtime
-any other of the cache), Debian's python3.11 and the Python running this, each benchmark on each
-in turns, with each benchmark's ratio to Debian's and the geometric mean.
+any other of the cache; with --without STEP the size recipe without that step, built when missing),
+Debian's python3.11 and the Python running this, each benchmark on each in turns, with each
+benchmark's ratio to Debian's and the geometric mean.
 A benchmark, not a test: it prints figures and asserts nothing about them.
 """
 
@@ -28,6 +30,7 @@ import argparse
 import lzma
 import math
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -90,6 +93,16 @@ def build_ladder(project: Project, log: Path) -> None:
                                       export_inputs=export_inputs(flags))
 
 
+def without_step(project: Project, name: str, log: Path) -> runtime_compile.Runtime:
+    """The size recipe without the step `name` (built when missing: a relink from the size runtime's
+    compiled tree when the step is link-only, else a compile). Without `exports` nothing is trimmed,
+    so public-api, which only adds to the export list, goes too."""
+    dropped = {name, "public-api"} if name == "exports" else {name}
+    flags = merge(step for step in map(step_named, SIZE_STEPS) if step.name not in dropped
+                  and applies(step, host_architecture()))
+    return size_runtime(project, log, target=host_architecture(), flags=flags)
+
+
 def library_rows(project: Project) -> list[list[str]]:
     system = Path(sysconfig.get_config_var("LIBDIR")) / sysconfig.get_config_var("INSTSONAME")
     raw, stripped, xz = library_bytes(system)
@@ -141,7 +154,7 @@ def pyperformance_means(runtimes: dict[str, Path], folder: Path, fast: bool) -> 
     the same load."""
     import pyperf
 
-    outs = {label: folder / f"{label.split()[0].lower().strip('`')}.json" for label in runtimes}
+    outs = {label: folder / f"{re.sub(r'[^a-z0-9.]+', '-', label.lower()).strip('-')[:100]}.json" for label in runtimes}
     for out in outs.values():
         if out.exists():
             out.unlink()
@@ -211,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --speed: the balanced recipe's runtime too (built when missing)")
     parser.add_argument("--runtime", action="append", default=[], type=Path, metavar="FOLDER",
                         help="with --speed: another runtime of work/.cache/runtime/ too (a ladder step's)")
+    parser.add_argument("--without", action="append", default=[], choices=SIZE_STEPS[1:], metavar="STEP",
+                        help="with --speed: the size recipe without STEP too, to price one step (built when "
+                             "missing: a relink for exports and public-api, a compile otherwise)")
     args = parser.parse_args(argv)
     project = Project.at(ROOT)
     md = args.markdown
@@ -230,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
                 emit("libpython3.11.so.1.0 per recipe (bytes)", ["recipe", "raw", "stripped", "xz -9e"],
                      [[label, *map(num, library_bytes(prefix / "lib" / "libpython3.11.so.1.0"))]
                       for label, prefix in pythons.items()], as_markdown=md, numeric=("raw", "stripped", "xz -9e"))
+            for name in args.without:
+                with tempfile.TemporaryDirectory() as tmp:
+                    pythons[f"size without {name}"] = without_step(project, name, Path(tmp) / "runtime.log").prefix
             for folder in args.runtime:
                 other = runtime_compile.load(folder)
                 if other is None:

@@ -40,15 +40,18 @@ def test_the_check_fails_when_a_figure_is_edited_by_hand(tmp_path: Path) -> None
     assert with_table(edited, sweep, SOURCE) == readme  # the command puts the sweep's figure back
 
 
-def test_the_table_ranks_working_profiles_and_names_images() -> None:
+def test_the_table_ranks_working_profiles_and_names_images_and_runtimes() -> None:
     records = [empty_record("min", ok=True, device_bytes=1_739_818, layout="onefile", first_ack_ms=90.0,
                             source={"first_ack_ms": 100.0}),
                empty_record("flash-min", ok=True, device_bytes=1_310_720, image_format="squashfs xz"),
+               empty_record("min-balanced", ok=True, device_bytes=2_000_000, layout="onefile", runtime="balanced",
+                            first_ack_ms=80.0, source={"first_ack_ms": 100.0}),
                empty_record("broken", error="smoke test failed")]
     table = measured_table(make_sweep(records, source=None, settings={"workers": 3}, run_id="r", created="c"))
-    assert device_bytes_shown(table) == {"flash-min": 1_310_720, "min": 1_739_818}
+    assert device_bytes_shown(table) == {"flash-min": 1_310_720, "min": 1_739_818, "min-balanced": 2_000_000}
     assert "| flash-min (squashfs xz image) | 1,310,720 |" in table and "| 90.0 (×0.90) |" in table
-    assert table.index("flash-min") < table.index("| min (onefile)")
+    assert "| min-balanced (onefile, balanced runtime) | 2,000,000 | 80.0 (×0.80) |" in table
+    assert table.index("flash-min") < table.index("| min (onefile)") < table.index("min-balanced")
 
 
 def test_a_readme_without_the_markers_is_refused() -> None:

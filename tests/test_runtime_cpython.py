@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -75,17 +76,20 @@ EXPECTED_FAILURES: dict[str, str] = {
 # keeps a venv's site-packages). ctypes' tests are not installed either (--disable-test-modules):
 # the ctypes package then loads from the source tree, linked there too (the same files `make
 # install` copied; test.support discovers a package's tests only under site-packages, where it lives).
-_SITECUSTOMIZE = """\
+# Both are found there first, before the standard library: Debian's own python3.11 (a target root's,
+# benchmarks/emulated_runtime.py) has a partial `test` package and a ctypes without tests. A .pth
+# line installs the finder, since Debian's sitecustomize.py in the standard library would hide ours.
+_TREE_FIRST = """\
 import importlib.machinery, os, sys
 
-class _CtypesFromTheTree:
+class _FromTheTree:
     @staticmethod
     def find_spec(name, path=None, target=None):
-        if name == "ctypes":
+        if name in ("ctypes", "test"):
             return importlib.machinery.PathFinder.find_spec(name, [os.path.dirname(__file__)])
         return None
 
-sys.meta_path.insert(0, _CtypesFromTheTree)
+sys.meta_path.insert(0, _FromTheTree)
 """
 # regrtest, with SIGINT handled as Python does by default whatever started pytest (a shell's
 # background job ignores it, and so would every worker: test_threading's interrupt_main tests).
@@ -93,17 +97,22 @@ _REGRTEST = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_
              "runpy.run_module('test', run_name='__main__', alter_sys=True)")
 
 
-def venv_with_tests(prefix: Path, tree: Path, folder: Path, log: Path) -> Path:
+def venv_with_tests(prefix: Path, tree: Path, folder: Path, log: Path, *, launch: Sequence[str] = (),
+                    cc: Sequence[str] = ("gcc",), headers: Path | None = None) -> Path:
     """A venv of the runtime in `prefix` that sees the `test` package and ctypes' tests of the source
     tree `tree`, and the C module ctypes' tests call (compiled here against the runtime's headers: an
-    extension module like any other, so it also tries the export list)."""
+    extension module like any other, so it also tries the export list). For a target's runtime,
+    `launch` runs it under emulation (the paths are the same inside the root) and `cc` is the cross
+    compiler with the root as its sysroot and `headers` the runtime's Python.h folder as seen from
+    here (benchmarks/emulated_runtime.py)."""
     venv = folder / "venv"
-    proc.run([prefix / "bin" / "python3.11", "-m", "venv", "--without-pip", venv], log=log, timeout=300)
+    proc.run([*launch, prefix / "bin" / "python3.11", "-m", "venv", "--without-pip", venv], log=log, timeout=600)
     site = next(venv.glob("lib/python3.*/site-packages"))
     (site / "test").symlink_to(tree / "Lib" / "test")
     (site / "ctypes").symlink_to(tree / "Lib" / "ctypes")
-    (site / "sitecustomize.py").write_text(_SITECUSTOMIZE)
-    proc.run(["gcc", "-shared", "-fPIC", "-Os", f"-I{prefix / 'include' / 'python3.11'}", "-o",
+    (site / "_tree_first.py").write_text(_TREE_FIRST)
+    (site / "_tree_first.pth").write_text("import _tree_first\n")
+    proc.run([*cc, "-shared", "-fPIC", "-Os", f"-I{headers or prefix / 'include' / 'python3.11'}", "-o",
               site / "_ctypes_test.so", tree / "Modules" / "_ctypes" / "_ctypes_test.c"], log=log, timeout=300)
     return venv / "bin" / "python"
 
@@ -131,15 +140,22 @@ def cpython_run(built, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[s
     tree = obtain_source(project, folder / "source.log").tree
     log = folder / "regrtest.log"
     python = venv_with_tests(runtime.prefix, tree, folder, log)
+    failed, run, seconds = run_regrtest(python, TESTS, folder, log)
+    return failed, run, seconds, log.read_text()
+
+
+def run_regrtest(python: Path, tests: Sequence[str], folder: Path, log: Path, *, launch: Sequence[str] = (),
+                 timeout: float = TIMEOUT) -> tuple[dict[str, str], int, float]:
+    """regrtest of `tests` on `python` (behind `launch` for a target's): failed ids, cases run, seconds."""
     xml = folder / "junit.xml"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON") and k != "VIRTUAL_ENV"}
     started = time.monotonic()
-    proc.run([python, "-X", "faulthandler", "-c", _REGRTEST, "-j2", f"--timeout={PER_TEST_TIMEOUT}", "--junit-xml", xml,
-              *TESTS], log=log, env=env, cwd=folder, timeout=TIMEOUT, check=False)
+    proc.run([*launch, python, "-X", "faulthandler", "-c", _REGRTEST, "-j2", f"--timeout={PER_TEST_TIMEOUT}",
+              "--junit-xml", xml, *tests], log=log, env=env, cwd=folder, timeout=timeout, check=False)
     seconds = time.monotonic() - started
     assert xml.is_file(), log.read_text()[-3000:]
     failed, run = _results(xml)
-    return failed, run, seconds, log.read_text()
+    return failed, run, seconds
 
 
 def test_cpython_tests_fail_only_where_listed(cpython_run) -> None:

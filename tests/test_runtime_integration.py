@@ -174,6 +174,10 @@ def test_size_runtime_behaves_as_debians_python_for_signatures_and_pythonapi(bui
     prefix = built.project.cache_root / "runtime" / runtime.facts["runtime_key"]
     size = _stock_facts([str(prefix / "bin" / "python3.11")], names)
     debian = _stock_facts([str(DEBIAN_PYTHON)], names)
+    _assert_behaves_alike(size, debian)
+
+
+def _assert_behaves_alike(size: dict, debian: dict) -> None:
     assert size["dataclass"] == debian["dataclass"] == "C()"
     assert size["signatures"] == debian["signatures"] == {
         "len": "(obj, /)", "object": "()", "dict.get": "(self, key, default=None, /)",
@@ -183,6 +187,25 @@ def test_size_runtime_behaves_as_debians_python_for_signatures_and_pythonapi(bui
     # Every public name Debian's interpreter finds through ctypes, this one finds too.
     assert {"PyThreadState_SetAsyncExc", "PyEval_SetTrace", "PyRun_SimpleString"} <= set(debian["pythonapi"])
     assert sorted(set(debian["pythonapi"]) - set(size["pythonapi"])) == []
+
+
+def test_aarch64_size_runtime_behaves_as_the_roots_python_for_signatures_and_pythonapi(built, tmp_path: Path) -> None:
+    """The same two programs on min-aarch64's runtime (cross-compiled: its own configure answers,
+    its own export list) against the root's Debian python3.11, both run in the same emulator. The
+    runtime is the one the session's min-aarch64 build made: a few seconds of emulation, no compile."""
+    from build.runtime.exports import public_api
+    from build.runtime.sources import obtain_source
+    from build.targets.toolchain import target_root
+
+    toolchain = json.loads((built("min-aarch64").dist_dir / "manifest.json").read_text())["toolchain"]
+    assert toolchain["runtime"] == "size" and {"text-signatures", "public-api"} <= set(toolchain["flag_steps"])
+    runtime = load(built.project.cache_root / "runtime" / toolchain["runtime_key"])
+    assert runtime is not None and runtime.target == "aarch64"
+    launch = list(target_root("aarch64", built.project, tmp_path / "root.log").launcher())
+    names = sorted(public_api(obtain_source(built.project, tmp_path / "source.log").tree))
+    size = _stock_facts([*launch, str(runtime.python)], names)
+    debian = _stock_facts([*launch, str(DEBIAN_PYTHON)], names)  # the root's, not this machine's
+    _assert_behaves_alike(size, debian)
 
 
 def test_an_export_list_change_relinks_the_compiled_tree_instead_of_compiling(built, tmp_path: Path) -> None:

@@ -17,9 +17,10 @@ class MarkerError(ValueError):
 
 
 def _label(record: Mapping[str, Any]) -> str:
-    if record.get("image_format"):
-        return f"{record['profile']} ({record['image_format']} image)"
-    return f"{record['profile']} ({record.get('layout') or '?'})"
+    what = f"{record['image_format']} image" if record.get("image_format") else record.get("layout") or "?"
+    # The runtime's recipe beside the bytes and times it gives (older sweeps did not record it).
+    runtime = f", {record['runtime']} runtime" if record.get("runtime") else ""
+    return f"{record['profile']} ({what}{runtime})"
 
 
 def _figure(value: Any, baseline: Any = None) -> str:

@@ -29,7 +29,8 @@ BASELINE = shape({"profile": TEXT, "ok": FLAG.needed(), "error": TEXT, **FIGURE_
 RECORD_FIELDS = {
     "profile": TEXT.needed(), "ok": FLAG.needed(), "error": TEXT, "rank": COUNT, "device_bytes": COUNT,
     "artifact_bytes": COUNT, "image_bytes": COUNT, "image_format": TEXT, "build_seconds": NUMBER, **FIGURE_FIELDS,
-    "backend": TEXT, "layout": TEXT, "tls": FLAG, "multicall": FLAG, "target": TEXT, "emulated": FLAG, "note": TEXT,
+    "backend": TEXT, "layout": TEXT, "tls": FLAG, "multicall": FLAG, "target": TEXT, "runtime": TEXT, "emulated": FLAG,
+    "note": TEXT,
     "run_id": TEXT,
     # The source's figures measured beside this artifact, in turns with it (source_figures).
     "source": shape(FIGURE_FIELDS),
@@ -50,7 +51,8 @@ def empty_record(profile: str, **known: Any) -> dict[str, Any]:
 def profile_facts(resolved: Mapping[str, Any]) -> dict[str, Any]:
     """The strategy columns of a record, from a resolved profile (manifest or config)."""
     return {"backend": resolved.get("backend"), "layout": resolved.get("layout"), "tls": resolved.get("tls"),
-            "multicall": resolved.get("multicall"), "target": resolved.get("target")}
+            "multicall": resolved.get("multicall"), "target": resolved.get("target"),
+            "runtime": resolved.get("runtime")}
 
 
 def sizes_from_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -147,9 +149,10 @@ def sweep_ok(sweep: Mapping[str, Any]) -> bool:
 
 
 def strategy(record: Mapping[str, Any]) -> str:
-    """"pyinstaller onedir multicall no-tls, squashfs xz image" (pure)."""
+    """"pyinstaller onedir multicall no-tls x86_64 size runtime, squashfs xz image" (pure)."""
     multicall = {True: "multicall", False: "per-command"}.get(record.get("multicall"))
     tls = {True: "tls", False: "no-tls"}.get(record.get("tls"))
-    text = " ".join(str(x) for x in (record.get("backend"), record.get("layout"), multicall, tls, record.get("target"))
-                    if x)
+    runtime = f"{record['runtime']} runtime" if record.get("runtime") else None  # older sweeps: not recorded
+    text = " ".join(str(x) for x in (record.get("backend"), record.get("layout"), multicall, tls, record.get("target"),
+                                     runtime) if x)
     return f"{text}, {record['image_format']} image" if record.get("image_format") else text

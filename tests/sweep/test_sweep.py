@@ -233,7 +233,7 @@ def test_collect_names_a_run_baseline_of_the_wrong_type(tmp_path):
 
 def test_sweep_section_is_ranked_escaped_and_marks_failed_rows_with_their_reason():
     ok = record("min", 3_000_000, backend="pyinstaller", layout="onefile", tls=False, multicall=True,
-                image_format="squashfs xz")
+                image_format="squashfs xz", runtime="size")
     tricky = record("<b>x</b>", 100, backend="pyinstaller", layout="onedir")
     failed = record("nuitka-min", None, ok=False, error="smoke test failed:\n- hello: <script>alert(1)</script>")
     page = render_sweep_section(sweep_of([ok, failed, tricky]))
@@ -245,7 +245,7 @@ def test_sweep_section_is_ranked_escaped_and_marks_failed_rows_with_their_reason
     failed_row = page[page.index('data-profile="nuitka-min"'):]
     failed_row = failed_row[:failed_row.index("</tr>")]
     assert 'class="sf-failed"' in page and "FAILED" in failed_row and "smoke test failed:" in failed_row
-    assert "pyinstaller onefile multicall no-tls, squashfs xz image" in page
+    assert "pyinstaller onefile multicall no-tls size runtime, squashfs xz image" in page
     assert page.count("<script>") == 1 and SCRIPT in page  # only the sorting script, nothing from the data
 
 
