@@ -71,6 +71,17 @@ EXPECTED_FAILURES: dict[str, str] = {
         "the public C API only)",
 }
 
+# test_ssl again on the TLS runtime (`tls = true` profiles: OpenSSL built for a client, inside _ssl).
+_NO_TLS12_METHOD = ("PROTOCOL_TLSv1_2 is gone with TLSv1_2_method (no-deprecated; deprecated since Python 3.6): "
+                    "ValueError, as the README says; PROTOCOL_TLS_CLIENT with maximum_version does the same")
+TLS_EXPECTED_FAILURES: dict[str, str] = {
+    "test_ssl.ContextTests.test__create_stdlib_context": _NO_TLS12_METHOD,
+    "test_ssl.ContextTests.test_constructor": _NO_TLS12_METHOD,
+    "test_ssl.ThreadedTests.test_protocol_tlsv1_2": _NO_TLS12_METHOD,
+    "test_ssl.ContextTests.test_min_max_version":
+        "no TLS 1.0/1.1 (no-tls1, no-tls1_1): the lowest version is TLS 1.2, not one of the older ones it expects",
+}
+
 # The tests run in a venv of the runtime whose site-packages holds the source tree's `test` package,
 # so the tests' own subprocesses find it (several run `python -I`, which ignores PYTHONPATH but
 # keeps a venv's site-packages). ctypes' tests are not installed either (--disable-test-modules):
@@ -158,12 +169,34 @@ def run_regrtest(python: Path, tests: Sequence[str], folder: Path, log: Path, *,
     return failed, run, seconds
 
 
+def _unexplained(failed: dict[str, str], expected: dict[str, str], output: str) -> None:
+    new = {k: v for k, v in failed.items() if k not in expected}
+    assert not new, "failures not listed:\n" + "\n".join(f"{k}: {v}" for k, v in sorted(new.items())) \
+        + "\n" + output[-2000:]
+    passing = sorted(set(expected) - set(failed))
+    assert not passing, f"listed as failing but passed (remove them from the list): {passing}"
+
+
 def test_cpython_tests_fail_only_where_listed(cpython_run) -> None:
     failed, run, seconds, output = cpython_run
     print(f"{run} tests of {len(TESTS)} modules in {seconds:.0f} s; {len(failed)} failed, all listed")
-    new = {k: v for k, v in failed.items() if k not in EXPECTED_FAILURES}
-    assert not new, "failures not in EXPECTED_FAILURES:\n" + "\n".join(f"{k}: {v}" for k, v in sorted(new.items())) \
-        + "\n" + output[-2000:]
-    passing = sorted(set(EXPECTED_FAILURES) - set(failed))
-    assert not passing, f"listed as failing but passed (remove them from EXPECTED_FAILURES): {passing}"
+    _unexplained(failed, EXPECTED_FAILURES, output)
     assert run > 2500  # every module ran (about 2,700 cases): an import error is one case, not hundreds
+
+
+def test_test_ssl_on_the_tls_runtime_fails_only_where_listed(built, tmp_path: Path) -> None:
+    """test_ssl on the runtime the TLS profiles ship (_ssl with the trimmed OpenSSL inside), which
+    the session's min-tls build has made: what the cut options change is listed, nothing else."""
+    from build.runtime.tls import tls_runtime_toolchain
+
+    project: Project = built.project
+    venv_python = tls_runtime_toolchain(project, tmp_path / "runtime.log").python
+    home = next(line.split("=", 1)[1].strip() for line in (venv_python.parent.parent / "pyvenv.cfg").read_text()
+                .splitlines() if line.startswith("home"))
+    prefix = Path(home).parent  # the TLS runtime itself, not the venv the freezer runs in
+    log = tmp_path / "regrtest.log"
+    python = venv_with_tests(prefix, obtain_source(project, tmp_path / "source.log").tree, tmp_path, log)
+    failed, run, seconds = run_regrtest(python, ["test_ssl"], tmp_path, log)
+    print(f"test_ssl on the TLS runtime: {run} tests in {seconds:.0f} s; {len(failed)} failed, all listed")
+    _unexplained(failed, TLS_EXPECTED_FAILURES, log.read_text())
+    assert run > 150  # the module ran (an import error is one case)
