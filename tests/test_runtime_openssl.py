@@ -60,6 +60,9 @@ def test_another_architecture_is_configured_with_debians_cross_tools_against_its
     assert argv[2:6] == ["linux-armv4", f"CC=arm-linux-gnueabihf-gcc --sysroot={tmp_path / 'root'}",
                          "AR=arm-linux-gnueabihf-ar", "RANLIB=arm-linux-gnueabihf-ranlib"]
     assert openssl.DEBUG_INFO in argv  # units for `bloat --units`; the stripped code is the same
+    mapped = openssl.configure_argv(tmp_path / "src" / "tree", tmp_path / "p", "x86_64", (), build=tmp_path / "k" / "build")
+    # The flags ship inside the library (OPENSSL_CFLAGS): relative to the build folder, never absolute.
+    assert "-fdebug-prefix-map=../../src/tree/=" in mapped and not [a for a in mapped if a.startswith("-f") and str(tmp_path) in a]
     native = openssl.configure_argv(tmp_path, tmp_path / "p", "x86_64", openssl.SIZE_STEPS)
     assert not any(a.startswith(("CC=", "AR=")) for a in native)
     # Another root (other libc headers) is another build; a cross build is never made without one.

@@ -145,7 +145,9 @@ def configure_argv(tree: Path, prefix: Path, target: str, steps: Iterable[str], 
         raise OpenSSLBuildFailed(f"openssl: no Configure target for architecture {target!r}")
     tools = [f"CC={cross.compiler} --sysroot={cross.sysroot}", f"AR={cross.triplet}-ar",
              f"RANLIB={cross.triplet}-ranlib"] if cross else []
-    maps = dict.fromkeys([str(tree), *([os.path.relpath(tree, build)] if build else [])])
+    # Only the relative form, which is what the compile lines name: OpenSSL keeps its compiler flags
+    # in the library (OpenSSL_version(OPENSSL_CFLAGS)), so an absolute one would ship this machine's path.
+    maps = [os.path.relpath(tree, build)] if build else []
     return ["perl", str(tree / "Configure"), CONFIGURE_TARGETS[target], *tools, f"--prefix={prefix}",
             "--libdir=lib", f"--openssldir={OPENSSLDIR}", "no-tests", DEBUG_INFO,
             *(f"-fdebug-prefix-map={m}/=" for m in maps), *options_of(steps), *([] if shared else ["no-shared"])]
