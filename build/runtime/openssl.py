@@ -39,7 +39,7 @@ LOG_NAME = "build.log"
 # 2: configured for /usr, installed through DESTDIR: no cache path inside the library
 # 3: compiled with -g and source paths relative to the tree (DWARF for `bloat --units`; the shipped,
 #    stripped code is the same); cross builds
-RECIPE = 3
+RECIPE = 4  # 4: the debug prefix map only relative (OPENSSL_CFLAGS ships inside the library)
 # What Configure is told the prefix is: ENGINESDIR and MODULESDIR are compiled in from it (unused:
 # no-module, no-dso), and a build-machine folder must not end up in a shipped binary.
 CONFIGURED_PREFIX = Path("/usr")
